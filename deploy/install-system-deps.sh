@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs the system programs videofleet needs (Debian/Ubuntu): ffmpeg, redis-server, and, with
+# --with-postgres, PostgreSQL for the test suite. As root it installs what is missing; otherwise it
+# prints the one command to run and fails.
+set -euo pipefail
+
+want=()
+command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1 || want+=(ffmpeg)
+command -v redis-server >/dev/null 2>&1 || want+=(redis-server)
+if [[ "${1:-}" == "--with-postgres" ]]; then
+  command -v pg_ctlcluster >/dev/null 2>&1 || want+=(postgresql)
+fi
+[[ ${#want[@]} -eq 0 ]] && exit 0
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "videofleet needs: ${want[*]}. Install them with: sudo apt-get install -y ${want[*]}" >&2
+  exit 1
+fi
+echo "Installing ${want[*]} from Debian's packages..."
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${want[@]}" >/dev/null

@@ -1,0 +1,6 @@
+"""The producer: notifications in, task rows and published chains out."""
+
+from producer.ingest import Outcome, Result, ingest
+from producer.publish import BrokerUnavailable, ChainPublisher
+
+__all__ = ["BrokerUnavailable", "ChainPublisher", "Outcome", "Result", "ingest"]

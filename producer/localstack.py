@@ -1,0 +1,122 @@
+"""The local stack on the embedded defaults: Redis, a local S3 endpoint and a Celery worker.
+
+Each piece is started only when nothing answers at the configured address, and stopped again
+by the ``ExitStack`` it was registered with. The S3 endpoint is moto's server, which speaks the
+S3 API over real HTTP, so the fleet talks to it exactly as it talks to R2.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from urllib.parse import urlparse
+
+from botocore.exceptions import ClientError
+
+from schema.message import QUEUE
+from schema.settings import Settings
+from schema.storage import make_s3_client
+
+logger = logging.getLogger(__name__)
+
+STARTUP_TIMEOUT_S = 20.0
+SHUTDOWN_TIMEOUT_S = 20.0
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+class StackError(RuntimeError):
+    """Raised when a local service cannot be started; the message says what to install."""
+
+
+def is_listening(host: str, port: int) -> bool:
+    """Whether something accepts TCP connections at ``host:port``."""
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def wait_listening(host: str, port: int, *, what: str, timeout_s: float = STARTUP_TIMEOUT_S) -> None:
+    """Wait until ``host:port`` accepts connections or fail with a message naming ``what``."""
+    deadline = time.monotonic() + timeout_s
+    while not is_listening(host, port):
+        if time.monotonic() > deadline:
+            raise StackError(f"{what} did not start listening on {host}:{port} in {timeout_s:.0f} s")
+        time.sleep(0.1)
+
+
+def spawn(stack: ExitStack, args: list[str], *, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """Start a long-running child whose output goes to ``log``; the stack stops it."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    out = stack.enter_context(log.open("ab"))
+    proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    stack.callback(stop, proc)
+    return proc
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM (a warm shutdown for Celery), then SIGKILL if it takes too long."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=SHUTDOWN_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def ensure_redis(settings: Settings, stack: ExitStack, *, logdir: Path) -> None:
+    """Start ``redis-server`` for a local broker URL when none is running."""
+    url = urlparse(settings.broker_url)
+    host, port = url.hostname or "127.0.0.1", url.port or 6379
+    if is_listening(host, port):
+        return
+    if host not in LOCAL_HOSTS:
+        raise StackError(f"the broker at {host}:{port} is not reachable")
+    server = shutil.which("redis-server")
+    if server is None:
+        raise StackError("redis-server is not installed: run 'apt-get install redis-server'")
+    spawn(stack, [server, "--port", str(port), "--bind", host, "--save", "", "--appendonly", "no"],
+          log=logdir / "redis.log")
+    wait_listening(host, port, what="redis-server")
+
+
+def ensure_local_s3(settings: Settings, stack: ExitStack, *, logdir: Path) -> None:
+    """Start moto's S3 server for a local endpoint URL when none is running."""
+    url = urlparse(settings.s3_endpoint_url)
+    host, port = url.hostname or "127.0.0.1", url.port or 80
+    if is_listening(host, port):
+        return
+    if host not in LOCAL_HOSTS:
+        raise StackError(f"the S3 endpoint {settings.s3_endpoint_url} is not reachable")
+    spawn(stack, [sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)],
+          log=logdir / "s3.log")
+    wait_listening(host, port, what="the local S3 endpoint (moto)")
+
+
+def ensure_bucket(settings: Settings) -> None:
+    """Create the configured bucket if it does not exist (local endpoints only need this)."""
+    s3 = make_s3_client(settings)
+    try:
+        s3.head_bucket(Bucket=settings.s3_bucket)
+    except ClientError:
+        s3.create_bucket(Bucket=settings.s3_bucket)
+
+
+def start_worker(
+    stack: ExitStack, *, logdir: Path, name: str, concurrency: int = 2, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Run ``celery -A workers worker`` on the ``video-events`` queue as a child process."""
+    args = [sys.executable, "-m", "celery", "-A", "workers", "worker", "-Q", QUEUE,
+            "-c", str(concurrency), "-n", f"{name}@%h", "--loglevel", "INFO", "-E"]
+    return spawn(stack, args, log=logdir / f"{name}.log", env=env)

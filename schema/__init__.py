@@ -1,0 +1,46 @@
+"""The contracts producer and workers share: tables, statuses, the queue message, settings."""
+
+from schema.db import make_engine
+from schema.errors import (
+    IllegalTransition,
+    InvalidEvent,
+    NotAVideo,
+    ObjectMissing,
+    PermanentError,
+    StorageUnavailable,
+    TransientError,
+    VideofleetError,
+)
+from schema.lifecycle import load_metadata, now_ms, transition
+from schema.message import QUEUE, TASK_NAMES, Action, ObjectEvent, task_id_for
+from schema.settings import Settings
+from schema.status import STEPS, Step, TaskStatus, VideoStatus
+from schema.tables import metadata_obj, tasks, videos
+
+__all__ = [
+    "QUEUE",
+    "STEPS",
+    "TASK_NAMES",
+    "Action",
+    "IllegalTransition",
+    "InvalidEvent",
+    "NotAVideo",
+    "ObjectEvent",
+    "ObjectMissing",
+    "PermanentError",
+    "Settings",
+    "Step",
+    "StorageUnavailable",
+    "TaskStatus",
+    "TransientError",
+    "VideoStatus",
+    "VideofleetError",
+    "load_metadata",
+    "make_engine",
+    "metadata_obj",
+    "now_ms",
+    "task_id_for",
+    "tasks",
+    "transition",
+    "videos",
+]

@@ -1,0 +1,176 @@
+"""The worker's reads and writes of task and video rows; every status change goes via ``transition``."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IllegalStateChangeError, InterfaceError, OperationalError
+
+from schema.db import insert_ignoring_conflicts
+from schema.errors import DatabaseUnavailable, IllegalTransition, PermanentError
+from schema.lifecycle import load_metadata, now_ms, transition
+from schema.status import Step, TaskStatus, VideoStatus
+from schema.tables import tasks, videos
+
+logger = logging.getLogger(__name__)
+
+_VIDEO_ID_NAMESPACE = uuid.UUID("0b5f4a8e-3c1d-4e7a-9f2b-6d8c1a2e3f40")
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRow:
+    """The columns of a task row a step works from."""
+
+    id: str
+    video_key: str
+    bucket: str | None
+    status: TaskStatus
+    video_id: str | None
+    retry_count: int
+    metadata: dict[str, Any]
+
+
+@contextmanager
+def database() -> Iterator[None]:
+    """Turn a lost or refused database connection into a retryable error."""
+    try:
+        yield
+    except (OperationalError, InterfaceError, IllegalStateChangeError) as exc:
+        raise DatabaseUnavailable(f"database unavailable: {exc.__class__.__name__}") from exc
+
+
+def load(conn: Connection, task_id: str) -> TaskRow:
+    """Read one task row.
+
+    Raises:
+        PermanentError: there is no such task (a message for a deleted row).
+    """
+    row = conn.execute(sa.select(tasks).where(tasks.c.id == task_id)).one_or_none()
+    if row is None:
+        raise PermanentError(f"Task {task_id} not found")
+    return TaskRow(
+        id=row.id,
+        video_key=row.video_key,
+        bucket=row.bucket,
+        status=TaskStatus(row.status),
+        video_id=row.video_id,
+        retry_count=row.retry_count or 0,
+        metadata=load_metadata(row.metadata),
+    )
+
+
+def begin_step(engine: Engine, task_id: str, step: Step) -> TaskRow | None:
+    """Mark the task as running ``step``; return None when it already completed (a redelivery).
+
+    ``metadata.runs`` counts how often each step started, so redeliveries are visible.
+    """
+    with database(), engine.begin() as conn:
+        row = load(conn, task_id)
+        if row.status is TaskStatus.COMPLETED:
+            return None
+        runs = dict(row.metadata.get("runs") or {})
+        runs[step.value] = int(runs.get(step.value, 0)) + 1
+        transition(
+            conn, task_id, TaskStatus.PROCESSING,
+            step=step.value, error_message=None, metadata_patch={"runs": runs},
+        )
+        return row
+
+
+def save_step(engine: Engine, task_id: str, step: Step, patch: dict[str, Any]) -> None:
+    """Record what ``step`` learnt, staying in ``processing``."""
+    with database(), engine.begin() as conn:
+        transition(conn, task_id, TaskStatus.PROCESSING, step=step.value, metadata_patch=patch)
+
+
+def attach_video(engine: Engine, row: TaskRow, *, size_bytes: int) -> str:
+    """Find the task's ``videos`` row, creating it for objects uploaded straight to the bucket.
+
+    Raises:
+        PermanentError: the task names a video id whose row does not exist (the design's
+            "Video <id> not found").
+    """
+    with database(), engine.begin() as conn:
+        if row.video_id is not None:
+            found = conn.execute(sa.select(videos.c.id).where(videos.c.id == row.video_id)).scalar()
+            if found is None:
+                raise PermanentError(f"Video {row.video_id} not found")
+            video_id = row.video_id
+        else:
+            now = now_ms()
+            insert_ignoring_conflicts(
+                conn,
+                videos,
+                {
+                    "id": str(uuid.uuid5(_VIDEO_ID_NAMESPACE, row.video_key)),
+                    "r2_key": row.video_key,
+                    "filename": row.video_key.rsplit("/", 1)[-1],
+                    "size_bytes": size_bytes,
+                    "status": VideoStatus.PROCESSING.value,
+                    "created_at": now,
+                    "updated_at": now,
+                },
+                conflict_columns=("r2_key",),
+            )
+            video_id = conn.execute(
+                sa.select(videos.c.id).where(videos.c.r2_key == row.video_key)
+            ).scalar_one()
+        conn.execute(
+            sa.update(videos)
+            .where(videos.c.id == video_id)
+            .values(status=VideoStatus.PROCESSING.value, updated_at=now_ms())
+        )
+        conn.execute(sa.update(tasks).where(tasks.c.id == row.id).values(video_id=video_id))
+        return video_id
+
+
+def complete(engine: Engine, task_id: str, *, patch: dict[str, Any], thumbnail_url: str | None) -> None:
+    """Finish the task and mark its video ready, in one transaction."""
+    with database(), engine.begin() as conn:
+        row = load(conn, task_id)
+        transition(conn, task_id, TaskStatus.COMPLETED, metadata_patch=patch, error_message=None)
+        if row.video_id is not None:
+            conn.execute(
+                sa.update(videos)
+                .where(videos.c.id == row.video_id)
+                .values(status=VideoStatus.READY.value, thumbnail_url=thumbnail_url, updated_at=now_ms())
+            )
+
+
+def fail(engine: Engine, task_id: str, *, step: Step, message: str) -> None:
+    """Record the final failure of ``step``; a task that already ended is left as it is."""
+    with engine.begin() as conn:
+        try:
+            row = load(conn, task_id)
+            transition(conn, task_id, TaskStatus.FAILED, step=step.value, error_message=message)
+        except IllegalTransition:
+            logger.warning("Task %s: already ended, not marking it failed (%s)", task_id, message)
+            return
+        if row.video_id is not None:
+            conn.execute(
+                sa.update(videos)
+                .where(videos.c.id == row.video_id)
+                .values(status=VideoStatus.FAILED.value, updated_at=now_ms())
+            )
+
+
+def count_retry(engine: Engine, task_id: str, *, step: Step, reason: str) -> None:
+    """Add one to ``retry_count`` and keep the reason of the latest retry in ``error_message``."""
+    with engine.begin() as conn:
+        conn.execute(
+            sa.update(tasks)
+            .where(tasks.c.id == task_id)
+            .values(
+                retry_count=sa.func.coalesce(tasks.c.retry_count, 0) + 1,
+                error_message=reason,
+                step=step.value,
+                updated_at=now_ms(),
+            )
+        )

@@ -1,0 +1,48 @@
+"""The worker's view of the bucket: look at an object, hand ffmpeg a URL, store thumbnails."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from schema.storage import storage_error
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+THUMBNAIL_CONTENT_TYPE = "image/jpeg"
+
+
+def object_size(s3: S3Client, bucket: str, key: str) -> int:
+    """Return the object's size in bytes (a HEAD request).
+
+    Raises:
+        ObjectMissing: there is no such object.
+        StorageUnavailable: the endpoint failed.
+    """
+    try:
+        return int(s3.head_object(Bucket=bucket, Key=key)["ContentLength"])
+    except (BotoCoreError, ClientError) as exc:
+        raise storage_error(exc, video_key=key) from exc
+
+
+def presigned_get(s3: S3Client, bucket: str, key: str, *, expires_s: int) -> str:
+    """Sign a GET URL locally (no request); ffmpeg reads through it with range requests."""
+    return s3.generate_presigned_url(
+        "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires_s
+    )
+
+
+def thumbnail_key(prefix: str, video_key: str, index: int) -> str:
+    """The deterministic key of a video's ``index``-th thumbnail: a re-run overwrites it."""
+    return f"{prefix}{video_key}/{index:03d}.jpg"
+
+
+def upload_file(s3: S3Client, bucket: str, key: str, path: Path, *, content_type: str) -> None:
+    """Upload a small local file in one PUT."""
+    try:
+        s3.put_object(Bucket=bucket, Key=key, Body=path.read_bytes(), ContentType=content_type)
+    except (BotoCoreError, ClientError) as exc:
+        raise storage_error(exc, video_key=key) from exc
