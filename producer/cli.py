@@ -29,7 +29,8 @@ def load_settings() -> Settings:
         return Settings()
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']).upper() or 'settings'}: {e['msg']}" for e in exc.errors()
+            f"{'.'.join(str(p) for p in e['loc']).upper() or 'settings'}: {e['msg']}"
+            for e in exc.errors()
         )
         raise click.ClickException(f"invalid configuration: {problems}") from exc
 
@@ -40,7 +41,10 @@ def load_settings() -> Settings:
 def main(ctx: click.Context, log_level: str | None) -> None:
     """videofleet: R2/S3 uploads in, validated and thumbnailed videos out."""
     settings = load_settings()
-    logging.basicConfig(level=log_level or settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=log_level or settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     ctx.obj = settings
 
 
@@ -87,8 +91,13 @@ def tasks_command(settings: Settings, limit: int) -> None:
 
 
 @main.command()
-@click.option("--workdir", type=click.Path(path_type=Path), default=Path(".demo"), show_default=True,
-              help="Where the demo keeps its logs.")
+@click.option(
+    "--workdir",
+    type=click.Path(path_type=Path),
+    default=Path(".demo"),
+    show_default=True,
+    help="Where the demo keeps its logs.",
+)
 @click.pass_obj
 def demo(settings: Settings, workdir: Path) -> None:
     """Run the whole fleet locally on generated samples and print the resulting task rows."""

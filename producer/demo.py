@@ -48,12 +48,24 @@ def make_samples(folder: Path) -> list[Sample]:
     """Generate the demo's uploads: four real videos in three containers, and two that are not."""
     return [
         Sample("clip.mp4", samples.make_video(folder / "clip.mp4"), TaskStatus.COMPLETED),
-        Sample("portrait.mp4", samples.make_video(folder / "portrait.mp4", rotate_deg=90), TaskStatus.COMPLETED),
-        Sample("anamorphic.mkv", samples.make_video(folder / "anamorphic.mkv", size="240x240", sar="4/3"),
-               TaskStatus.COMPLETED),
-        Sample("clip.webm", samples.make_video(folder / "clip.webm", seconds=2, codec="libvpx-vp9"),
-               TaskStatus.COMPLETED),
-        Sample("shopping-list.mp4", samples.make_not_a_video(folder / "notes.mp4"), TaskStatus.FAILED),
+        Sample(
+            "portrait.mp4",
+            samples.make_video(folder / "portrait.mp4", rotate_deg=90),
+            TaskStatus.COMPLETED,
+        ),
+        Sample(
+            "anamorphic.mkv",
+            samples.make_video(folder / "anamorphic.mkv", size="240x240", sar="4/3"),
+            TaskStatus.COMPLETED,
+        ),
+        Sample(
+            "clip.webm",
+            samples.make_video(folder / "clip.webm", seconds=2, codec="libvpx-vp9"),
+            TaskStatus.COMPLETED,
+        ),
+        Sample(
+            "shopping-list.mp4", samples.make_not_a_video(folder / "notes.mp4"), TaskStatus.FAILED
+        ),
         Sample("empty.mp4", samples.make_empty(folder / "empty.mp4"), TaskStatus.FAILED),
     ]
 
@@ -105,7 +117,10 @@ def run_demo(settings: Settings, *, workdir: Path, out: Any) -> bool:
         demo_samples = make_samples(Path(tmp))
         keys = {s.name: f"uploads/demo-{run_id}/{s.name}" for s in demo_samples}
         bodies = [upload(settings, s, keys[s.name]) for s in demo_samples]
-        print(f"Uploaded {len(bodies)} objects to s3://{settings.s3_bucket}/uploads/demo-{run_id}/", file=out)
+        print(
+            f"Uploaded {len(bodies)} objects to s3://{settings.s3_bucket}/uploads/demo-{run_id}/",
+            file=out,
+        )
         with ChainPublisher(settings) as publisher:
             outcomes = ingest(engine, publisher, [parse_r2(b) for b in bodies])
         print(f"Delivered {len(outcomes)} R2 notifications; waiting for the worker...", file=out)
@@ -113,6 +128,9 @@ def run_demo(settings: Settings, *, workdir: Path, out: Any) -> bool:
     expected = {keys[s.name]: s.expected.value for s in demo_samples}
     print(format_table(TASK_COLUMNS, [task_summary(r) for r in rows]), file=out)
     wrong = [r.video_key for r in rows if r.status != expected[r.video_key]]
-    print(f"\n{len(rows) - len(wrong)}/{len(expected)} tasks ended as expected "
-          f"in {time.monotonic() - started:.1f} s (logs in {logdir}).", file=out)
+    print(
+        f"\n{len(rows) - len(wrong)}/{len(expected)} tasks ended as expected "
+        f"in {time.monotonic() - started:.1f} s (logs in {logdir}).",
+        file=out,
+    )
     return not wrong and len(rows) == len(expected)

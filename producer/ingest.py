@@ -121,7 +121,9 @@ def _claim_unpublished(engine: Engine, task_ids: list[str]) -> dict[str, str]:
     return claims
 
 
-def _publish_or_release(engine: Engine, publisher: Publisher, task_id: str, workflow_id: str) -> None:
+def _publish_or_release(
+    engine: Engine, publisher: Publisher, task_id: str, workflow_id: str
+) -> None:
     try:
         publisher.publish(task_id, workflow_id=workflow_id)
     except Exception:

@@ -45,20 +45,28 @@ def is_listening(host: str, port: int) -> bool:
         return False
 
 
-def wait_listening(host: str, port: int, *, what: str, timeout_s: float = STARTUP_TIMEOUT_S) -> None:
+def wait_listening(
+    host: str, port: int, *, what: str, timeout_s: float = STARTUP_TIMEOUT_S
+) -> None:
     """Wait until ``host:port`` accepts connections or fail with a message naming ``what``."""
     deadline = time.monotonic() + timeout_s
     while not is_listening(host, port):
         if time.monotonic() > deadline:
-            raise StackError(f"{what} did not start listening on {host}:{port} in {timeout_s:.0f} s")
+            raise StackError(
+                f"{what} did not start listening on {host}:{port} in {timeout_s:.0f} s"
+            )
         time.sleep(0.1)
 
 
-def spawn(stack: ExitStack, args: list[str], *, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+def spawn(
+    stack: ExitStack, args: list[str], *, log: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     """Start a long-running child whose output goes to ``log``; the stack stops it."""
     log.parent.mkdir(parents=True, exist_ok=True)
     out = stack.enter_context(log.open("ab"))
-    proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    proc = subprocess.Popen(
+        args, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+    )
     stack.callback(stop, proc)
     return proc
 
@@ -86,8 +94,11 @@ def ensure_redis(settings: Settings, stack: ExitStack, *, logdir: Path) -> None:
     server = shutil.which("redis-server")
     if server is None:
         raise StackError("redis-server is not installed: run 'apt-get install redis-server'")
-    spawn(stack, [server, "--port", str(port), "--bind", host, "--save", "", "--appendonly", "no"],
-          log=logdir / "redis.log")
+    spawn(
+        stack,
+        [server, "--port", str(port), "--bind", host, "--save", "", "--appendonly", "no"],
+        log=logdir / "redis.log",
+    )
     wait_listening(host, port, what="redis-server")
 
 
@@ -99,8 +110,11 @@ def ensure_local_s3(settings: Settings, stack: ExitStack, *, logdir: Path) -> No
         return
     if host not in LOCAL_HOSTS:
         raise StackError(f"the S3 endpoint {settings.s3_endpoint_url} is not reachable")
-    spawn(stack, [sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)],
-          log=logdir / "s3.log")
+    spawn(
+        stack,
+        [sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)],
+        log=logdir / "s3.log",
+    )
     wait_listening(host, port, what="the local S3 endpoint (moto)")
 
 
@@ -114,9 +128,29 @@ def ensure_bucket(settings: Settings) -> None:
 
 
 def start_worker(
-    stack: ExitStack, *, logdir: Path, name: str, concurrency: int = 2, env: dict[str, str] | None = None
+    stack: ExitStack,
+    *,
+    logdir: Path,
+    name: str,
+    concurrency: int = 2,
+    env: dict[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
     """Run ``celery -A workers worker`` on the ``video-events`` queue as a child process."""
-    args = [sys.executable, "-m", "celery", "-A", "workers", "worker", "-Q", QUEUE,
-            "-c", str(concurrency), "-n", f"{name}@%h", "--loglevel", "INFO", "-E"]
+    args = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "workers",
+        "worker",
+        "-Q",
+        QUEUE,
+        "-c",
+        str(concurrency),
+        "-n",
+        f"{name}@%h",
+        "--loglevel",
+        "INFO",
+        "-E",
+    ]
     return spawn(stack, args, log=logdir / f"{name}.log", env=env)

@@ -7,16 +7,17 @@ from typing import Any
 from celery import Celery, chain
 from kombu.exceptions import OperationalError
 
-from schema.errors import TransientError
+from schema.errors import BrokerUnavailable
 from schema.message import QUEUE, TASK_NAMES
 from schema.settings import Settings
 from schema.status import STEPS, Step
 
-PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 2}
-
-
-class BrokerUnavailable(TransientError):
-    """Raised when the chain could not be handed to the broker."""
+PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0.2,
+    "interval_step": 0.5,
+    "interval_max": 2,
+}
 
 
 class ChainPublisher:

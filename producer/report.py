@@ -16,7 +16,9 @@ def task_summary(row: Any) -> tuple[str, ...]:
     probe = meta.get("probe") or {}
     thumbs = (meta.get("thumbnails") or {}).get("keys") or []
     duration = f"{probe['duration_s']:.2f} s" if "duration_s" in probe else "-"
-    display = f"{probe['display_width']}x{probe['display_height']}" if "display_width" in probe else "-"
+    display = (
+        f"{probe['display_width']}x{probe['display_height']}" if "display_width" in probe else "-"
+    )
     return (
         row.video_key,
         row.status,

@@ -25,13 +25,22 @@ def make_video(
     faststart: bool = True,
     gop_frames: int | None = None,
 ) -> Path:
-    """Encode a test-pattern video (with a 440 Hz tone) to ``path``; the container follows its suffix.
+    """Encode a test-pattern video with a 440 Hz tone; the container follows the suffix.
 
     ``rotate_deg`` writes a display-matrix rotation, ``sar`` an anamorphic sample aspect ratio,
     ``faststart`` moves the MP4 index to the front.
     """
-    args = ["ffmpeg", "-nostdin", "-loglevel", "error", "-y",
-            "-f", "lavfi", "-i", f"testsrc2=size={size}:rate={rate}:duration={seconds}"]
+    args = [
+        "ffmpeg",
+        "-nostdin",
+        "-loglevel",
+        "error",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        f"testsrc2=size={size}:rate={rate}:duration={seconds}",
+    ]
     if audio:
         args += ["-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}"]
     args += ["-c:v", codec, "-pix_fmt", "yuv420p"]
@@ -53,9 +62,22 @@ def make_video(
     if rotate_deg is not None:
         # ffmpeg 5.1 writes a display matrix only when the stream is copied, not while encoding.
         subprocess.run(
-            ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", str(encoded), "-c", "copy",
-             "-metadata:s:v:0", f"rotate={rotate_deg}", str(path)],
-            check=True, timeout=SAMPLE_TIMEOUT_S,
+            [
+                "ffmpeg",
+                "-nostdin",
+                "-loglevel",
+                "error",
+                "-y",
+                "-i",
+                str(encoded),
+                "-c",
+                "copy",
+                "-metadata:s:v:0",
+                f"rotate={rotate_deg}",
+                str(path),
+            ],
+            check=True,
+            timeout=SAMPLE_TIMEOUT_S,
         )
         encoded.unlink()
     return path

@@ -2,6 +2,8 @@
 
 from schema.db import make_engine
 from schema.errors import (
+    BrokerUnavailable,
+    DatabaseUnavailable,
     IllegalTransition,
     InvalidEvent,
     NotAVideo,
@@ -22,6 +24,8 @@ __all__ = [
     "STEPS",
     "TASK_NAMES",
     "Action",
+    "BrokerUnavailable",
+    "DatabaseUnavailable",
     "IllegalTransition",
     "InvalidEvent",
     "NotAVideo",

@@ -14,7 +14,9 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine for ``url``; SQLite gets WAL and a busy timeout for concurrent writers."""
     if url.startswith("sqlite"):
-        engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kwargs)
+        engine = sa.create_engine(
+            url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kwargs
+        )
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return sa.create_engine(url, pool_pre_ping=True, **kwargs)
@@ -30,18 +32,23 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 def insert_ignoring_conflicts(
-    conn: Connection, table: sa.Table, rows: dict[str, Any] | list[dict[str, Any]], *, conflict_columns: tuple[str, ...]
+    conn: Connection,
+    table: sa.Table,
+    rows: dict[str, Any] | list[dict[str, Any]],
+    *,
+    conflict_columns: tuple[str, ...],
 ) -> int:
     """``INSERT ... ON CONFLICT DO NOTHING`` on SQLite or PostgreSQL; return how many rows went in.
 
     The database decides the race, so concurrent inserts of the same key leave exactly one row.
     """
     dialect = conn.dialect.name
+    index = list(conflict_columns)
     if dialect == "postgresql":
-        stmt = postgresql.insert(table)
+        stmt: sa.Executable = postgresql.insert(table).on_conflict_do_nothing(index_elements=index)
     elif dialect == "sqlite":
-        stmt = sqlite.insert(table)
+        stmt = sqlite.insert(table).on_conflict_do_nothing(index_elements=index)
     else:
         raise NotImplementedError(f"unsupported database dialect {dialect!r}")
-    result = conn.execute(stmt.on_conflict_do_nothing(index_elements=list(conflict_columns)), rows)
+    result = conn.execute(stmt, rows)
     return max(result.rowcount, 0)

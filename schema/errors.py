@@ -3,7 +3,8 @@
     VideofleetError
     ├── TransientError        retried with backoff (storage, database, broker hiccups)
     │   ├── StorageUnavailable
-    │   └── DatabaseUnavailable
+    │   ├── DatabaseUnavailable
+    │   └── BrokerUnavailable
     └── PermanentError        never retried; the task fails at once with the reason recorded
         ├── NotAVideo
         ├── ObjectMissing
@@ -34,6 +35,10 @@ class StorageUnavailable(TransientError):
 
 class DatabaseUnavailable(TransientError):
     """Raised when the database could not be reached or dropped the connection."""
+
+
+class BrokerUnavailable(TransientError):
+    """Raised when a chain could not be handed to the broker."""
 
 
 class PermanentError(VideofleetError):

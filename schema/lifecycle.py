@@ -32,11 +32,15 @@ def load_metadata(text: str | None) -> dict[str, Any]:
 
 
 def merge_metadata(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
-    """Merge ``patch`` into ``base``; nested objects merge too, so steps add to each other's keys."""
+    """Merge ``patch`` into ``base``; nested objects merge too, so steps add to each other."""
     merged = dict(base)
     for key, value in patch.items():
         old = merged.get(key)
-        merged[key] = merge_metadata(old, value) if isinstance(old, dict) and isinstance(value, dict) else value
+        merged[key] = (
+            merge_metadata(old, value)
+            if isinstance(old, dict) and isinstance(value, dict)
+            else value
+        )
     return merged
 
 

@@ -46,7 +46,7 @@ class ObjectEvent:
 
     @property
     def task_id(self) -> str:
-        """The task row's id: one object version (bucket, key, eTag) is one task, from any source."""
+        """The task row's id: one object version (bucket, key, eTag) is one task, any source."""
         return task_id_for(self.bucket, self.key, self.etag)
 
 

@@ -26,7 +26,9 @@ def h264_mp4(media_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def long_gop_mp4(media_dir: Path) -> Path:
     """A video whose keyframes are far apart, so that its thumbnail step takes a while."""
-    return samples.make_video(media_dir / "long-gop.mp4", seconds=40, size="640x360", rate=25, gop_frames=500)
+    return samples.make_video(
+        media_dir / "long-gop.mp4", seconds=40, size="640x360", rate=25, gop_frames=500
+    )
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,11 @@ R2_DOC_EXAMPLE: dict[str, Any] = {
 
 
 def r2_body(
-    *, bucket: str, key: str, size: int | None = 1024, etag: str | None = "0" * 32,
+    *,
+    bucket: str,
+    key: str,
+    size: int | None = 1024,
+    etag: str | None = "0" * 32,
     action: str = "PutObject",
 ) -> dict[str, Any]:
     """An R2 event notification body as R2 writes it to the Queue."""

@@ -71,7 +71,8 @@ def parse_probe(data: dict[str, Any], *, video_key: str) -> MediaInfo:
         (
             s
             for s in streams
-            if s.get("codec_type") == "video" and not (s.get("disposition") or {}).get("attached_pic")
+            if s.get("codec_type") == "video"
+            and not (s.get("disposition") or {}).get("attached_pic")
         ),
         None,
     )
@@ -79,7 +80,9 @@ def parse_probe(data: dict[str, Any], *, video_key: str) -> MediaInfo:
     if video is None:
         raise NotAVideo("the file has no video stream", video_key=video_key)
     if container in _IMAGE_FORMATS:
-        raise NotAVideo(f"the file is a still image ({container}), not a video", video_key=video_key)
+        raise NotAVideo(
+            f"the file is a still image ({container}), not a video", video_key=video_key
+        )
     duration = _number(fmt.get("duration")) or _number(video.get("duration"))
     if not duration or duration <= 0:
         raise NotAVideo("the video has no duration", video_key=video_key)
@@ -87,7 +90,9 @@ def parse_probe(data: dict[str, Any], *, video_key: str) -> MediaInfo:
     if width <= 0 or height <= 0:
         raise NotAVideo("the video stream has no picture size", video_key=video_key)
     rotation = _rotation(video)
-    display_w, display_h = display_size(width, height, sar=video.get("sample_aspect_ratio"), rotation=rotation)
+    display_w, display_h = display_size(
+        width, height, sar=video.get("sample_aspect_ratio"), rotation=rotation
+    )
     audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
     return MediaInfo(
         duration_s=round(duration, 3),
@@ -106,7 +111,7 @@ def parse_probe(data: dict[str, Any], *, video_key: str) -> MediaInfo:
 
 
 def display_size(width: int, height: int, *, sar: str | None, rotation: int) -> tuple[int, int]:
-    """Return the size a player shows: stored size stretched by the sample aspect ratio, then rotated."""
+    """The size a player shows: the stored size stretched by the sample aspect ratio, rotated."""
     ratio = _ratio(sar)
     display_w = round(width * ratio) if ratio else width
     if rotation % 180 == 90:
@@ -132,7 +137,9 @@ def probe(url: str, *, video_key: str, timeout_s: float) -> MediaInfo:
     except ffmpeg.Error as exc:
         raise classify_failure(exc.stderr, url=url, video_key=video_key) from exc
     except subprocess.TimeoutExpired as exc:
-        raise StorageUnavailable(f"ffprobe timed out after {timeout_s:.0f} s", video_key=video_key) from exc
+        raise StorageUnavailable(
+            f"ffprobe timed out after {timeout_s:.0f} s", video_key=video_key
+        ) from exc
     return parse_probe(json.loads(out or b"{}"), video_key=video_key)
 
 
@@ -169,11 +176,15 @@ def make_thumbnails(
     except ffmpeg.Error as exc:
         raise classify_failure(exc.stderr, url=url, video_key=video_key) from exc
     except subprocess.TimeoutExpired as exc:
-        raise StorageUnavailable(f"ffmpeg timed out after {timeout_s:.0f} s", video_key=video_key) from exc
+        raise StorageUnavailable(
+            f"ffmpeg timed out after {timeout_s:.0f} s", video_key=video_key
+        ) from exc
     paths = [out_dir / f"{index:03d}.jpg" for index in range(len(times))]
     missing = [p.name for p in paths if not p.is_file() or p.stat().st_size == 0]
     if missing:
-        raise NotAVideo(f"ffmpeg produced no frame for thumbnails {', '.join(missing)}", video_key=video_key)
+        raise NotAVideo(
+            f"ffmpeg produced no frame for thumbnails {', '.join(missing)}", video_key=video_key
+        )
     return paths
 
 
@@ -186,7 +197,9 @@ def classify_failure(stderr: bytes | None, *, url: str, video_key: str) -> Video
     text = (stderr or b"").decode("utf-8", "replace").replace(url, video_key).strip()
     tail = " ".join(text.splitlines()[-2:])[-STDERR_TAIL_CHARS:]
     if any(marker in text for marker in _MISSING_MARKERS):
-        return ObjectMissing(f"object {video_key} disappeared while being read", video_key=video_key)
+        return ObjectMissing(
+            f"object {video_key} disappeared while being read", video_key=video_key
+        )
     if any(marker in text for marker in _TRANSIENT_MARKERS):
         return StorageUnavailable(f"reading {video_key} failed: {tail}", video_key=video_key)
     reason = tail or "ffmpeg could not read it"

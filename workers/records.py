@@ -1,4 +1,4 @@
-"""The worker's reads and writes of task and video rows; every status change goes via ``transition``."""
+"""The worker's reads and writes of task and video rows; status changes go via ``transition``."""
 
 from __future__ import annotations
 
@@ -78,8 +78,12 @@ def begin_step(engine: Engine, task_id: str, step: Step) -> TaskRow | None:
         runs = dict(row.metadata.get("runs") or {})
         runs[step.value] = int(runs.get(step.value, 0)) + 1
         transition(
-            conn, task_id, TaskStatus.PROCESSING,
-            step=step.value, error_message=None, metadata_patch={"runs": runs},
+            conn,
+            task_id,
+            TaskStatus.PROCESSING,
+            step=step.value,
+            error_message=None,
+            metadata_patch={"runs": runs},
         )
         return row
 
@@ -131,7 +135,9 @@ def attach_video(engine: Engine, row: TaskRow, *, size_bytes: int) -> str:
         return video_id
 
 
-def complete(engine: Engine, task_id: str, *, patch: dict[str, Any], thumbnail_url: str | None) -> None:
+def complete(
+    engine: Engine, task_id: str, *, patch: dict[str, Any], thumbnail_url: str | None
+) -> None:
     """Finish the task and mark its video ready, in one transaction."""
     with database(), engine.begin() as conn:
         row = load(conn, task_id)
@@ -140,7 +146,9 @@ def complete(engine: Engine, task_id: str, *, patch: dict[str, Any], thumbnail_u
             conn.execute(
                 sa.update(videos)
                 .where(videos.c.id == row.video_id)
-                .values(status=VideoStatus.READY.value, thumbnail_url=thumbnail_url, updated_at=now_ms())
+                .values(
+                    status=VideoStatus.READY.value, thumbnail_url=thumbnail_url, updated_at=now_ms()
+                )
             )
 
 

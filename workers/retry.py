@@ -32,28 +32,36 @@ class StepTask(Task):  # type: ignore[type-arg]
     reject_on_worker_lost = True
 
     @property
-    def retry_backoff(self) -> int:  # type: ignore[override]
+    def retry_backoff(self) -> int:
         """First retry delay in seconds; Celery doubles it each retry."""
         return max(1, round(get_settings().retry_delay_s))
 
     @property
-    def retry_backoff_max(self) -> int:  # type: ignore[override]
+    def retry_backoff_max(self) -> int:
         return get_settings().retry_backoff_max_s
 
     @property
-    def retry_jitter(self) -> bool:  # type: ignore[override]
+    def retry_jitter(self) -> bool:
         return get_settings().retry_jitter
 
     @property
     def max_retries(self) -> int:  # type: ignore[override]
         return get_settings().retry_limit
 
-    def on_retry(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: ExceptionInfo) -> None:
+    def on_retry(
+        self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: ExceptionInfo
+    ) -> None:
         row_id = str(args[0])
-        logger.info("Task %s: %s will retry (%d so far): %s", row_id, self.step, self.request.retries, exc)
-        records.count_retry(get_deps().engine, row_id, step=self.step, reason=f"retrying: {one_line(exc)}")
+        logger.info(
+            "Task %s: %s will retry (%d so far): %s", row_id, self.step, self.request.retries, exc
+        )
+        records.count_retry(
+            get_deps().engine, row_id, step=self.step, reason=f"retrying: {one_line(exc)}"
+        )
 
-    def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: ExceptionInfo) -> None:
+    def on_failure(
+        self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: ExceptionInfo
+    ) -> None:
         row_id = str(args[0])
         message = failure_message(self.step, exc, retries=self.request.retries)
         logger.error("Task %s: %s", row_id, message)

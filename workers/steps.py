@@ -27,7 +27,7 @@ FFMPEG_SHARE_OF_STEP = 0.8
 
 
 def validate(deps: Deps, task_id: str) -> bool:
-    """Probe the object and link the task to its video row; False when the task already completed."""
+    """Probe the object and link the task to its video row; False if the task already ended."""
     started = time.monotonic()
     row = records.begin_step(deps.engine, task_id, Step.VALIDATE)
     if row is None:
@@ -36,7 +36,9 @@ def validate(deps: Deps, task_id: str) -> bool:
     size = storage.object_size(deps.s3, bucket, row.video_key)
     if size == 0:
         raise NotAVideo("the object is empty (0 bytes)", video_key=row.video_key)
-    url = storage.presigned_get(deps.s3, bucket, row.video_key, expires_s=deps.settings.presign_expiry_s)
+    url = storage.presigned_get(
+        deps.s3, bucket, row.video_key, expires_s=deps.settings.presign_expiry_s
+    )
     info = media.probe(url, video_key=row.video_key, timeout_s=_ffmpeg_budget_s(deps))
     records.attach_video(deps.engine, row, size_bytes=size)
     records.save_step(
@@ -45,8 +47,15 @@ def validate(deps: Deps, task_id: str) -> bool:
         Step.VALIDATE,
         {"probe": info.as_dict(), "timings_s": {Step.VALIDATE.value: _since(started)}},
     )
-    logger.info("Task %s: %s is %s %dx%d, %.1f s", task_id, row.video_key, info.video_codec,
-                info.display_width, info.display_height, info.duration_s)
+    logger.info(
+        "Task %s: %s is %s %dx%d, %.1f s",
+        task_id,
+        row.video_key,
+        info.video_codec,
+        info.display_width,
+        info.display_height,
+        info.duration_s,
+    )
     return True
 
 
@@ -66,12 +75,18 @@ def thumbnails(deps: Deps, task_id: str) -> bool:
     keys = []
     with tempfile.TemporaryDirectory(prefix="videofleet-") as tmp:
         paths = media.make_thumbnails(
-            url, times, video_key=row.video_key, width_px=settings.thumbnail_width_px,
-            out_dir=Path(tmp), timeout_s=_ffmpeg_budget_s(deps),
+            url,
+            times,
+            video_key=row.video_key,
+            width_px=settings.thumbnail_width_px,
+            out_dir=Path(tmp),
+            timeout_s=_ffmpeg_budget_s(deps),
         )
         for index, path in enumerate(paths):
             key = storage.thumbnail_key(settings.thumbnails_prefix, row.video_key, index)
-            storage.upload_file(deps.s3, bucket, key, path, content_type=storage.THUMBNAIL_CONTENT_TYPE)
+            storage.upload_file(
+                deps.s3, bucket, key, path, content_type=storage.THUMBNAIL_CONTENT_TYPE
+            )
             keys.append(key)
     records.save_step(
         deps.engine,

@@ -20,7 +20,11 @@ import ffmpeg
 logger = logging.getLogger(__name__)
 
 _PR_SET_PDEATHSIG = 1
-_LIBC = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True) if sys.platform == "linux" else None
+_LIBC = (
+    ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    if sys.platform == "linux"
+    else None
+)
 
 
 def _die_with_parent() -> None:
@@ -40,7 +44,7 @@ def run(args: list[str], *, timeout_s: float) -> bytes:
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        preexec_fn=_die_with_parent,  # noqa: PLW1509 - prefork children are single-threaded
+        preexec_fn=_die_with_parent,
     )
     try:
         out, err = proc.communicate(timeout=timeout_s)

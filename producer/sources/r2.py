@@ -42,7 +42,9 @@ def parse_r2(body: Any) -> ObjectEvent:
         raise InvalidEvent(f"an R2 notification is a JSON object, got {type(body).__name__}")
     action_name = body.get("action")
     if action_name not in R2_ACTIONS:
-        raise InvalidEvent(f"unknown R2 action {action_name!r}; expected one of {sorted(R2_ACTIONS)}")
+        raise InvalidEvent(
+            f"unknown R2 action {action_name!r}; expected one of {sorted(R2_ACTIONS)}"
+        )
     bucket = body.get("bucket")
     if not isinstance(bucket, str) or not bucket:
         raise InvalidEvent("R2 notification without a bucket name")

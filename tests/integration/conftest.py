@@ -34,7 +34,9 @@ from schema.storage import make_s3_client
 from schema.tables import metadata_obj, tasks, videos
 from tests.factories import r2_body
 
-POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+POSTGRES_URL = os.environ.get(
+    "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 BUCKET = "videofleet-test"
 WORKER_READY_TIMEOUT_S = 60.0
@@ -154,7 +156,9 @@ class Fleet:
         with self.engine.connect() as conn:
             return list(conn.execute(sa.select(tasks)).all())
 
-    def wait(self, task_id: str, *, until: frozenset[str] = ENDED, timeout_s: float = TASK_TIMEOUT_S) -> Any:
+    def wait(
+        self, task_id: str, *, until: frozenset[str] = ENDED, timeout_s: float = TASK_TIMEOUT_S
+    ) -> Any:
         deadline = time.monotonic() + timeout_s
         while True:
             row = self.row(task_id)
@@ -162,7 +166,9 @@ class Fleet:
                 return row
             if time.monotonic() > deadline:
                 log_tail = self.worker_log.read_text()[-3000:]
-                pytest.fail(f"task {task_id} still {row.status} after {timeout_s} s; worker log:\n{log_tail}")
+                pytest.fail(
+                    f"task {task_id} still {row.status} after {timeout_s} s; log:\n{log_tail}"
+                )
             time.sleep(0.1)
 
     def keys(self, prefix: str) -> list[str]:
@@ -188,7 +194,11 @@ def fleet_service(
 ) -> Iterator[Fleet]:
     backend = request.param
     tmp = tmp_path_factory.mktemp(f"fleet-{backend}")
-    db_url = request.getfixturevalue("postgres_url") if backend == "postgresql" else f"sqlite:///{tmp}/fleet.db"
+    db_url = (
+        request.getfixturevalue("postgres_url")
+        if backend == "postgresql"
+        else f"sqlite:///{tmp}/fleet.db"
+    )
     env = {
         **os.environ,
         **TEST_TUNING,
@@ -197,7 +207,9 @@ def fleet_service(
         "S3_ENDPOINT_URL": s3_server.url,
         "S3_BUCKET": BUCKET,
     }
-    settings = Settings(**{k.lower(): v for k, v in env.items() if k.lower() in Settings.model_fields})
+    settings = Settings(
+        **{k.lower(): v for k, v in env.items() if k.lower() in Settings.model_fields}
+    )
     engine = reset_database(db_url)
     name = f"test-{backend}"
     with ExitStack() as stack:
@@ -229,6 +241,3 @@ def _clean(fleet: Fleet) -> None:
         s3.create_bucket(Bucket=BUCKET)
     for key in fleet.keys(""):
         s3.delete_object(Bucket=BUCKET, Key=key)
-
-
-

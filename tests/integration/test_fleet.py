@@ -24,7 +24,8 @@ def _ffprobe_bytes(data: bytes, tmp_path: Path) -> dict:
     path.write_bytes(data)
     out = subprocess.run(
         ["ffprobe", "-v", "error", "-show_streams", "-show_format", "-of", "json", str(path)],
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     ).stdout
     return json.loads(out)
 
@@ -65,12 +66,16 @@ def test_h264_upload_ends_completed_with_thumbnails_and_metadata(
     assert video.thumbnail_url == keys[0]
 
 
-def test_duplicate_notifications_create_one_task_and_one_chain_run(fleet: Fleet, h264_mp4: Path) -> None:
+def test_duplicate_notifications_create_one_task_and_one_chain_run(
+    fleet: Fleet, h264_mp4: Path
+) -> None:
     # given one upload whose notification arrives three times in a row and three times at once
     body = fleet.upload(h264_mp4, "uploads/dup.mp4")
     sequential = [fleet.deliver(body)[0] for _ in range(3)]
     concurrent: list = []
-    threads = [threading.Thread(target=lambda: concurrent.extend(fleet.deliver(body))) for _ in range(3)]
+    threads = [
+        threading.Thread(target=lambda: concurrent.extend(fleet.deliver(body))) for _ in range(3)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -137,7 +142,9 @@ def _ffmpeg_for(key: str) -> psutil.Process | None:
     return None
 
 
-def test_worker_killed_during_thumbnails_completes_exactly_once(fleet: Fleet, long_gop_mp4: Path) -> None:
+def test_worker_killed_during_thumbnails_completes_exactly_once(
+    fleet: Fleet, long_gop_mp4: Path
+) -> None:
     # given a video whose thumbnail step takes a while
     key = "uploads/killed.mp4"
     body = fleet.upload(long_gop_mp4, key)
