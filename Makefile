@@ -19,7 +19,7 @@ demo: install
 	$(BIN)/videofleet demo
 
 services: install
-	bash deploy/install-system-deps.sh --with-postgres
+	bash deploy/install-system-deps.sh --for-tests
 	bash deploy/start-test-services.sh
 
 test: services

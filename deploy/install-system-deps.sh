@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Installs the system programs videofleet needs (Debian/Ubuntu): ffmpeg, redis-server, and, with
-# --with-postgres, PostgreSQL for the test suite. As root it installs what is missing; otherwise it
+# --for-tests, PostgreSQL and headless Chromium for the test suite. As root it installs what is missing; otherwise it
 # prints the one command to run and fails.
 set -euo pipefail
 
 want=()
 command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1 || want+=(ffmpeg)
 command -v redis-server >/dev/null 2>&1 || want+=(redis-server)
-if [[ "${1:-}" == "--with-postgres" ]]; then
+if [[ "${1:-}" == "--for-tests" ]]; then
   command -v pg_ctlcluster >/dev/null 2>&1 || want+=(postgresql)
+  command -v chromium >/dev/null 2>&1 || want+=(chromium)
 fi
 [[ ${#want[@]} -eq 0 ]] && exit 0
 

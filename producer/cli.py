@@ -91,6 +91,19 @@ def tasks_command(settings: Settings, limit: int) -> None:
 
 
 @main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, help="Port to listen on.")
+@click.pass_obj
+def serve(settings: Settings, host: str, port: int) -> None:
+    """Serve the producer's HTTP API (webhook, uploads, admin) with uvicorn."""
+    import uvicorn
+
+    from producer.web import create_app
+
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level.lower())
+
+
+@main.command()
 @click.option(
     "--workdir",
     type=click.Path(path_type=Path),

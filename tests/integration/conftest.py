@@ -34,6 +34,8 @@ from schema.storage import make_s3_client
 from schema.tables import metadata_obj, tasks, videos
 from tests.factories import r2_body
 
+# Two Redis database numbers: one broker per fleet, so that test runs can share a Redis.
+REDIS_DBS = tuple(int(n) for n in os.environ.get("TEST_REDIS_DBS", "14,15").split(","))
 POSTGRES_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
@@ -203,7 +205,7 @@ def fleet_service(
         **os.environ,
         **TEST_TUNING,
         "DATABASE_URL": db_url,
-        "BROKER_URL": redis_url(14 if backend == "postgresql" else 15),
+        "BROKER_URL": redis_url(REDIS_DBS[0] if backend == "postgresql" else REDIS_DBS[1]),
         "S3_ENDPOINT_URL": s3_server.url,
         "S3_BUCKET": BUCKET,
     }

@@ -1,0 +1,30 @@
+"""What request handlers get from the app: the process's settings, engine and publisher."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.engine import Engine
+
+from producer.publish import ChainPublisher
+from schema.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class Resources:
+    """The process-wide resources, created once in the app's lifespan."""
+
+    settings: Settings
+    engine: Engine
+    publisher: ChainPublisher
+
+
+def get_resources(request: Request) -> Resources:
+    """FastAPI dependency: the app's resources."""
+    resources: Resources = request.app.state.resources
+    return resources
+
+
+ResourcesDep = Annotated[Resources, Depends(get_resources)]
