@@ -45,18 +45,26 @@ class Settings(BaseSettings):
     s3_read_timeout_s: float = Field(default=30.0, gt=0)
     presign_expiry_s: int = Field(default=3600, ge=1, le=604_800)
 
+    # -- upload API (issue 5) --
+
     thumbnails_prefix: str = "thumbnails/"
     thumbnail_count: int = Field(default=5, ge=1, le=100)
     thumbnail_width_px: int = Field(default=320, ge=16, le=3840)
+
+    # -- media fast path (issue 6) --
 
     retry_limit: int = Field(default=DEFAULT_RETRY_LIMIT, ge=0, le=100)
     retry_delay_s: float = Field(default=DEFAULT_RETRY_DELAY_S, gt=0)
     retry_backoff_max_s: int = Field(default=DEFAULT_RETRY_BACKOFF_MAX_S, ge=1)
     retry_jitter: bool = True
 
+    # -- ingestion (issue 3) --
+
     step_soft_time_limit_s: int = Field(default=DEFAULT_STEP_SOFT_TIME_LIMIT_S, ge=1)
     step_time_limit_s: int = Field(default=DEFAULT_STEP_TIME_LIMIT_S, ge=1)
     visibility_timeout_s: int = Field(default=DEFAULT_VISIBILITY_TIMEOUT_S, ge=1)
+
+    # -- operations (issue 4) --
 
     @model_validator(mode="after")
     def _check_consistency(self) -> Self:
