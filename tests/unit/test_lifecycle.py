@@ -1,0 +1,78 @@
+"""Task status changes: legal ones happen and move updated_at, illegal ones are refused."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from schema.errors import IllegalTransition
+from schema.lifecycle import load_metadata, merge_metadata, transition
+from schema.status import ALLOWED, TaskStatus
+from schema.tables import metadata_obj, tasks
+
+
+@pytest.fixture
+def conn() -> Iterator[sa.Connection]:
+    engine = sa.create_engine("sqlite://")
+    metadata_obj.create_all(engine)
+    with engine.begin() as connection:
+        connection.execute(
+            tasks.insert().values(id="t1", video_key="k", created_at=1, updated_at=1)
+        )
+        yield connection
+    engine.dispose()
+
+
+def _row(conn: sa.Connection) -> sa.Row[tuple[object, ...]]:
+    return conn.execute(sa.select(tasks).where(tasks.c.id == "t1")).one()
+
+
+def test_new_rows_start_pending_with_no_retries(conn: sa.Connection) -> None:
+    row = _row(conn)
+    assert (row.status, row.retry_count) == ("pending", 0)
+
+
+def test_legal_transition_moves_status_and_updated_at(conn: sa.Connection) -> None:
+    transition(conn, "t1", TaskStatus.PROCESSING, step="validate-video")
+    row = _row(conn)
+    assert (row.status, row.step) == ("processing", "validate-video")
+    assert row.updated_at > 1
+
+
+@pytest.mark.parametrize(
+    ("path", "illegal"),
+    [
+        ([], TaskStatus.COMPLETED),
+        ([TaskStatus.PROCESSING, TaskStatus.COMPLETED], TaskStatus.FAILED),
+        ([TaskStatus.PROCESSING, TaskStatus.FAILED], TaskStatus.COMPLETED),
+        ([TaskStatus.FAILED], TaskStatus.PROCESSING),
+    ],
+)
+def test_illegal_transitions_are_refused(
+    conn: sa.Connection, path: list[TaskStatus], illegal: TaskStatus
+) -> None:
+    for status in path:
+        transition(conn, "t1", status)
+    before = _row(conn)
+    with pytest.raises(IllegalTransition, match=f"to {illegal}"):
+        transition(conn, "t1", illegal)
+    assert _row(conn).status == before.status
+
+
+def test_unknown_task_cannot_change(conn: sa.Connection) -> None:
+    with pytest.raises(IllegalTransition, match="t2"):
+        transition(conn, "t2", TaskStatus.PROCESSING)
+
+
+def test_metadata_patches_merge_nested_documents(conn: sa.Connection) -> None:
+    transition(conn, "t1", TaskStatus.PROCESSING, metadata_patch={"timings_s": {"a": 1}, "x": 1})
+    transition(conn, "t1", TaskStatus.PROCESSING, metadata_patch={"timings_s": {"b": 2}})
+    assert load_metadata(_row(conn).metadata) == {"timings_s": {"a": 1, "b": 2}, "x": 1}
+    assert merge_metadata({"a": {"b": 1}}, {"a": 2}) == {"a": 2}
+
+
+def test_every_status_can_be_left_or_is_final_by_design() -> None:
+    assert set(ALLOWED) == set(TaskStatus)
+    assert TaskStatus.PENDING in ALLOWED[TaskStatus.FAILED]  # requeue
