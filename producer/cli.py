@@ -111,12 +111,15 @@ def serve(settings: Settings, host: str, port: int) -> None:
     show_default=True,
     help="Where the demo keeps its logs.",
 )
+@click.option("--verbose", is_flag=True, help="Log the producer's INFO messages too.")
 @click.pass_obj
-def demo(settings: Settings, workdir: Path) -> None:
+def demo(settings: Settings, workdir: Path, verbose: bool) -> None:
     """Run the whole fleet locally on generated samples and print the resulting task rows."""
     from producer.demo import run_demo  # the demo's imports are only needed here
     from producer.localstack import StackError
 
+    if not verbose:
+        logging.getLogger().setLevel(logging.WARNING)  # the table is the demo's output
     try:
         ok = run_demo(settings, workdir=workdir, out=sys.stdout)
     except StackError as exc:
