@@ -125,7 +125,3 @@ def demo(settings: Settings, workdir: Path, verbose: bool) -> None:
     except StackError as exc:
         raise click.ClickException(str(exc)) from exc
     sys.exit(0 if ok else 1)
-
-
-if __name__ == "__main__":
-    main()

@@ -33,7 +33,7 @@ def test_demo_processes_every_sample_and_prints_the_rows(tmp_path: Path) -> None
     }
     # when the demo runs
     result = subprocess.run(
-        [sys.executable, "-m", "producer.cli", "demo", "--workdir", str(tmp_path / "demo")],
+        [sys.executable, "-m", "producer", "demo", "--workdir", str(tmp_path / "demo")],
         env=env,
         cwd=tmp_path,
         capture_output=True,
