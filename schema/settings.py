@@ -66,6 +66,33 @@ class Settings(BaseSettings):
 
     # -- operations (issue 4) --
 
+    # flower, metrics, notifications
+    flower_basic_auth: SecretStr | None = None
+    flower_url: str | None = None
+    metrics_window_s: int = Field(default=3600, ge=1)
+    completion_webhook_url: str | None = None
+    completion_webhook_secret: SecretStr | None = None
+    completion_webhook_expiry_s: int = Field(default=86_400, ge=1)
+    completion_webhook_timeout_s: float = Field(default=10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _check_operations_access(self) -> Self:
+        """Refuse malformed Flower credentials and an unsigned or non-HTTP webhook."""
+        if self.flower_basic_auth is not None:
+            pairs = [p.partition(":") for p in self.flower_basic_auth.get_secret_value().split(",")]
+            if not all(user and password for user, _, password in pairs):
+                raise ValueError("FLOWER_BASIC_AUTH must be user:password[,user2:password2]")
+        if self.completion_webhook_url is not None:
+            if not self.completion_webhook_url.startswith(("http://", "https://")):
+                raise ValueError("COMPLETION_WEBHOOK_URL must be an http:// or https:// URL")
+            secret = self.completion_webhook_secret
+            if secret is None or len(secret.get_secret_value()) < 16:
+                raise ValueError(
+                    "COMPLETION_WEBHOOK_SECRET must be set (16+ characters) "
+                    "when COMPLETION_WEBHOOK_URL is"
+                )
+        return self
+
     @model_validator(mode="after")
     def _check_consistency(self) -> Self:
         """Refuse combinations that would break crash safety or leak a placeholder secret."""
