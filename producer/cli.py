@@ -125,6 +125,8 @@ def demo(settings: Settings, workdir: Path) -> None:
 
 
 from producer.flower import flower_command, flower_link_command  # noqa: E402
+from producer.metrics import metrics_command  # noqa: E402
 
 main.add_command(flower_command)
 main.add_command(flower_link_command)
+main.add_command(metrics_command)

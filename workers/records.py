@@ -35,6 +35,7 @@ class TaskRow:
     video_id: str | None
     retry_count: int
     metadata: dict[str, Any]
+    error_message: str | None = None
 
 
 @contextmanager
@@ -63,6 +64,7 @@ def load(conn: Connection, task_id: str) -> TaskRow:
         video_id=row.video_id,
         retry_count=row.retry_count or 0,
         metadata=load_metadata(row.metadata),
+        error_message=row.error_message,
     )
 
 
@@ -152,21 +154,36 @@ def complete(
             )
 
 
-def fail(engine: Engine, task_id: str, *, step: Step, message: str) -> None:
-    """Record the final failure of ``step``; a task that already ended is left as it is."""
+def fail(
+    engine: Engine, task_id: str, *, step: Step, message: str, error_class: str | None = None
+) -> bool:
+    """Record the final failure of ``step``; a task that already ended is left as it is.
+
+    ``error_class`` (the exception's class name) goes to ``metadata.error_class``, where the
+    metrics count failures by cause. Returns whether the task was marked failed.
+    """
+    patch = None if error_class is None else {"error_class": error_class}
     with engine.begin() as conn:
         try:
             row = load(conn, task_id)
-            transition(conn, task_id, TaskStatus.FAILED, step=step.value, error_message=message)
+            transition(
+                conn,
+                task_id,
+                TaskStatus.FAILED,
+                step=step.value,
+                error_message=message,
+                metadata_patch=patch,
+            )
         except IllegalTransition:
             logger.warning("Task %s: already ended, not marking it failed (%s)", task_id, message)
-            return
+            return False
         if row.video_id is not None:
             conn.execute(
                 sa.update(videos)
                 .where(videos.c.id == row.video_id)
                 .values(status=VideoStatus.FAILED.value, updated_at=now_ms())
             )
+        return True
 
 
 def count_retry(engine: Engine, task_id: str, *, step: Step, reason: str) -> None:
