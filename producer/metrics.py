@@ -24,10 +24,11 @@ from typing import Any
 import click
 import redis
 import sqlalchemy as sa
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from kombu.transport.redis import PRIORITY_STEPS, Channel
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest, start_http_server
+from prometheus_client import start_http_server
 from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector, CollectorRegistry
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Engine
@@ -240,15 +241,21 @@ class FleetCollector(Collector):
         )
 
 
-def render(engine: Engine, broker_url: str, *, window_s: int, queue: str = QUEUE) -> bytes:
-    """One scrape: the fleet's metrics in Prometheus' text format."""
+def render(
+    engine: Engine, broker_url: str, *, window_s: int, accept: str = "", queue: str = QUEUE
+) -> tuple[bytes, str]:
+    """One scrape: the fleet's metrics in the format ``accept`` asks for, and its content type.
+
+    Prometheus' text format by default; OpenMetrics when the scraper's Accept header asks.
+    """
     broker = redis.Redis.from_url(
         broker_url, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S
     )
     try:
         registry = CollectorRegistry(auto_describe=False)
         registry.register(FleetCollector(engine, broker, window_s=window_s, queue=queue))
-        return generate_latest(registry)
+        encoder, content_type = choose_encoder(accept)
+        return encoder(registry), content_type
     finally:
         broker.close()
 
@@ -257,14 +264,15 @@ router = APIRouter(tags=["operations"])
 
 
 @router.get("/metrics", response_class=Response)
-def metrics(resources: ResourcesDep) -> Response:
+def metrics(resources: ResourcesDep, request: Request) -> Response:
     """Prometheus scrape endpoint: task rows by status, queue depth, step durations, failures."""
-    body = render(
+    body, content_type = render(
         resources.engine,
         resources.settings.broker_url,
         window_s=resources.settings.metrics_window_s,
+        accept=request.headers.get("accept", ""),
     )
-    return Response(content=body, media_type=CONTENT_TYPE_LATEST)
+    return Response(content=body, headers={"Content-Type": content_type})
 
 
 @click.command("metrics")
