@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal, Self
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///videofleet.db"
@@ -74,6 +74,18 @@ class Settings(BaseSettings):
     completion_webhook_secret: SecretStr | None = None
     completion_webhook_expiry_s: int = Field(default=86_400, ge=1)
     completion_webhook_timeout_s: float = Field(default=10.0, gt=0)
+
+    @field_validator(
+        "flower_basic_auth",
+        "flower_url",
+        "completion_webhook_url",
+        "completion_webhook_secret",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # FOO= in an env file or compose's ${FOO:-} means "not configured", not "".
+        return None if value == "" else value
 
     @model_validator(mode="after")
     def _check_operations_access(self) -> Self:
