@@ -6,10 +6,11 @@ how long the oldest pending task has waited, how long recent steps took, and why
 Nothing is counted in process memory, so any number of producers (or ``videofleet metrics``
 beside the workers) report the same values, and a restart loses nothing.
 
-Each scrape runs three small queries (one ``GROUP BY status``, one ``GROUP BY step, error
-class`` over failed rows, the timings of tasks completed within ``METRICS_WINDOW_S``) and one
-Redis pipeline. A source that cannot be read is reported as ``videofleet_source_up 0`` and its
-metrics are left out, so the scrape itself still succeeds.
+Each scrape runs four small queries (one ``GROUP BY status``, one ``GROUP BY step, error
+class`` over failed rows, one ``GROUP BY`` latest retry error class over retried rows, the
+timings of tasks completed within ``METRICS_WINDOW_S``) and one Redis pipeline. A source that
+cannot be read is reported as ``videofleet_source_up 0`` and its metrics are left out, so the
+scrape itself still succeeds.
 """
 
 from __future__ import annotations
@@ -80,14 +81,14 @@ def step_durations(metadata_docs: Sequence[dict[str, Any]]) -> dict[str, list[fl
     return {step: sorted(values) for step, values in durations.items()}
 
 
-def _error_class_column(engine: Engine) -> sa.ColumnElement[Any]:
+def _metadata_key(engine: Engine, name: str) -> sa.ColumnElement[Any]:
     # metadata is JSON in a TEXT column: each database reads a key from it its own way.
     if engine.dialect.name == "postgresql":
         document = sa.cast(tasks.c.metadata, postgresql.JSONB)
-        key: sa.ColumnElement[Any] = document["error_class"].astext
+        key: sa.ColumnElement[Any] = document[name].astext
         return key
     if engine.dialect.name == "sqlite":
-        return sa.func.json_extract(tasks.c.metadata, "$.error_class")
+        return sa.func.json_extract(tasks.c.metadata, f"$.{name}")
     return sa.null()
 
 
@@ -146,11 +147,17 @@ class FleetCollector(Collector):
                     sa.func.min(tasks.c.updated_at),
                 ).group_by(tasks.c.status)
             ).all()
-            error_class = _error_class_column(self._engine).label("error_class")
+            error_class = _metadata_key(self._engine, "error_class").label("error_class")
             failures = conn.execute(
                 sa.select(tasks.c.step, error_class, sa.func.count())
                 .where(tasks.c.status == TaskStatus.FAILED.value)
                 .group_by(tasks.c.step, error_class)
+            ).all()
+            retry_class = _metadata_key(self._engine, "last_retry_class").label("retry_class")
+            retried = conn.execute(
+                sa.select(retry_class, sa.func.sum(tasks.c.retry_count))
+                .where(tasks.c.retry_count > 0)
+                .group_by(retry_class)
             ).all()
             recent = conn.execute(
                 sa.select(tasks.c.metadata)
@@ -170,6 +177,14 @@ class FleetCollector(Collector):
         for step, cls, count in failures:
             failed.add_metric([step or UNKNOWN, cls or UNKNOWN], count)
         yield failed
+        retries = GaugeMetricFamily(
+            "videofleet_task_retries_by_error_class",
+            "Retries spent by task rows, by the class of each row's latest retry error",
+            labels=["error_class"],
+        )
+        for cls, count in retried:
+            retries.add_metric([cls or UNKNOWN], count)
+        yield retries
         yield from self._duration_metrics([load_metadata(r.metadata) for r in recent])
 
     def _status_metrics(self, by_status: Sequence[Any], now_ms: int) -> Iterator[Metric]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from sqlalchemy.exc import IllegalStateChangeError, InterfaceError, OperationalE
 
 from schema.db import insert_ignoring_conflicts
 from schema.errors import DatabaseUnavailable, IllegalTransition, PermanentError
-from schema.lifecycle import load_metadata, now_ms, transition
+from schema.lifecycle import load_metadata, merge_metadata, now_ms, transition
 from schema.status import Step, TaskStatus, VideoStatus
 from schema.tables import tasks, videos
 
@@ -186,9 +187,22 @@ def fail(
         return True
 
 
-def count_retry(engine: Engine, task_id: str, *, step: Step, reason: str) -> None:
-    """Add one to ``retry_count`` and keep the reason of the latest retry in ``error_message``."""
+def count_retry(
+    engine: Engine, task_id: str, *, step: Step, reason: str, error_class: str | None = None
+) -> None:
+    """Add one to ``retry_count`` and keep the reason of the latest retry in ``error_message``.
+
+    ``error_class`` (the exception's class name) goes to ``metadata.last_retry_class``, where
+    the metrics count retries by cause.
+    """
     with engine.begin() as conn:
+        values: dict[str, Any] = {}
+        if error_class is not None:
+            current = conn.execute(
+                sa.select(tasks.c.metadata).where(tasks.c.id == task_id)
+            ).scalar_one_or_none()
+            merged = merge_metadata(load_metadata(current), {"last_retry_class": error_class})
+            values["metadata"] = json.dumps(merged, sort_keys=True)
         conn.execute(
             sa.update(tasks)
             .where(tasks.c.id == task_id)
@@ -197,5 +211,6 @@ def count_retry(engine: Engine, task_id: str, *, step: Step, reason: str) -> Non
                 error_message=reason,
                 step=step.value,
                 updated_at=now_ms(),
+                **values,
             )
         )

@@ -56,7 +56,11 @@ class StepTask(Task):  # type: ignore[type-arg]
             "Task %s: %s will retry (%d so far): %s", row_id, self.step, self.request.retries, exc
         )
         records.count_retry(
-            get_deps().engine, row_id, step=self.step, reason=f"retrying: {one_line(exc)}"
+            get_deps().engine,
+            row_id,
+            step=self.step,
+            reason=f"retrying: {one_line(exc)}",
+            error_class=exc.__class__.__name__,
         )
 
     def on_failure(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -52,16 +53,34 @@ def _timings(validate: float, thumbs: float, update: float) -> dict[str, float]:
 KNOWN_ROWS = [
     _row("pending", age_s=120),
     _row("pending", age_s=30),
-    _row("processing", age_s=5, retries=1, step="generate-thumbnails"),
-    _row("completed", age_s=60, retries=1, timings_s=_timings(1.0, 10.0, 0.1)),
+    _row(
+        "processing",
+        age_s=5,
+        retries=1,
+        step="generate-thumbnails",
+        last_retry_class="StorageUnavailable",
+    ),
+    _row(
+        "completed",
+        age_s=60,
+        retries=1,
+        timings_s=_timings(1.0, 10.0, 0.1),
+        last_retry_class="DatabaseUnavailable",
+    ),
     _row("completed", age_s=600, timings_s=_timings(2.0, 20.0, 0.2)),
+    # retried before last_retry_class was recorded
     _row("completed", age_s=1200, retries=2, timings_s=_timings(3.0, 30.0, 0.3)),
     # completed before the window: counted by status, not in the durations
     _row("completed", age_s=2 * WINDOW_S, timings_s=_timings(99.0, 99.0, 99.0)),
     _row("failed", age_s=10, step="validate-video", error_class="NotAVideo"),
     _row("failed", age_s=20, step="validate-video", error_class="NotAVideo"),
     _row(
-        "failed", age_s=30, retries=3, step="generate-thumbnails", error_class="StorageUnavailable"
+        "failed",
+        age_s=30,
+        retries=3,
+        step="generate-thumbnails",
+        error_class="StorageUnavailable",
+        last_retry_class="StorageUnavailable",
     ),
     # failed before error_class was recorded
     _row("failed", age_s=40, step="validate-video"),
@@ -143,6 +162,12 @@ def test_metrics_match_a_known_set_of_rows_and_a_known_queue_length(
         ("generate-thumbnails", "StorageUnavailable"): 1,
         ("validate-video", "unknown"): 1,
     }
+    retried = {
+        dict(labels)["error_class"]: value
+        for (name, labels), value in samples.items()
+        if name == "videofleet_task_retries_by_error_class"
+    }
+    assert retried == {"StorageUnavailable": 4, "DatabaseUnavailable": 1, "unknown": 2}
     durations = "videofleet_step_duration_seconds"
     assert _value(samples, "videofleet_step_duration_samples", step="generate-thumbnails") == 3
     assert _value(samples, durations, step="generate-thumbnails", quantile="0.5") == 20.0
@@ -197,3 +222,25 @@ def test_producer_serves_the_metrics_in_prometheus_text_format(fleet: Fleet) -> 
     by_status = {s.labels["status"]: s.value for s in families["videofleet_tasks"].samples}
     assert by_status == {"pending": 2, "processing": 1, "completed": 4, "failed": 4}
     assert "videofleet_queue_messages" in families
+
+
+def test_a_real_workers_retries_and_failure_are_counted_by_error_class(
+    fleet: Fleet, h264_mp4: Path
+) -> None:
+    # given a storage outage that outlasts the retries of a real worker
+    body = fleet.upload(h264_mp4, "uploads/unreachable.mp4")
+    fleet.s3_server.stop()
+    [outcome] = fleet.deliver(body)
+    row = fleet.wait(outcome.task_id)
+    fleet.s3_server.start()
+    assert row.status == "failed"
+    # when Prometheus scrapes
+    broker = redis.Redis.from_url(fleet.settings.broker_url)
+    samples = _scrape(FleetCollector(fleet.engine, broker, window_s=WINDOW_S))
+    broker.close()
+    # then the failure and its three retries are attributed to the storage error
+    assert _value(samples, "videofleet_tasks", status="failed") == 1
+    labels = {"step": "validate-video", "error_class": "StorageUnavailable"}
+    assert _value(samples, "videofleet_failed_tasks", **labels) == 1
+    retries = "videofleet_task_retries_by_error_class"
+    assert _value(samples, retries, error_class="StorageUnavailable") == row.retry_count == 3
