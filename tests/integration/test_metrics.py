@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import redis
 from celery import Celery
@@ -16,6 +19,7 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 
+from producer import localstack
 from producer.metrics import FleetCollector, queue_keys
 from producer.web import create_app
 from schema.tables import tasks
@@ -244,3 +248,25 @@ def test_a_real_workers_retries_and_failure_are_counted_by_error_class(
     assert _value(samples, "videofleet_failed_tasks", **labels) == 1
     retries = "videofleet_task_retries_by_error_class"
     assert _value(samples, retries, error_class="StorageUnavailable") == row.retry_count == 3
+
+
+def test_videofleet_metrics_serves_the_same_metrics_on_its_own_port(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    # given known rows and `videofleet metrics` running on a free port
+    with fleet.engine.begin() as conn:
+        conn.execute(tasks.insert(), KNOWN_ROWS)
+    port = _free_port()
+    command = [sys.executable, "-c", "from producer.cli import main; main()", "metrics"]
+    with ExitStack() as stack:
+        localstack.spawn(
+            stack, [*command, "--port", str(port)], log=tmp_path / "metrics.log", env=fleet.env
+        )
+        localstack.wait_listening("127.0.0.1", port, what="videofleet metrics")
+        # when Prometheus scrapes it
+        response = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
+    # then it reports the rows like the producer does
+    assert response.status_code == 200
+    families = {f.name: f for f in text_string_to_metric_families(response.text)}
+    by_status = {s.labels["status"]: s.value for s in families["videofleet_tasks"].samples}
+    assert by_status == {"pending": 2, "processing": 1, "completed": 4, "failed": 4}
