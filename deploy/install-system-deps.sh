@@ -10,6 +10,8 @@ command -v redis-server >/dev/null 2>&1 || want+=(redis-server)
 if [[ "${1:-}" == "--for-tests" ]]; then
   command -v pg_ctlcluster >/dev/null 2>&1 || want+=(postgresql)
   command -v chromium >/dev/null 2>&1 || want+=(chromium)
+  # systemd-analyze verifies deploy/systemd/ in the tests.
+  command -v systemd-analyze >/dev/null 2>&1 || want+=(systemd)
 fi
 [[ ${#want[@]} -eq 0 ]] && exit 0
 

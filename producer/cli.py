@@ -125,3 +125,11 @@ def demo(settings: Settings, workdir: Path, verbose: bool) -> None:
     except StackError as exc:
         raise click.ClickException(str(exc)) from exc
     sys.exit(0 if ok else 1)
+
+
+from producer.flower import flower_command, flower_link_command  # noqa: E402
+from producer.metrics import metrics_command  # noqa: E402
+
+main.add_command(flower_command)
+main.add_command(flower_link_command)
+main.add_command(metrics_command)

@@ -4,21 +4,38 @@
     ├── TransientError        retried with backoff (storage, database, broker hiccups)
     │   ├── StorageUnavailable
     │   ├── DatabaseUnavailable
-    │   └── BrokerUnavailable
+    │   ├── BrokerUnavailable
+    │   └── WebhookUndelivered
     └── PermanentError        never retried; the task fails at once with the reason recorded
         ├── NotAVideo
         ├── ObjectMissing
         ├── InvalidEvent
-        └── IllegalTransition
+        ├── IllegalTransition
+        └── WebhookExpired
 
 Workers retry exactly the ``TransientError`` subtree; everything else ends the task.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+
+def _rebuild(cls: type[VideofleetError], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
 
 class VideofleetError(Exception):
     """Base of every error videofleet raises on purpose."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickle restores an exception by calling cls(*args), which fails for the keyword-only
+        # arguments below; Celery then reports the nearest picklable base class (PermanentError
+        # instead of NotAVideo). Restoring args and attributes directly keeps the real class.
+        return (_rebuild, (self.__class__, self.args, dict(self.__dict__)))
 
 
 class TransientError(VideofleetError):
@@ -74,3 +91,11 @@ class IllegalTransition(PermanentError):
         self.task_id = task_id
         self.current = current
         self.wanted = wanted
+
+
+class WebhookUndelivered(TransientError):
+    """Raised when the completion webhook's receiver could not be reached or did not answer 2xx."""
+
+
+class WebhookExpired(PermanentError):
+    """Raised when a completion notification was still undelivered at its deadline."""

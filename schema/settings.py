@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal, Self
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///videofleet.db"
@@ -65,6 +65,45 @@ class Settings(BaseSettings):
     visibility_timeout_s: int = Field(default=DEFAULT_VISIBILITY_TIMEOUT_S, ge=1)
 
     # -- operations (issue 4) --
+
+    # flower, metrics, notifications
+    flower_basic_auth: SecretStr | None = None
+    flower_url: str | None = None
+    metrics_window_s: int = Field(default=3600, ge=1)
+    completion_webhook_url: str | None = None
+    completion_webhook_secret: SecretStr | None = None
+    completion_webhook_expiry_s: int = Field(default=86_400, ge=1)
+    completion_webhook_timeout_s: float = Field(default=10.0, gt=0)
+
+    @field_validator(
+        "flower_basic_auth",
+        "flower_url",
+        "completion_webhook_url",
+        "completion_webhook_secret",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # FOO= in an env file or compose's ${FOO:-} means "not configured", not "".
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _check_operations_access(self) -> Self:
+        """Refuse malformed Flower credentials and an unsigned or non-HTTP webhook."""
+        if self.flower_basic_auth is not None:
+            pairs = [p.partition(":") for p in self.flower_basic_auth.get_secret_value().split(",")]
+            if not all(user and password for user, _, password in pairs):
+                raise ValueError("FLOWER_BASIC_AUTH must be user:password[,user2:password2]")
+        if self.completion_webhook_url is not None:
+            if not self.completion_webhook_url.startswith(("http://", "https://")):
+                raise ValueError("COMPLETION_WEBHOOK_URL must be an http:// or https:// URL")
+            secret = self.completion_webhook_secret
+            if secret is None or len(secret.get_secret_value()) < 16:
+                raise ValueError(
+                    "COMPLETION_WEBHOOK_SECRET must be set (16+ characters) "
+                    "when COMPLETION_WEBHOOK_URL is"
+                )
+        return self
 
     @model_validator(mode="after")
     def _check_consistency(self) -> Self:

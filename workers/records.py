@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from sqlalchemy.exc import IllegalStateChangeError, InterfaceError, OperationalE
 
 from schema.db import insert_ignoring_conflicts
 from schema.errors import DatabaseUnavailable, IllegalTransition, PermanentError
-from schema.lifecycle import load_metadata, now_ms, transition
+from schema.lifecycle import load_metadata, merge_metadata, now_ms, transition
 from schema.status import Step, TaskStatus, VideoStatus
 from schema.tables import tasks, videos
 
@@ -35,6 +36,7 @@ class TaskRow:
     video_id: str | None
     retry_count: int
     metadata: dict[str, Any]
+    error_message: str | None = None
 
 
 @contextmanager
@@ -63,6 +65,7 @@ def load(conn: Connection, task_id: str) -> TaskRow:
         video_id=row.video_id,
         retry_count=row.retry_count or 0,
         metadata=load_metadata(row.metadata),
+        error_message=row.error_message,
     )
 
 
@@ -152,26 +155,54 @@ def complete(
             )
 
 
-def fail(engine: Engine, task_id: str, *, step: Step, message: str) -> None:
-    """Record the final failure of ``step``; a task that already ended is left as it is."""
+def fail(
+    engine: Engine, task_id: str, *, step: Step, message: str, error_class: str | None = None
+) -> bool:
+    """Record the final failure of ``step``; a task that already ended is left as it is.
+
+    ``error_class`` (the exception's class name) goes to ``metadata.error_class``, where the
+    metrics count failures by cause. Returns whether the task was marked failed.
+    """
+    patch = None if error_class is None else {"error_class": error_class}
     with engine.begin() as conn:
         try:
             row = load(conn, task_id)
-            transition(conn, task_id, TaskStatus.FAILED, step=step.value, error_message=message)
+            transition(
+                conn,
+                task_id,
+                TaskStatus.FAILED,
+                step=step.value,
+                error_message=message,
+                metadata_patch=patch,
+            )
         except IllegalTransition:
             logger.warning("Task %s: already ended, not marking it failed (%s)", task_id, message)
-            return
+            return False
         if row.video_id is not None:
             conn.execute(
                 sa.update(videos)
                 .where(videos.c.id == row.video_id)
                 .values(status=VideoStatus.FAILED.value, updated_at=now_ms())
             )
+        return True
 
 
-def count_retry(engine: Engine, task_id: str, *, step: Step, reason: str) -> None:
-    """Add one to ``retry_count`` and keep the reason of the latest retry in ``error_message``."""
+def count_retry(
+    engine: Engine, task_id: str, *, step: Step, reason: str, error_class: str | None = None
+) -> None:
+    """Add one to ``retry_count`` and keep the reason of the latest retry in ``error_message``.
+
+    ``error_class`` (the exception's class name) goes to ``metadata.last_retry_class``, where
+    the metrics count retries by cause.
+    """
     with engine.begin() as conn:
+        values: dict[str, Any] = {}
+        if error_class is not None:
+            current = conn.execute(
+                sa.select(tasks.c.metadata).where(tasks.c.id == task_id)
+            ).scalar_one_or_none()
+            merged = merge_metadata(load_metadata(current), {"last_retry_class": error_class})
+            values["metadata"] = json.dumps(merged, sort_keys=True)
         conn.execute(
             sa.update(tasks)
             .where(tasks.c.id == task_id)
@@ -180,5 +211,6 @@ def count_retry(engine: Engine, task_id: str, *, step: Step, reason: str) -> Non
                 error_message=reason,
                 step=step.value,
                 updated_at=now_ms(),
+                **values,
             )
         )

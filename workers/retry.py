@@ -17,7 +17,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from schema.errors import PermanentError, TransientError
 from schema.status import Step
-from workers import records
+from workers import notify, records
 from workers.context import get_deps, get_settings
 
 logger = logging.getLogger(__name__)
@@ -56,7 +56,11 @@ class StepTask(Task):  # type: ignore[type-arg]
             "Task %s: %s will retry (%d so far): %s", row_id, self.step, self.request.retries, exc
         )
         records.count_retry(
-            get_deps().engine, row_id, step=self.step, reason=f"retrying: {one_line(exc)}"
+            get_deps().engine,
+            row_id,
+            step=self.step,
+            reason=f"retrying: {one_line(exc)}",
+            error_class=exc.__class__.__name__,
         )
 
     def on_failure(
@@ -65,7 +69,12 @@ class StepTask(Task):  # type: ignore[type-arg]
         row_id = str(args[0])
         message = failure_message(self.step, exc, retries=self.request.retries)
         logger.error("Task %s: %s", row_id, message)
-        records.fail(get_deps().engine, row_id, step=self.step, message=message)
+        error_class = exc.__class__.__name__
+        failed = records.fail(
+            get_deps().engine, row_id, step=self.step, message=message, error_class=error_class
+        )
+        if failed:
+            notify.enqueue(self.app, row_id)
 
 
 def failure_message(step: Step, exc: BaseException, *, retries: int) -> str:

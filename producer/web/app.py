@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from producer import metrics
 from producer.publish import ChainPublisher
 from producer.web.deps import Resources
 from schema.db import make_engine
@@ -38,4 +39,5 @@ def create_app(settings: Settings) -> FastAPI:
         """Liveness: the process answers."""
         return {"status": "ok"}
 
+    app.include_router(metrics.router)
     return app

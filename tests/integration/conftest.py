@@ -33,6 +33,7 @@ from schema.status import TaskStatus
 from schema.storage import make_s3_client
 from schema.tables import metadata_obj, tasks, videos
 from tests.factories import r2_body
+from tests.integration.webhook_receiver import SECRET, WebhookReceiver
 
 # Two Redis database numbers: one broker per fleet, so that test runs can share a Redis.
 REDIS_DBS = tuple(int(n) for n in os.environ.get("TEST_REDIS_DBS", "14,15").split(","))
@@ -190,9 +191,21 @@ def _wait_worker_ready(broker_url: str, name: str, log: Path) -> None:
         app.close()
 
 
+@pytest.fixture(scope="session")
+def webhook_receiver() -> Iterator[WebhookReceiver]:
+    """The fleet's completion-webhook receiver: every ended task is POSTed here."""
+    receiver = WebhookReceiver()
+    receiver.start()
+    yield receiver
+    receiver.stop()
+
+
 @pytest.fixture(scope="session", params=["postgresql", "sqlite"])
 def fleet_service(
-    request: pytest.FixtureRequest, s3_server: S3Server, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    s3_server: S3Server,
+    webhook_receiver: WebhookReceiver,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Fleet]:
     backend = request.param
     tmp = tmp_path_factory.mktemp(f"fleet-{backend}")
@@ -208,6 +221,8 @@ def fleet_service(
         "BROKER_URL": redis_url(REDIS_DBS[0] if backend == "postgresql" else REDIS_DBS[1]),
         "S3_ENDPOINT_URL": s3_server.url,
         "S3_BUCKET": BUCKET,
+        "COMPLETION_WEBHOOK_URL": webhook_receiver.url,
+        "COMPLETION_WEBHOOK_SECRET": SECRET,
     }
     settings = Settings(
         **{k.lower(): v for k, v in env.items() if k.lower() in Settings.model_fields}

@@ -1,0 +1,33 @@
+"""The pure parts of the metrics: queue key names, quantiles, durations from metadata."""
+
+from __future__ import annotations
+
+import pytest
+
+from producer.metrics import quantile, queue_keys, step_durations
+
+
+def test_queue_depth_reads_kombus_priority_lists_too() -> None:
+    assert queue_keys("video-events") == [
+        "video-events",
+        "video-events\x06\x163",
+        "video-events\x06\x166",
+        "video-events\x06\x169",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("q", "expected"), [(0.0, 1.0), (0.5, 2.0), (0.9, 4.0), (0.99, 4.0), (1.0, 4.0)]
+)
+def test_nearest_rank_quantile(q: float, expected: float) -> None:
+    assert quantile([1.0, 2.0, 3.0, 4.0], q) == expected
+
+
+def test_step_durations_skip_rows_without_usable_timings() -> None:
+    docs = [
+        {"timings_s": {"validate-video": 2.0, "total": 5.0}},
+        {"timings_s": {"validate-video": 1.0, "generate-thumbnails": True}},
+        {"timings_s": "broken"},
+        {},
+    ]
+    assert step_durations(docs) == {"validate-video": [1.0, 2.0], "total": [5.0]}
