@@ -9,7 +9,8 @@
         ├── NotAVideo
         ├── ObjectMissing
         ├── InvalidEvent
-        └── IllegalTransition
+        ├── IllegalTransition
+        └── UploadRejected    the upload API refuses a request (bad type, too large, bad parts)
 
 Workers retry exactly the ``TransientError`` subtree; everything else ends the task.
 """
@@ -74,3 +75,14 @@ class IllegalTransition(PermanentError):
         self.task_id = task_id
         self.current = current
         self.wanted = wanted
+
+
+class UploadRejected(PermanentError):
+    """Raised when an upload request breaks the upload policy (type, size, name, parts).
+
+    ``code`` is the machine-readable reason the API returns, e.g. ``unsupported_type``.
+    """
+
+    def __init__(self, message: str, *, code: str) -> None:
+        super().__init__(message)
+        self.code = code
