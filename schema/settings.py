@@ -97,7 +97,9 @@ class Settings(BaseSettings):
         if self.access_disabled and self.environment == "production":
             raise ValueError("ACCESS_DISABLED=true is refused when ENVIRONMENT=production")
         if self.access_team_domain and not self.access_team_domain.startswith("https://"):
-            raise ValueError("ACCESS_TEAM_DOMAIN must look like https://<team>.cloudflareaccess.com")
+            raise ValueError(
+                "ACCESS_TEAM_DOMAIN must look like https://<team>.cloudflareaccess.com"
+            )
         if self.multipart_threshold_bytes > self.upload_max_bytes:
             raise ValueError("MULTIPART_THRESHOLD_BYTES must not exceed UPLOAD_MAX_BYTES")
         return self

@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from producer.publish import ChainPublisher
+from producer.web import page, upload_api, videos
 from producer.web.deps import Resources
 from schema.db import make_engine
 from schema.settings import Settings
@@ -38,4 +39,7 @@ def create_app(settings: Settings) -> FastAPI:
         """Liveness: the process answers."""
         return {"status": "ok"}
 
+    app.include_router(upload_api.router)
+    app.include_router(videos.router)
+    app.include_router(page.router)
     return app
