@@ -98,11 +98,8 @@ class Uploads:
             UploadRejected: the file is not an allowed video, is empty, too large, or large
                 enough to need multipart.
         """
-        name, mime = self._check(filename, content_type, size)
-        check_size(
-            size,
-            max_bytes=self.settings.upload_max_bytes,
-            single_max_bytes=self.settings.multipart_threshold_bytes,
+        name, mime = self.validate(
+            filename=filename, content_type=content_type, size=size, single=True
         )
         key = object_key(name)
         expires_s = self.settings.presign_expiry_s
@@ -124,8 +121,9 @@ class Uploads:
             UploadRejected: not an allowed video, empty or too large.
             StorageUnavailable: the store refused to create the upload.
         """
-        name, mime = self._check(filename, content_type, size)
-        check_size(size, max_bytes=self.settings.upload_max_bytes)
+        name, mime = self.validate(
+            filename=filename, content_type=content_type, size=size, single=False
+        )
         plan = plan_parts(size, preferred_part_bytes=self.settings.multipart_part_size_bytes)
         key = object_key(name)
         with _storage(key):
@@ -248,9 +246,25 @@ class Uploads:
             )
         logger.info("Video %s: multipart upload %s aborted", upload.video_id, upload.upload_id)
 
-    def _check(self, filename: str, content_type: str, size: int) -> tuple[str, str]:
+    def validate(
+        self, *, filename: str, content_type: str, size: int, single: bool
+    ) -> tuple[str, str]:
+        """Return the trimmed name and canonical MIME type, or refuse the request.
+
+        Called before the rate limits are counted, so a refused request costs nothing.
+
+        Raises:
+            UploadRejected: bad name, not a video, empty, too large, or (``single``) too large
+                for one PUT.
+        """
         name = check_filename(filename)
-        return name, content_type_for(name, content_type)
+        mime = content_type_for(name, content_type)
+        check_size(
+            size,
+            max_bytes=self.settings.upload_max_bytes,
+            single_max_bytes=self.settings.multipart_threshold_bytes if single else None,
+        )
+        return name, mime
 
     def _insert_video(
         self,

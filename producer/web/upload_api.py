@@ -146,6 +146,9 @@ def _url_out(upload: NewUpload) -> UploadUrlOut:
 def upload_url(body: UploadRequest, caller: CallerDep, services: ServicesDep) -> UploadUrlOut:
     """Create the video's row and a presigned PUT bound to its content type and length."""
     try:
+        services.uploads.validate(
+            filename=body.filename, content_type=body.contentType, size=body.size, single=True
+        )
         services.limits.start_upload(user_id=caller.user_id, ip=caller.ip, size_bytes=body.size)
         upload = services.uploads.start_single(
             owner=caller.user_id,
@@ -167,6 +170,9 @@ def upload_url(body: UploadRequest, caller: CallerDep, services: ServicesDep) ->
 def create_multipart(body: UploadRequest, caller: CallerDep, services: ServicesDep) -> MultipartOut:
     """Create the video's row and the multipart upload; parts are equal, at least 5 MiB."""
     try:
+        services.uploads.validate(
+            filename=body.filename, content_type=body.contentType, size=body.size, single=False
+        )
         services.limits.start_upload(user_id=caller.user_id, ip=caller.ip, size_bytes=body.size)
         upload = services.uploads.start_multipart(
             owner=caller.user_id,
