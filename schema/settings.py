@@ -69,6 +69,7 @@ class Settings(BaseSettings):
     access_disabled: bool = False
     access_leeway_s: int = Field(default=30, ge=0, le=300)
     access_jwks_lifespan_s: int = Field(default=3600, ge=1)
+    access_jwks_refetch_cooldown_s: float = Field(default=30.0, ge=0)
     rate_limit_redis_url: str = ""
     rate_limit_key_prefix: str = "videofleet-limits"
     rate_limit_client_ip_header: str = ""

@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import os
 import shutil
+import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
+import redis
 import sqlalchemy as sa
 
 from producer import localstack, samples
 from producer.publish import ChainPublisher
 from schema.db import make_engine
 from schema.settings import Settings
+from tests.access_keys import JwksServer, SigningKey
 from tests.fleet import (
     BUCKET,
     POSTGRES_URL,
@@ -29,6 +32,7 @@ from tests.fleet import (
     _clean,
     _wait_worker_ready,
     redis_url,
+    redis_url_no_flush,
     reset_database,
 )
 
@@ -120,3 +124,29 @@ def fleet(fleet_service: Fleet) -> Iterator[Fleet]:
     yield fleet_service
     fleet_service.s3_server.start()
     _clean(fleet_service)
+
+
+@pytest.fixture(scope="session")
+def access_key() -> SigningKey:
+    """The key the stand-in Access signs tokens with."""
+    return SigningKey()
+
+
+@pytest.fixture
+def jwks(access_key: SigningKey) -> Iterator[JwksServer]:
+    """The team's certs endpoint over real HTTP, serving ``access_key`` (fresh per test)."""
+    with JwksServer([access_key]) as server:
+        yield server
+
+
+@pytest.fixture
+def limits_redis() -> Iterator[tuple[str, str]]:
+    """A Redis URL and a key prefix of this test's own; its rate-limit keys are removed after."""
+    url = redis_url_no_flush(REDIS_DBS[0])
+    prefix = f"videofleet-test-{uuid.uuid4().hex}"
+    yield url, prefix
+    client = redis.Redis.from_url(url)
+    keys = list(client.scan_iter(f"{prefix}*"))
+    if keys:
+        client.delete(*keys)
+    client.close()

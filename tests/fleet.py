@@ -92,6 +92,18 @@ def reset_database(url: str) -> Engine:
     return engine
 
 
+def redis_url_no_flush(db: int) -> str:
+    """The URL of Redis database ``db``, failing the test if Redis does not answer."""
+    client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=db)
+    try:
+        client.ping()
+    except redis.ConnectionError as exc:
+        pytest.fail(f"Redis is not reachable at {REDIS_HOST}:{REDIS_PORT}: {exc}")
+    finally:
+        client.close()
+    return f"redis://{REDIS_HOST}:{REDIS_PORT}/{db}"
+
+
 def redis_url(db: int) -> str:
     client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=db)
     try:

@@ -61,16 +61,19 @@ class AccessVerifier:
         jwks_url: str = "",
         leeway_s: int = 30,
         jwks_lifespan_s: int = 3600,
+        jwks_refetch_cooldown_s: float = 30.0,
     ) -> None:
         self.issuer = team_domain.rstrip("/")
         self.audience = audience
         self.leeway_s = leeway_s
         # PyJWKClient caches the key set for `lifespan` seconds and refetches it once when a
-        # token's kid is not in it; urllib's default User-Agent is blocked by some WAFs.
+        # token's kid is not in it, at most once per cooldown (so forged kids cannot make us
+        # hammer the certs endpoint); urllib's default User-Agent is blocked by some WAFs.
         self._jwks = jwt.PyJWKClient(
             jwks_url or f"{self.issuer}{CERTS_PATH}",
             cache_jwk_set=True,
             lifespan=jwks_lifespan_s,
+            cooldown_duration=jwks_refetch_cooldown_s,
             headers={"User-Agent": USER_AGENT},
             timeout=JWKS_TIMEOUT_S,
         )
@@ -84,6 +87,7 @@ class AccessVerifier:
             jwks_url=settings.access_jwks_url,
             leeway_s=settings.access_leeway_s,
             jwks_lifespan_s=settings.access_jwks_lifespan_s,
+            jwks_refetch_cooldown_s=settings.access_jwks_refetch_cooldown_s,
         )
 
     def verify(self, token: str) -> AccessIdentity:
