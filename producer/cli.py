@@ -12,6 +12,7 @@ import click
 import sqlalchemy as sa
 from pydantic import ValidationError
 
+from producer.cors import cors
 from producer.ingest import ingest
 from producer.publish import ChainPublisher
 from producer.report import TASK_COLUMNS, format_table, task_summary
@@ -122,3 +123,6 @@ def demo(settings: Settings, workdir: Path) -> None:
     except StackError as exc:
         raise click.ClickException(str(exc)) from exc
     sys.exit(0 if ok else 1)
+
+
+main.add_command(cors)
