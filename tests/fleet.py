@@ -191,3 +191,5 @@ def _clean(fleet: Fleet) -> None:
         s3.create_bucket(Bucket=BUCKET)
     for key in fleet.keys(""):
         s3.delete_object(Bucket=BUCKET, Key=key)
+    for upload in s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []):
+        s3.abort_multipart_upload(Bucket=BUCKET, Key=upload["Key"], UploadId=upload["UploadId"])

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import uvicorn
 from playwright.sync_api import BrowserContext, sync_playwright
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from producer import samples
 from producer.web import create_app
@@ -36,12 +37,33 @@ SERVER_START_TIMEOUT_S = 20.0
 ARTIFACTS = Path(__file__).parents[2] / "artifacts"
 
 
+class AccessEdge:
+    """Plays Cloudflare Access in front of the app: adds the signed JWT to every API request.
+
+    Doing it here rather than with Playwright's request interception keeps the browser's own
+    CORS preflights real (Playwright answers preflights itself while it intercepts).
+    """
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self.app = app
+        self.header = (b"cf-access-jwt-assertion", token.encode())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/api/"):
+            scope = {**scope, "headers": [*scope["headers"], self.header]}
+        await self.app(scope, receive, send)
+
+
 @contextmanager
-def serve(settings: Settings, port: int) -> Iterator[str]:
-    """Run the producer's app under uvicorn on 127.0.0.1:``port``; yield its base URL."""
-    config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
-    )
+def serve(settings: Settings, port: int, *, access_token: str | None = None) -> Iterator[str]:
+    """Run the producer's app under uvicorn on 127.0.0.1:``port``; yield its base URL.
+
+    With ``access_token``, an ``AccessEdge`` in front adds it to the API requests.
+    """
+    app: ASGIApp = create_app(settings)
+    if access_token is not None:
+        app = AccessEdge(app, access_token)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
     thread.start()
