@@ -11,7 +11,6 @@ import re
 import unicodedata
 import uuid
 from dataclasses import dataclass
-from pathlib import PurePosixPath
 
 from schema.errors import UploadRejected
 
@@ -50,6 +49,18 @@ class PartPlan:
         return self.size - self.part_size * (self.part_count - 1)
 
 
+def split_name(filename: str) -> tuple[str, str]:
+    """The base name's stem and lower-cased extension; paths of either kind of slash are dropped.
+
+    The extension is whatever follows the last dot, so ``.mp4`` is an MP4 with an empty stem.
+    """
+    base = filename.strip().replace("\\", "/").rsplit("/", 1)[-1]
+    stem, dot, extension = base.rpartition(".")
+    if not dot:
+        return base, ""
+    return stem, f".{extension.lower()}"
+
+
 def content_type_for(filename: str, content_type: str) -> str:
     """Return the canonical MIME type of a video upload, or refuse it.
 
@@ -59,7 +70,7 @@ def content_type_for(filename: str, content_type: str) -> str:
     Raises:
         UploadRejected: not one of the video types, or the type does not match the extension.
     """
-    extension = PurePosixPath(filename.strip()).suffix.lower()
+    _, extension = split_name(filename)
     expected = VIDEO_TYPES.get(extension)
     allowed = ", ".join(VIDEO_TYPES)
     if expected is None:
@@ -102,10 +113,7 @@ def safe_filename(filename: str) -> str:
     Accents are folded to ASCII, every other run of unsafe characters becomes one ``-``, leading
     dots go (no hidden or relative names), and the stem is bounded so keys stay short.
     """
-    name = PurePosixPath(filename.replace("\\", "/")).name
-    path = PurePosixPath(name)
-    extension = path.suffix.lower()
-    stem = name[: -len(path.suffix)] if path.suffix else name
+    stem, extension = split_name(filename)
     ascii_stem = unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode()
     safe_stem = _UNSAFE.sub("-", ascii_stem).strip(".-_")[:MAX_SAFE_STEM_CHARS].strip(".-_")
     return f"{safe_stem or 'video'}{_UNSAFE.sub('', extension)}"

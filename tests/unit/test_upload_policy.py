@@ -50,6 +50,7 @@ def test_each_design_video_type_is_accepted_with_its_mime_type(
         ("clip", "video/mp4"),
         ("clip.mp4", "video/webm"),
         ("clip.mp4", "application/octet-stream"),
+        ("clip.mp4.txt", "video/mp4"),
     ],
 )
 def test_non_videos_and_mismatched_types_are_refused_as_unsupported(
@@ -89,6 +90,9 @@ def test_the_defaults_are_the_designs_5_gb_and_50_mib() -> None:
         ("...hidden.webm", "hidden.webm"),
         ("视频.mp4", "video.mp4"),
         ("a b+c%20d.mp4", "a-b-c-20d.mp4"),
+        (".mp4", "video.mp4"),
+        ("\\.MP4", "video.mp4"),
+        ("archive.tar.mkv", "archive.tar.mkv"),
     ],
 )
 def test_file_names_are_reduced_to_a_safe_subset_keeping_the_extension(
