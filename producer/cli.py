@@ -12,6 +12,7 @@ import click
 import sqlalchemy as sa
 from pydantic import ValidationError
 
+from producer.cors import cors
 from producer.ingest import ingest
 from producer.publish import ChainPublisher
 from producer.report import TASK_COLUMNS, format_table, task_summary
@@ -133,3 +134,4 @@ from producer.metrics import metrics_command  # noqa: E402
 main.add_command(flower_command)
 main.add_command(flower_link_command)
 main.add_command(metrics_command)
+main.add_command(cors)

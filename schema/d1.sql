@@ -33,7 +33,10 @@ CREATE TABLE IF NOT EXISTS videos (
   status TEXT NOT NULL DEFAULT 'uploading',
   thumbnail_url TEXT,
   created_at INTEGER NOT NULL,
-  updated_at INTEGER NOT NULL
+  updated_at INTEGER NOT NULL,
+  owner TEXT,
+  upload_id TEXT
 );
 CREATE UNIQUE INDEX IF NOT EXISTS idx_videos_r2_key ON videos(r2_key);
 CREATE INDEX IF NOT EXISTS idx_videos_status ON videos(status);
+CREATE UNIQUE INDEX IF NOT EXISTS idx_videos_upload_id ON videos(upload_id);

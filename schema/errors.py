@@ -11,7 +11,8 @@
         ├── ObjectMissing
         ├── InvalidEvent
         ├── IllegalTransition
-        └── WebhookExpired
+        ├── WebhookExpired
+        └── UploadRejected    the upload API refuses a request (bad type, too large, bad parts)
 
 Workers retry exactly the ``TransientError`` subtree; everything else ends the task.
 """
@@ -99,3 +100,14 @@ class WebhookUndelivered(TransientError):
 
 class WebhookExpired(PermanentError):
     """Raised when a completion notification was still undelivered at its deadline."""
+
+
+class UploadRejected(PermanentError):
+    """Raised when an upload request breaks the upload policy (type, size, name, parts).
+
+    ``code`` is the machine-readable reason the API returns, e.g. ``unsupported_type``.
+    """
+
+    def __init__(self, message: str, *, code: str) -> None:
+        super().__init__(message)
+        self.code = code

@@ -7,10 +7,11 @@ file, Redis on localhost and a local S3 endpoint, so ``make demo`` needs no conf
 
 from __future__ import annotations
 
-from typing import Literal, Self
+import re
+from typing import Annotated, Literal, Self
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///videofleet.db"
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
@@ -22,6 +23,14 @@ DEFAULT_RETRY_BACKOFF_MAX_S = 600
 DEFAULT_STEP_SOFT_TIME_LIMIT_S = 300
 DEFAULT_STEP_TIME_LIMIT_S = 330
 DEFAULT_VISIBILITY_TIMEOUT_S = 3600
+# Upload side: the design's 5 GB ceiling (R2's single PUT allows 5 GiB - 5 MiB), its 50 MB
+# single-request threshold and part size (as MiB, like the page's 50 * 1024 * 1024), and R2's
+# part-size bounds.
+DEFAULT_UPLOAD_MAX_BYTES = 5_000_000_000
+DEFAULT_MULTIPART_BYTES = 50 * 1024 * 1024
+MIN_PART_BYTES = 5 * 1024 * 1024
+MAX_PART_BYTES = 5 * 1024 * 1024 * 1024
+ORIGIN_RE = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 PLACEHOLDER_SECRETS = frozenset({"", DEFAULT_S3_KEY, "changeme", "change-me", "secret"})
 
 
@@ -46,6 +55,55 @@ class Settings(BaseSettings):
     presign_expiry_s: int = Field(default=3600, ge=1, le=604_800)
 
     # -- upload API (issue 5) --
+    upload_max_bytes: int = Field(default=DEFAULT_UPLOAD_MAX_BYTES, ge=1)
+    multipart_threshold_bytes: int = Field(default=DEFAULT_MULTIPART_BYTES, ge=MIN_PART_BYTES)
+    multipart_part_size_bytes: int = Field(
+        default=DEFAULT_MULTIPART_BYTES, ge=MIN_PART_BYTES, le=MAX_PART_BYTES
+    )
+    status_url_expiry_s: int = Field(default=300, ge=1, le=604_800)
+    upload_allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    cors_max_age_s: int = Field(default=3600, ge=0, le=86_400)
+    access_team_domain: str = ""
+    access_aud: str = ""
+    access_jwks_url: str = ""
+    access_disabled: bool = False
+    access_leeway_s: int = Field(default=30, ge=0, le=300)
+    access_jwks_lifespan_s: int = Field(default=3600, ge=1)
+    access_jwks_refetch_cooldown_s: float = Field(default=30.0, ge=0)
+    rate_limit_redis_url: str = ""
+    rate_limit_key_prefix: str = "videofleet-limits"
+    rate_limit_client_ip_header: str = ""
+    rate_limit_upload_urls_per_user_per_minute: int = Field(default=10, ge=1)
+    rate_limit_upload_urls_per_ip_per_minute: int = Field(default=30, ge=1)
+    rate_limit_upload_bytes_per_user_per_day: int = Field(default=50_000_000_000, ge=1)
+    rate_limit_auth_failures_per_ip_per_hour: int = Field(default=10, ge=1)
+
+    @field_validator("upload_allowed_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        """Accept a comma-separated list; each origin is scheme://host[:port], as CORS wants."""
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list):
+            for origin in value:
+                if not ORIGIN_RE.fullmatch(str(origin)):
+                    raise ValueError(
+                        f"{origin!r} is not an origin: use scheme://host[:port], no path or slash"
+                    )
+        return value
+
+    @model_validator(mode="after")
+    def _check_upload_api(self) -> Self:
+        """Never run the upload API without Access in production, whatever else is set."""
+        if self.access_disabled and self.environment == "production":
+            raise ValueError("ACCESS_DISABLED=true is refused when ENVIRONMENT=production")
+        if self.access_team_domain and not self.access_team_domain.startswith("https://"):
+            raise ValueError(
+                "ACCESS_TEAM_DOMAIN must look like https://<team>.cloudflareaccess.com"
+            )
+        if self.multipart_threshold_bytes > self.upload_max_bytes:
+            raise ValueError("MULTIPART_THRESHOLD_BYTES must not exceed UPLOAD_MAX_BYTES")
+        return self
 
     thumbnails_prefix: str = "thumbnails/"
     thumbnail_count: int = Field(default=5, ge=1, le=100)

@@ -49,6 +49,10 @@ videos = sa.Table(
     sa.Column("thumbnail_url", sa.Text),
     sa.Column("created_at", EpochMs, nullable=False),
     sa.Column("updated_at", EpochMs, nullable=False),
+    # upload API additions (revision 0002_uploads)
+    sa.Column("owner", sa.Text),
+    sa.Column("upload_id", sa.Text),
     sa.Index("idx_videos_r2_key", "r2_key", unique=True),
     sa.Index("idx_videos_status", "status"),
+    sa.Index("idx_videos_upload_id", "upload_id", unique=True),
 )

@@ -1,13 +1,41 @@
-"""Fixtures every test layer shares: generated media, made once per session by ffmpeg."""
+"""Fixtures every test layer shares: generated media (ffmpeg) and the real services.
+
+Each test starts from empty tables and an empty bucket; the worker processes (one per database)
+live for the session. The service classes are in ``tests/fleet.py``.
+"""
 
 from __future__ import annotations
 
+import os
 import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
+import redis
+import sqlalchemy as sa
 
-from producer import samples
+from producer import localstack, samples
+from producer.publish import ChainPublisher
+from schema.db import make_engine
+from schema.settings import Settings
+from tests.access_keys import JwksServer, SigningKey
+from tests.fleet import (
+    BUCKET,
+    POSTGRES_URL,
+    REDIS_DBS,
+    TEST_TUNING,
+    Fleet,
+    S3Server,
+    _clean,
+    _wait_worker_ready,
+    redis_url,
+    redis_url_no_flush,
+    reset_database,
+)
+from tests.integration.webhook_receiver import SECRET, WebhookReceiver
 
 
 @pytest.fixture(scope="session")
@@ -34,3 +62,106 @@ def long_gop_mp4(media_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def not_a_video(media_dir: Path) -> Path:
     return samples.make_not_a_video(media_dir / "notes.mp4")
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    server = S3Server()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    engine = make_engine(POSTGRES_URL)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except sa.exc.OperationalError as exc:
+        pytest.fail(f"PostgreSQL is not reachable at {POSTGRES_URL}: {exc}")
+    finally:
+        engine.dispose()
+    return POSTGRES_URL
+
+
+@pytest.fixture(scope="session")
+def webhook_receiver() -> Iterator[WebhookReceiver]:
+    """The fleet's completion-webhook receiver: every ended task is POSTed here."""
+    receiver = WebhookReceiver()
+    receiver.start()
+    yield receiver
+    receiver.stop()
+
+
+@pytest.fixture(scope="session", params=["postgresql", "sqlite"])
+def fleet_service(
+    request: pytest.FixtureRequest,
+    s3_server: S3Server,
+    webhook_receiver: WebhookReceiver,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Fleet]:
+    backend = request.param
+    tmp = tmp_path_factory.mktemp(f"fleet-{backend}")
+    db_url = (
+        request.getfixturevalue("postgres_url")
+        if backend == "postgresql"
+        else f"sqlite:///{tmp}/fleet.db"
+    )
+    env = {
+        **os.environ,
+        **TEST_TUNING,
+        "DATABASE_URL": db_url,
+        "BROKER_URL": redis_url(REDIS_DBS[0] if backend == "postgresql" else REDIS_DBS[1]),
+        "S3_ENDPOINT_URL": s3_server.url,
+        "S3_BUCKET": BUCKET,
+        "COMPLETION_WEBHOOK_URL": webhook_receiver.url,
+        "COMPLETION_WEBHOOK_SECRET": SECRET,
+    }
+    settings = Settings(
+        **{k.lower(): v for k, v in env.items() if k.lower() in Settings.model_fields}
+    )
+    engine = reset_database(db_url)
+    name = f"test-{backend}"
+    with ExitStack() as stack:
+        stack.callback(engine.dispose)
+        worker = localstack.start_worker(stack, logdir=tmp, name=name, env=env)
+        _wait_worker_ready(settings.broker_url, f"{name}@", tmp / f"{name}.log")
+        publisher = stack.enter_context(ChainPublisher(settings))
+        yield Fleet(settings, engine, publisher, env, tmp / f"{name}.log", s3_server, name)
+        assert worker.poll() is None, "the worker process died during the session"
+
+
+@pytest.fixture
+def fleet(fleet_service: Fleet) -> Iterator[Fleet]:
+    """The session's fleet with empty tables and an empty bucket, before and after the test."""
+    _clean(fleet_service)
+    yield fleet_service
+    fleet_service.s3_server.start()
+    _clean(fleet_service)
+
+
+@pytest.fixture(scope="session")
+def access_key() -> SigningKey:
+    """The key the stand-in Access signs tokens with."""
+    return SigningKey()
+
+
+@pytest.fixture
+def jwks(access_key: SigningKey) -> Iterator[JwksServer]:
+    """The team's certs endpoint over real HTTP, serving ``access_key`` (fresh per test)."""
+    with JwksServer([access_key]) as server:
+        yield server
+
+
+@pytest.fixture
+def limits_redis() -> Iterator[tuple[str, str]]:
+    """A Redis URL and a key prefix of this test's own; its rate-limit keys are removed after."""
+    url = redis_url_no_flush(REDIS_DBS[0])
+    prefix = f"videofleet-test-{uuid.uuid4().hex}"
+    yield url, prefix
+    client = redis.Redis.from_url(url)
+    keys = list(client.scan_iter(f"{prefix}*"))
+    if keys:
+        client.delete(*keys)
+    client.close()

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from producer import metrics
 from producer.publish import ChainPublisher
+from producer.web import page, upload_api, videos
 from producer.web.deps import Resources
 from schema.db import make_engine
 from schema.settings import Settings
@@ -40,4 +41,7 @@ def create_app(settings: Settings) -> FastAPI:
         return {"status": "ok"}
 
     app.include_router(metrics.router)
+    app.include_router(upload_api.router)
+    app.include_router(videos.router)
+    app.include_router(page.router)
     return app

@@ -1,0 +1,45 @@
+"""The upload page: static HTML, CSS and JavaScript served by the producer, no build step.
+
+The page itself holds no data, so it is served without a token; Cloudflare Access guards the
+whole hostname at the edge, and every API call the page makes is verified at the origin.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, HTTPException
+from fastapi.responses import FileResponse, RedirectResponse
+
+STATIC_DIR = Path(__file__).with_name("static")
+ASSETS = {
+    "upload.js": "text/javascript; charset=utf-8",
+    "upload.css": "text/css; charset=utf-8",
+}
+# The page is small and changes with releases; let browsers revalidate rather than cache.
+NO_CACHE = {"Cache-Control": "no-cache"}
+
+router = APIRouter(tags=["page"])
+
+
+@router.get("/", include_in_schema=False)
+def root() -> RedirectResponse:
+    """Send visitors to the upload page."""
+    return RedirectResponse("/upload", status_code=307)
+
+
+@router.get("/upload", include_in_schema=False)
+def upload_page() -> FileResponse:
+    """The upload page."""
+    return FileResponse(
+        STATIC_DIR / "upload.html", media_type="text/html; charset=utf-8", headers=NO_CACHE
+    )
+
+
+@router.get("/static/{name}", include_in_schema=False)
+def asset(name: str) -> FileResponse:
+    """The page's script and style sheet (only these two names)."""
+    media_type = ASSETS.get(name)
+    if media_type is None:
+        raise HTTPException(404, "not found")
+    return FileResponse(STATIC_DIR / name, media_type=media_type, headers=NO_CACHE)

@@ -1,0 +1,262 @@
+// videofleet upload page: presigned PUT straight to the bucket, multipart in parallel parts above
+// the threshold, then live status until the thumbnails appear. No build step, no dependencies.
+"use strict";
+
+const MAX_BYTES = 5_000_000_000; // the design's 5 GB
+const MULTIPART_THRESHOLD = 50 * 1024 * 1024; // the server may set a lower one (413 use_multipart)
+const PART_CONCURRENCY = 4;
+const PART_ATTEMPTS = 4; // one try and three retries per part
+const POLL_MS = 1500;
+const TYPES = {
+  mp4: "video/mp4", mov: "video/quicktime", avi: "video/x-msvideo",
+  mkv: "video/x-matroska", webm: "video/webm",
+};
+
+const $ = (id) => document.getElementById(id);
+
+class ApiError extends Error {
+  constructor(status, code, message) { super(message); this.status = status; this.code = code; }
+}
+
+async function api(method, path, body) {
+  const response = await fetch(path, {
+    method,
+    credentials: "same-origin",
+    headers: body ? { "Content-Type": "application/json" } : {},
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  if (response.status === 204) return null;
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    const error = data.error || { code: "http_" + response.status, message: response.statusText };
+    throw new ApiError(response.status, error.code, error.message);
+  }
+  return data;
+}
+
+function contentTypeOf(file) {
+  const match = /\.([A-Za-z0-9]+)$/.exec(file.name);
+  return match ? TYPES[match[1].toLowerCase()] : undefined;
+}
+
+function formatBytes(n) {
+  const units = ["B", "KB", "MB", "GB"];
+  let i = 0;
+  while (n >= 1000 && i < units.length - 1) { n /= 1000; i += 1; }
+  return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
+}
+
+function setStatus(state, text) {
+  const status = $("status");
+  status.dataset.state = state;
+  status.textContent = text;
+}
+
+function showError(message) {
+  const error = $("error");
+  error.hidden = false;
+  error.textContent = message;
+  setStatus("failed", "Upload failed");
+}
+
+function setProgress(loaded, total) {
+  const percent = total ? Math.min(100, Math.floor((loaded / total) * 100)) : 0;
+  $("progress").value = percent;
+  $("percent").textContent = `${percent}% (${formatBytes(loaded)} of ${formatBytes(total)})`;
+}
+
+// PUT a blob to a presigned URL with upload progress; resolves with the response's ETag.
+function put(url, blob, contentType, onProgress) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("PUT", url);
+    if (contentType) xhr.setRequestHeader("Content-Type", contentType);
+    xhr.upload.onprogress = (event) => onProgress(event.loaded);
+    xhr.onload = () => {
+      if (xhr.status >= 200 && xhr.status < 300) {
+        onProgress(blob.size);
+        resolve(xhr.getResponseHeader("ETag"));
+      } else {
+        reject(new Error(`storage answered ${xhr.status}`));
+      }
+    };
+    xhr.onerror = () => reject(new Error("network error while uploading"));
+    xhr.onabort = () => reject(new Error("upload aborted"));
+    xhr.send(blob);
+  });
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function uploadSingle(file, target) {
+  await put(target.uploadUrl, file, target.contentType, (loaded) => setProgress(loaded, file.size));
+  return target.videoId;
+}
+
+async function uploadMultipart(file, contentType) {
+  const upload = await api("POST", "/api/multipart",
+    { filename: file.name, contentType, size: file.size });
+  const base = `/api/multipart/${encodeURIComponent(upload.uploadId)}`;
+  const loaded = new Array(upload.partCount + 1).fill(0);
+  const report = () => setProgress(loaded.reduce((a, b) => a + b, 0), file.size);
+  const etags = new Array(upload.partCount + 1);
+  const queue = Array.from({ length: upload.partCount }, (_, i) => i + 1);
+
+  async function partUrl(number) {
+    const answer = await api("POST", `${base}/part-urls`, { partNumbers: [number] });
+    return answer.parts[0].url;
+  }
+
+  async function sendPart(number) {
+    const start = (number - 1) * upload.partSize;
+    const blob = file.slice(start, Math.min(start + upload.partSize, file.size));
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        const url = await partUrl(number); // a fresh URL per attempt: an expired one is renewed
+        etags[number] = await put(url, blob, null, (n) => { loaded[number] = n; report(); });
+        return;
+      } catch (error) {
+        loaded[number] = 0;
+        report();
+        if (attempt >= PART_ATTEMPTS || error instanceof ApiError) throw error;
+        await sleep(500 * 2 ** (attempt - 1));
+      }
+    }
+  }
+
+  async function worker() {
+    while (queue.length) await sendPart(queue.shift());
+  }
+
+  try {
+    await Promise.all(Array.from({ length: Math.min(PART_CONCURRENCY, upload.partCount) }, worker));
+    if (etags.slice(1).some((etag) => !etag)) {
+      throw new Error("the storage did not expose ETag headers (check the bucket's CORS rules)");
+    }
+    const parts = etags.slice(1).map((etag, i) => ({ partNumber: i + 1, etag }));
+    await api("POST", `${base}/complete`, { parts });
+  } catch (error) {
+    await api("DELETE", base).catch(() => undefined);
+    throw error;
+  }
+  return upload.videoId;
+}
+
+function showVideo(video) {
+  $("result").hidden = false;
+  const probe = (video.metadata && video.metadata.probe) || {};
+  const facts = [
+    ["status", video.status],
+    ["key", video.key],
+    ["size", formatBytes(video.sizeBytes || 0)],
+  ];
+  if (probe.duration_s) facts.push(["duration", `${probe.duration_s.toFixed(2)} s`]);
+  if (probe.display_width) facts.push(["display", `${probe.display_width}×${probe.display_height}`]);
+  if (probe.video_codec) facts.push(["codec", probe.video_codec]);
+  $("facts").replaceChildren(...facts.flatMap(([k, v]) => {
+    const dt = document.createElement("dt");
+    dt.textContent = k;
+    const dd = document.createElement("dd");
+    dd.textContent = v;
+    return [dt, dd];
+  }));
+  const shown = $("thumbnails").children.length;
+  if (video.thumbnails.length && shown !== video.thumbnails.length) {
+    $("thumbnails").replaceChildren(...video.thumbnails.map((thumb, i) => {
+      const img = document.createElement("img");
+      img.src = thumb.url;
+      img.alt = `thumbnail ${i + 1}` + (thumb.atS != null ? ` at ${thumb.atS.toFixed(1)} s` : "");
+      img.className = "thumbnail";
+      return img;
+    }));
+  }
+}
+
+async function poll(videoId) {
+  for (;;) {
+    let video;
+    try {
+      video = await api("GET", `/api/videos/${encodeURIComponent(videoId)}`);
+    } catch (error) {
+      if (error instanceof ApiError && error.status !== 429 && error.status < 500) throw error;
+      await sleep(POLL_MS * 2);
+      continue;
+    }
+    showVideo(video);
+    const step = video.task && video.task.step ? ` (${video.task.step})` : "";
+    if (video.status === "ready" && video.thumbnails.length) {
+      setStatus("ready", `Ready: ${video.thumbnails.length} thumbnails`);
+      return;
+    }
+    if (video.status === "failed") {
+      showError(`Processing failed: ${(video.task && video.task.error) || "unknown error"}`);
+      return;
+    }
+    if (video.status === "uploading") {
+      setStatus("uploaded", "Uploaded; waiting for processing to start");
+    } else {
+      setStatus("processing", `Processing${step}`);
+    }
+    await sleep(POLL_MS);
+  }
+}
+
+async function start(file) {
+  $("error").hidden = true;
+  $("result").hidden = true;
+  $("thumbnails").replaceChildren();
+  const contentType = contentTypeOf(file);
+  if (!contentType) {
+    showError(`${file.name} is not a supported video (MP4, MOV, AVI, MKV or WebM)`);
+    return;
+  }
+  if (file.size > MAX_BYTES) {
+    showError(`${file.name} is ${formatBytes(file.size)}; the limit is 5 GB`);
+    return;
+  }
+  if (file.size === 0) {
+    showError(`${file.name} is empty`);
+    return;
+  }
+  $("upload").hidden = false;
+  $("name").textContent = file.name;
+  $("size").textContent = formatBytes(file.size);
+  setProgress(0, file.size);
+  setStatus("uploading", "Uploading…");
+  try {
+    let videoId;
+    if (file.size > MULTIPART_THRESHOLD) {
+      videoId = await uploadMultipart(file, contentType);
+    } else {
+      try {
+        const target = await api("POST", "/api/upload-url",
+          { filename: file.name, contentType, size: file.size });
+        videoId = await uploadSingle(file, target);
+      } catch (error) {
+        if (!(error instanceof ApiError && error.code === "use_multipart")) throw error;
+        videoId = await uploadMultipart(file, contentType);
+      }
+    }
+    document.body.dataset.videoId = videoId;
+    setStatus("uploaded", "Uploaded; waiting for processing to start");
+    await poll(videoId);
+  } catch (error) {
+    showError(error.message);
+  }
+}
+
+function init() {
+  const drop = $("drop");
+  $("file").addEventListener("change", (event) => {
+    if (event.target.files.length) start(event.target.files[0]);
+  });
+  drop.addEventListener("dragover", (event) => { event.preventDefault(); drop.classList.add("over"); });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (event) => {
+    event.preventDefault();
+    drop.classList.remove("over");
+    if (event.dataTransfer.files.length) start(event.dataTransfer.files[0]);
+  });
+}
+
+init();
