@@ -30,7 +30,7 @@ from schema.migrate import upgrade
 from schema.settings import Settings
 from schema.status import TaskStatus
 from schema.storage import make_s3_client
-from schema.tables import metadata_obj, tasks, videos
+from schema.tables import tasks, videos
 from tests.factories import r2_body
 
 # Two Redis database numbers: one broker per fleet, so that test runs can share a Redis.
@@ -83,11 +83,12 @@ class S3Server:
 
 
 def reset_database(url: str) -> Engine:
-    """Drop everything videofleet owns and migrate from scratch."""
+    """Drop every table in the database (also those of other revisions) and migrate from scratch."""
     engine = make_engine(url)
     with engine.begin() as conn:
-        metadata_obj.drop_all(conn)
-        conn.execute(sa.text("DROP TABLE IF EXISTS alembic_version"))
+        existing = sa.MetaData()
+        existing.reflect(conn)
+        existing.drop_all(conn)
     upgrade(engine)
     return engine
 
