@@ -5,7 +5,7 @@
 | shape | source |
 | --- | --- |
 | ``{"action": ..., "bucket": ..., "object": {...}}`` | Cloudflare R2 (``r2``) |
-| ``{"EventName": ..., "Records": [...]}`` or records from ``minio:s3`` | MinIO webhook (``minio``) |
+| ``{"EventName": ..., "Records": [...]}``, or records from ``minio:s3`` | MinIO (``minio``) |
 | ``{"Records": [...]}`` | AWS S3 (``s3``) |
 | ``{"Event": "s3:TestEvent", ...}`` | the S3 test message: no events |
 | a JSON array of the above | each element in turn |
