@@ -13,6 +13,7 @@ from schema.errors import InvalidEvent
 
 # S3, R2 and MinIO all cap object keys at 1,024 bytes of UTF-8.
 MAX_KEY_BYTES = 1024
+MAX_BUCKET_CHARS = 255
 
 
 def require_object(value: Any, what: str) -> dict[str, Any]:
@@ -41,7 +42,7 @@ def check_key(key: str, what: str) -> str:
     """Return ``key`` if it is a usable object key (non-empty, at most 1,024 UTF-8 bytes).
 
     Raises:
-        InvalidEvent: it is empty, too long, or not encodable (lone surrogates).
+        InvalidEvent: it is empty, too long, not encodable (lone surrogates) or holds a NUL.
     """
     try:
         size = len(key.encode("utf-8"))
@@ -51,7 +52,24 @@ def check_key(key: str, what: str) -> str:
         raise InvalidEvent(f"{what} is empty")
     if size > MAX_KEY_BYTES:
         raise InvalidEvent(f"{what} is {size} bytes long; object keys have at most {MAX_KEY_BYTES}")
+    if "\x00" in key:
+        # S3 cannot list such keys (XML 1.0) and PostgreSQL TEXT cannot store them.
+        raise InvalidEvent(f"{what} contains a NUL character")
     return key
+
+
+def check_bucket(bucket: str, what: str) -> str:
+    """Return ``bucket`` if it can be a bucket name: printable ASCII, at most 255 characters.
+
+    S3 and R2 are stricter (3-63 lower-case letters, digits, dots, hyphens); this check only
+    keeps out what no store accepts and no database column should hold.
+
+    Raises:
+        InvalidEvent: it is too long or holds non-printable or non-ASCII characters.
+    """
+    if len(bucket) > MAX_BUCKET_CHARS or not (bucket.isascii() and bucket.isprintable()):
+        raise InvalidEvent(f"{what} {bucket[:80]!r} is not a bucket name")
+    return bucket
 
 
 def optional_size(value: Any, what: str) -> int | None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from producer.sources.base import (
+    check_bucket,
     check_key,
     optional_etag,
     optional_size,
@@ -53,7 +54,9 @@ def parse_r2(body: Any) -> ObjectEvent:
         raise InvalidEvent(
             f"unknown R2 action {action_name!r}; expected one of {sorted(R2_ACTIONS)}"
         )
-    bucket = require_text(body.get("bucket"), "R2 notification's bucket name")
+    bucket = check_bucket(
+        require_text(body.get("bucket"), "R2 notification's bucket name"), "R2 bucket"
+    )
     obj = require_object(body.get("object"), "R2 notification's 'object'")
     key = check_key(require_text(obj.get("key"), "R2 object key"), "R2 object key")
     return ObjectEvent(

@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from producer.sources.base import (
+    check_bucket,
     check_key,
     optional_etag,
     optional_size,
@@ -74,7 +75,9 @@ def parse_record(record: Any, *, source: str, name_prefix: str) -> ObjectEvent:
     )
     s3 = require_object(record.get("s3"), f"{source} record's 's3'")
     bucket_obj = require_object(s3.get("bucket"), f"{source} record's 's3.bucket'")
-    bucket = require_text(bucket_obj.get("name"), f"{source} bucket name")
+    bucket = check_bucket(
+        require_text(bucket_obj.get("name"), f"{source} bucket name"), f"{source} bucket"
+    )
     obj = require_object(s3.get("object"), f"{source} record's 's3.object'")
     encoded = require_text(obj.get("key"), f"{source} object key")
     try:

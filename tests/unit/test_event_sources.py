@@ -122,6 +122,19 @@ def test_a_key_of_1024_bytes_is_accepted_and_1025_refused() -> None:
         parse_s3(s3_body(bucket="b", key="\u00e9" + longest[1:]))
 
 
+@pytest.mark.parametrize("encoded", ["a%00b.mp4", "a%ED%A0%80.mp4"])
+def test_keys_with_nul_or_surrogates_are_refused(encoded: str) -> None:
+    body = s3_body(bucket="b", key="x")
+    body["Records"][0]["s3"]["object"]["key"] = encoded
+    with pytest.raises(InvalidEvent, match=r"NUL|invalid UTF-8"):
+        parse_body(body)
+
+
+def test_r2_key_with_a_lone_surrogate_is_refused() -> None:
+    with pytest.raises(InvalidEvent, match="not valid UTF-8"):
+        parse_r2(r2_body(bucket="b", key="a\ud800.mp4"))
+
+
 def test_a_key_that_decodes_to_invalid_utf8_is_refused() -> None:
     body = s3_body(bucket="b", key="x")
     body["Records"][0]["s3"]["object"]["key"] = "bad%FF.mp4"
@@ -287,6 +300,8 @@ _RECORD = ["Records", 0]
         ([*_RECORD, "s3"], _DELETE, "'s3' must be a JSON object"),
         ([*_RECORD, "s3", "bucket"], "b", "'s3.bucket' must be a JSON object"),
         ([*_RECORD, "s3", "bucket", "name"], "", "bucket name"),
+        ([*_RECORD, "s3", "bucket", "name"], "b\x00", "not a bucket name"),
+        ([*_RECORD, "s3", "bucket", "name"], "b" * 256, "not a bucket name"),
         ([*_RECORD, "s3", "object"], [], "'s3.object' must be a JSON object"),
         ([*_RECORD, "s3", "object", "key"], _DELETE, "object key"),
         ([*_RECORD, "s3", "object", "key"], 12, "object key"),
