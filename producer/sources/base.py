@@ -14,6 +14,7 @@ from schema.errors import InvalidEvent
 # S3, R2 and MinIO all cap object keys at 1,024 bytes of UTF-8.
 MAX_KEY_BYTES = 1024
 MAX_BUCKET_CHARS = 255
+MAX_ETAG_CHARS = 256
 
 
 def require_object(value: Any, what: str) -> dict[str, Any]:
@@ -92,13 +93,16 @@ def optional_etag(value: Any, what: str) -> str | None:
     here makes every source agree on one spelling.
 
     Raises:
-        InvalidEvent: it is present but not a string.
+        InvalidEvent: it is present but not a string of printable ASCII (at most 256 chars).
     """
     if value is None:
         return None
     if not isinstance(value, str):
         raise InvalidEvent(f"{what} must be a string, got {type(value).__name__}")
-    return value.strip().strip('"') or None
+    etag = value.strip().strip('"')
+    if len(etag) > MAX_ETAG_CHARS or not (etag.isascii() and etag.isprintable()):
+        raise InvalidEvent(f"{what} {etag[:80]!r} is not an entity tag")
+    return etag or None
 
 
 def optional_text(value: Any) -> str | None:

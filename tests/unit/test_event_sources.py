@@ -309,6 +309,7 @@ _RECORD = ["Records", 0]
         ([*_RECORD, "s3", "object", "size"], -1, "object size"),
         ([*_RECORD, "s3", "object", "size"], 1.5, "object size"),
         ([*_RECORD, "s3", "object", "eTag"], ["x"], "object eTag"),
+        ([*_RECORD, "s3", "object", "eTag"], "ab\x00", "not an entity tag"),
     ],
 )
 def test_malformed_s3_records_are_refused_naming_the_field(
