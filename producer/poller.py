@@ -16,12 +16,16 @@ objects that are
   under a known key is a new version and is emitted).
 
 At the end of a full scan the watermark moves to ``max(LastModified seen) - POLL_LOOKBACK_S`` and
-``seen`` drops the entries older than it, so the state stays as small as the uploads of one
-lookback window. The lookback absorbs what makes LastModified arrive out of order: clock skew,
-one-second resolution, listings that lag behind writes, and multipart uploads, whose LastModified
-is the time the upload *started* (a large video can finish long after smaller ones that started
-later). An object whose LastModified is older than the watermark when it first appears in a
-listing is missed; make the lookback longer than your longest upload.
+``seen`` drops the entries older than it (entries the scan has passed are dropped page by page),
+so the state stays as small as the uploads of one lookback window. The first run has no
+watermark and ingests every object under the prefix; ingest is idempotent, so objects that
+already have a task come back as ``duplicate``.
+
+The lookback absorbs what makes LastModified arrive out of order: clock skew, one-second
+resolution, listings that lag behind writes, and multipart uploads, whose LastModified is the
+time the upload *started* (a large video can finish long after smaller ones that started later).
+An object whose LastModified is older than the watermark when it first appears in a listing is
+missed; make the lookback longer than your longest upload.
 
 State is written after each page, in the same order as the page was ingested: a restart resumes
 the unfinished scan at the stored ``scan_cursor``. A crash between ingesting a page and storing
@@ -76,6 +80,20 @@ class Watermark:
             return False
         known = self.seen.get(key)
         return known is None or known[0] != etag
+
+    def forget_behind(self, lookback_ms: int) -> None:
+        """Drop entries this scan has passed that the next watermark will exclude anyway.
+
+        Only keys up to the cursor: a key after it is still to be listed in this scan, and its
+        entry is what keeps it from being emitted twice. The next watermark is at least
+        ``scan_max_ms - lookback_ms``, so older entries behind the cursor can never matter again;
+        this keeps a first scan of a large bucket from carrying every key in ``seen``.
+        """
+        if self.scan_cursor is None:
+            return
+        horizon = self.scan_max_ms - lookback_ms
+        cursor = self.scan_cursor
+        self.seen = {k: v for k, v in self.seen.items() if v[1] >= horizon or k > cursor}
 
     def finish_scan(self, lookback_ms: int) -> None:
         """Advance the watermark after a full scan and forget what fell behind it."""
@@ -193,7 +211,9 @@ class Poller:
                     state.seen[key] = (etag, modified_ms)
             if page:
                 state.scan_cursor = page[-1]["Key"]
-            if not truncated:
+            if truncated:
+                state.forget_behind(self._lookback_ms)
+            else:
                 state.finish_scan(self._lookback_ms)
                 report.finished = True
             self.save(state)
