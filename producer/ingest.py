@@ -17,6 +17,7 @@ reason, and deletes go to ``producer.deletion``.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -170,6 +171,12 @@ def _claim(conn: sa.Connection, task_ids: list[str], now: int) -> dict[str, str]
     The ``WHERE workflow_id IS NULL`` is the compare-and-set: of two concurrent claims of a row,
     the second re-checks it after the first commits and no longer matches.
     """
+    if not conn.dialect.update_returning:
+        # SQLite has UPDATE ... RETURNING since 3.35 (2021); Python uses the one it was built with.
+        raise NotImplementedError(
+            f"{conn.dialect.name} {sqlite3.sqlite_version} has no UPDATE ... RETURNING; "
+            "videofleet needs SQLite >= 3.35 or PostgreSQL"
+        )
     fresh = {task_id: str(uuid.uuid4()) for task_id in task_ids}
     result = conn.execute(
         sa.update(tasks)
