@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from producer.ingest import Outcome, Result, ingest
 from producer.publish import ChainPublisher
 from producer.rules import EventRules
 from producer.sources import parse_body
-from schema.errors import BrokerUnavailable
+from schema.errors import BrokerUnavailable, PartialPublish
 from schema.lifecycle import load_metadata, now_ms
 from schema.status import Step
 from schema.tables import videos
@@ -236,5 +237,50 @@ def test_a_batch_whose_publish_failed_is_published_whole_by_the_next_delivery(
     assert {(r.status, r.workflow_id) for r in fleet.rows()} == {("pending", None)}
     outcomes = deliver(fleet, *bodies)
     assert [o.result for o in outcomes] == [Result.PUBLISHED] * 3
+    for outcome in outcomes:
+        assert assert_ran_once(fleet, outcome.task_id, (Step.VALIDATE,)).status == "failed"
+
+
+class BrokerDiesMidBatch:
+    """The real publisher, cut off after ``survive`` chains as if the broker went away."""
+
+    def __init__(self, real: ChainPublisher, survive: int) -> None:
+        self.real = real
+        self.survive = survive
+
+    def publish(self, task_id: str, *, workflow_id: str, start: Step = Step.VALIDATE) -> None:
+        raise AssertionError("ingest publishes whole batches")
+
+    def publish_many(
+        self, chains: Sequence[tuple[str, str]], *, start: Step = Step.VALIDATE
+    ) -> None:
+        sent = list(chains[: self.survive])
+        self.real.publish_many(sent, start=start)
+        raise PartialPublish(
+            "broker unavailable: connection reset", published=tuple(t for t, _ in sent)
+        )
+
+
+def test_a_broker_failure_mid_batch_releases_only_the_chains_not_sent(
+    fleet: Fleet, not_a_video: Path
+) -> None:
+    # given a batch of five whose publishing breaks off after two chains
+    bodies = [fleet.upload(not_a_video, f"uploads/half-{i}.mp4") for i in range(5)]
+    with pytest.raises(BrokerUnavailable):
+        ingest(
+            fleet.engine,
+            BrokerDiesMidBatch(fleet.publisher, survive=2),
+            [e for b in bodies for e in parse_body(b)],
+        )
+    # then the two sent keep their claims and run; the three others are released
+    claimed = [r for r in fleet.rows() if r.workflow_id is not None]
+    assert len(claimed) == 2
+    assert sum(r.workflow_id is None and r.status == "pending" for r in fleet.rows()) == 3
+    # when the batch is delivered again, exactly the three unsent are published
+    outcomes = deliver(fleet, *bodies)
+    assert sorted(o.result for o in outcomes) == sorted(
+        [Result.DUPLICATE] * 2 + [Result.PUBLISHED] * 3
+    )
+    assert {o.task_id for o in outcomes if o.result is Result.DUPLICATE} == {r.id for r in claimed}
     for outcome in outcomes:
         assert assert_ran_once(fleet, outcome.task_id, (Step.VALIDATE,)).status == "failed"
