@@ -29,7 +29,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from producer.deletion import handle_delete
+from producer.deletion import DeletionReport, handle_delete
 from producer.rules import Decision, EventRules, Verdict
 from schema.errors import DatabaseUnavailable, PartialPublish
 from schema.lifecycle import now_ms
@@ -110,18 +110,17 @@ def ingest(
     except (OperationalError, InterfaceError) as exc:
         raise DatabaseUnavailable(f"database unavailable: {exc.__class__.__name__}") from exc
     _publish_or_release(engine, publisher, claims)
-    deleted: dict[tuple[str, str], str] = {}
+    deleted: dict[tuple[str, str], DeletionReport] = {}
     for event, decision in zip(events, decisions, strict=True):
         if decision.verdict is Verdict.DELETE and (event.bucket, event.key) not in deleted:
             try:
-                report = handle_delete(
+                deleted[(event.bucket, event.key)] = handle_delete(
                     engine, storage, event, thumbnails_prefix=rules.thumbnails_prefix
                 )
             except (OperationalError, InterfaceError) as exc:
                 raise DatabaseUnavailable(
                     f"database unavailable: {exc.__class__.__name__}"
                 ) from exc
-            deleted[(event.bucket, event.key)] = report.summary()
     return [_outcome(e, d, claims, deleted) for e, d in zip(events, decisions, strict=True)]
 
 
@@ -224,15 +223,17 @@ def _outcome(
     event: ObjectEvent,
     decision: Decision,
     claims: dict[str, str],
-    deleted: dict[tuple[str, str], str],
+    deleted: dict[tuple[str, str], DeletionReport],
 ) -> Outcome:
+    """The outcome of one event; ``claims`` and ``deleted`` are consumed by their first event."""
     if decision.verdict is Verdict.IGNORE:
         return Outcome(event.task_id, event.key, Result.IGNORED, reason=decision.reason)
     if decision.verdict is Verdict.DELETE:
-        summary = deleted[(event.bucket, event.key)]
-        deleted[(event.bucket, event.key)] = "already handled in this batch"
-        result = Result.IGNORED if summary.startswith("stale") else Result.DELETED
-        return Outcome(event.task_id, event.key, result, reason=summary)
+        report = deleted.pop((event.bucket, event.key), None)
+        if report is None:
+            return Outcome(event.task_id, event.key, Result.DUPLICATE, reason="same delete above")
+        result = Result.IGNORED if report.stale else Result.DELETED
+        return Outcome(event.task_id, event.key, result, reason=report.summary())
     workflow_id = claims.pop(event.task_id, None)
     if workflow_id is not None:
         return Outcome(event.task_id, event.key, Result.PUBLISHED, workflow_id)

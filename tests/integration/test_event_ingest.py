@@ -198,9 +198,10 @@ def test_delete_after_completion_removes_the_thumbnails_and_keeps_the_task(
     # when S3 reports the object removed
     fleet.s3.delete_object(Bucket=BUCKET, Key=key)
     gone = s3_body(bucket=BUCKET, key=key, size=None, etag=None, event_name="ObjectRemoved:Delete")
-    [deleted] = deliver(fleet, gone)
+    deleted, repeated = deliver(fleet, gone, gone)
     # then the thumbnails are gone, the video is deleted, the finished task keeps its result
     assert deleted.result is Result.DELETED
+    assert (repeated.result, repeated.reason) == (Result.DUPLICATE, "same delete above")
     assert fleet.keys("thumbnails/") == []
     assert _video_status(fleet, key) == "deleted"
     assert fleet.row(outcome.task_id).status == "completed"
