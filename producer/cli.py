@@ -81,6 +81,8 @@ def ingest_command(settings: Settings, source: Any) -> None:
             )
     except TransientError as exc:
         raise click.ClickException(f"{exc} (nothing lost: ingest the same bodies again)") from exc
+    finally:
+        engine.dispose()
     for outcome in outcomes:
         reason = f"  ({outcome.reason})" if outcome.reason else ""
         click.echo(f"{outcome.result:<10} {outcome.task_id}  {outcome.key}{reason}")
