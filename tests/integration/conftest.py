@@ -31,7 +31,7 @@ from schema.migrate import upgrade
 from schema.settings import Settings
 from schema.status import TaskStatus
 from schema.storage import make_s3_client
-from schema.tables import metadata_obj, poller_watermarks, tasks, videos
+from schema.tables import metadata_obj, tasks, videos
 from tests.factories import r2_body
 
 # Two Redis database numbers: one broker per fleet, so that test runs can share a Redis.
@@ -236,7 +236,6 @@ def _clean(fleet: Fleet) -> None:
     with fleet.engine.begin() as conn:
         conn.execute(tasks.delete())
         conn.execute(videos.delete())
-        conn.execute(poller_watermarks.delete())
     s3 = fleet.s3
     try:
         s3.head_bucket(Bucket=BUCKET)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,16 @@ pytestmark = pytest.mark.integration
 
 PREFIX = "uploads/"
 WORKTREE = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def no_watermarks(fleet: Fleet) -> Iterator[None]:
+    """Each test starts and ends without poller progress (the fleet cleans tasks and bucket)."""
+    with fleet.engine.begin() as conn:
+        conn.execute(poller_watermarks.delete())
+    yield
+    with fleet.engine.begin() as conn:
+        conn.execute(poller_watermarks.delete())
 
 
 def make_poller(fleet: Fleet, *, lookback_s: int = 3600, page_size: int = 2) -> Poller:
