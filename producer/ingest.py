@@ -47,9 +47,10 @@ INSERT_CHUNK_ROWS = 500
 
 
 class Publisher(Protocol):
-    """What ingest needs from the broker side (``ChainPublisher`` in production)."""
+    """What ingest needs from the broker side (``ChainPublisher`` in production).
 
-    def publish(self, task_id: str, *, workflow_id: str, start: Step = Step.VALIDATE) -> None: ...
+    ``publish_many`` raises ``PartialPublish`` naming the chains sent before a failure.
+    """
 
     def publish_many(
         self, chains: Sequence[tuple[str, str]], *, start: Step = Step.VALIDATE

@@ -249,9 +249,6 @@ class BrokerDiesMidBatch:
         self.real = real
         self.survive = survive
 
-    def publish(self, task_id: str, *, workflow_id: str, start: Step = Step.VALIDATE) -> None:
-        raise AssertionError("ingest publishes whole batches")
-
     def publish_many(
         self, chains: Sequence[tuple[str, str]], *, start: Step = Step.VALIDATE
     ) -> None:
