@@ -1,7 +1,19 @@
 """The producer: notifications in, task rows and published chains out."""
 
 from producer.ingest import Outcome, Result, ingest
+from producer.poller import Poller
 from producer.publish import ChainPublisher
+from producer.rules import EventRules
+from producer.sources import parse_body
 from schema.errors import BrokerUnavailable
 
-__all__ = ["BrokerUnavailable", "ChainPublisher", "Outcome", "Result", "ingest"]
+__all__ = [
+    "BrokerUnavailable",
+    "ChainPublisher",
+    "EventRules",
+    "Outcome",
+    "Poller",
+    "Result",
+    "ingest",
+    "parse_body",
+]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from pathlib import Path
@@ -14,13 +13,16 @@ from pydantic import ValidationError
 
 from producer.cors import cors
 from producer.ingest import ingest
+from producer.poll_command import poll
 from producer.publish import ChainPublisher
 from producer.report import TASK_COLUMNS, format_table, task_summary
-from producer.sources.r2 import parse_r2
+from producer.rules import EventRules
+from producer.sources import parse_body
 from schema.db import make_engine
 from schema.errors import InvalidEvent, TransientError
 from schema.migrate import upgrade
 from schema.settings import Settings
+from schema.storage import make_s3_client
 from schema.tables import tasks
 
 
@@ -60,24 +62,31 @@ def migrate(settings: Settings) -> None:
 
 
 @main.command("ingest")
-@click.argument("source", type=click.File("r"), default="-")
+@click.argument("source", type=click.File("rb"), default="-")
 @click.pass_obj
 def ingest_command(settings: Settings, source: Any) -> None:
-    """Ingest R2 event notification bodies (a JSON object or a list of them) from SOURCE."""
+    """Ingest a notification body from SOURCE: R2, S3 or MinIO, one object or a JSON list."""
     try:
-        document = json.load(source)
-        bodies = document if isinstance(document, list) else [document]
-        events = [parse_r2(body) for body in bodies]
-    except (json.JSONDecodeError, InvalidEvent) as exc:
-        raise click.ClickException(f"not an R2 notification: {exc}") from exc
+        events = parse_body(source.read())
+    except InvalidEvent as exc:
+        raise click.ClickException(f"not an event notification: {exc}") from exc
     engine = make_engine(settings.database_url)
     try:
         with ChainPublisher(settings) as publisher:
-            outcomes = ingest(engine, publisher, events)
+            outcomes = ingest(
+                engine,
+                publisher,
+                events,
+                rules=EventRules.from_settings(settings),
+                storage=make_s3_client(settings),
+            )
     except TransientError as exc:
         raise click.ClickException(f"{exc} (nothing lost: ingest the same bodies again)") from exc
+    finally:
+        engine.dispose()
     for outcome in outcomes:
-        click.echo(f"{outcome.result:<10} {outcome.task_id}  {outcome.key}")
+        reason = f"  ({outcome.reason})" if outcome.reason else ""
+        click.echo(f"{outcome.result:<10} {outcome.task_id}  {outcome.key}{reason}")
 
 
 @main.command("tasks")
@@ -135,3 +144,4 @@ main.add_command(flower_command)
 main.add_command(flower_link_command)
 main.add_command(metrics_command)
 main.add_command(cors)
+main.add_command(poll)

@@ -1,38 +1,60 @@
-"""From normalised events to task rows and published chains, idempotently.
+"""From normalised events to task rows and published chains, idempotently and a batch at a time.
 
-Order matters: (1) insert the rows and commit, (2) claim each unpublished row by setting its
-``workflow_id`` with a compare-and-set, (3) publish the chain for each claim. A row is thus never
-published before it is committed, two deliveries of the same event race on (2) and only one
-wins, and a failed publish releases its claim so the next delivery publishes it again.
+Order matters: (1) insert the rows and (2) claim each unpublished row by setting its
+``workflow_id`` with a compare-and-set, then commit, (3) publish the chain for each claim. A row
+is thus never published before it is committed, two deliveries of the same event race on (2) and
+only one wins, and a failed publish releases its claim so the next delivery publishes it again.
+
+Per batch that is one ``INSERT ... VALUES (...), (...) ON CONFLICT DO NOTHING``, one
+``UPDATE ... SET workflow_id = CASE id WHEN ... END ... RETURNING id, workflow_id`` (PostgreSQL,
+and SQLite >= 3.35 which has ``RETURNING``) and one broker connection for all chains. Rows are
+written in id order, so concurrent batches that share rows take their locks in the same order.
+
+Events first pass the rules (``producer.rules``): filtered events are reported ``ignored`` with a
+reason, and deletes go to ``producer.deletion``.
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from schema.db import insert_ignoring_conflicts
-from schema.errors import DatabaseUnavailable
+from producer.deletion import DeletionReport, handle_delete
+from producer.rules import Decision, EventRules, Verdict
+from schema.errors import DatabaseUnavailable, PartialPublish
 from schema.lifecycle import now_ms
-from schema.message import Action, ObjectEvent
+from schema.message import ObjectEvent
 from schema.status import Step, TaskStatus
 from schema.tables import tasks
 
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
 logger = logging.getLogger(__name__)
+
+# Rows per INSERT statement: 8 parameters a row stays far below every driver's limit.
+INSERT_CHUNK_ROWS = 500
 
 
 class Publisher(Protocol):
-    """What ingest needs from the broker side (``ChainPublisher`` in production)."""
+    """What ingest needs from the broker side (``ChainPublisher`` in production).
 
-    def publish(self, task_id: str, *, workflow_id: str, start: Step = Step.VALIDATE) -> None: ...
+    ``publish_many`` raises ``PartialPublish`` naming the chains sent before a failure.
+    """
+
+    def publish_many(
+        self, chains: Sequence[tuple[str, str]], *, start: Step = Step.VALIDATE
+    ) -> None: ...
 
 
 class Result(StrEnum):
@@ -41,6 +63,7 @@ class Result(StrEnum):
     PUBLISHED = "published"
     DUPLICATE = "duplicate"
     IGNORED = "ignored"
+    DELETED = "deleted"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,39 +74,68 @@ class Outcome:
     key: str
     result: Result
     workflow_id: str | None = None
+    reason: str | None = None
 
 
-def ingest(engine: Engine, publisher: Publisher, events: Iterable[ObjectEvent]) -> list[Outcome]:
+def ingest(
+    engine: Engine,
+    publisher: Publisher,
+    events: Iterable[ObjectEvent],
+    *,
+    rules: EventRules | None = None,
+    storage: S3Client | None = None,
+) -> list[Outcome]:
     """Record and publish ``events``; safe to call again with any of them.
+
+    Args:
+        engine: the task database.
+        publisher: sends the chains.
+        events: one batch, in delivery order.
+        rules: the filters (``EventRules.from_settings(settings)``); the defaults otherwise.
+        storage: the bucket's client, needed to remove a deleted object's thumbnails and to
+            recognise a stale delete; without it deletes only touch the database.
 
     Raises:
         DatabaseUnavailable: the rows could not be written (nothing was published).
-        BrokerUnavailable: a chain could not be published (its claim was released).
+        BrokerUnavailable: a chain could not be published (the unpublished claims were released).
+        StorageUnavailable: a delete could not check or clean the bucket (retry the batch).
     """
     events = list(events)
-    creates = _unique_creates(events)
+    rules = rules or EventRules()
+    decisions = [rules.decide(e) for e in events]
+    creates = _unique(
+        e for e, d in zip(events, decisions, strict=True) if d.verdict is Verdict.PROCESS
+    )
     try:
-        with engine.begin() as conn:
-            _insert_rows(conn, creates)
-        claims = _claim_unpublished(engine, [e.task_id for e in creates])
+        claims = _record_and_claim(engine, creates)
     except (OperationalError, InterfaceError) as exc:
         raise DatabaseUnavailable(f"database unavailable: {exc.__class__.__name__}") from exc
-    for task_id, workflow_id in claims.items():
-        _publish_or_release(engine, publisher, task_id, workflow_id)
-    return [_outcome(event, claims) for event in events]
+    _publish_or_release(engine, publisher, claims)
+    deleted: dict[tuple[str, str], DeletionReport] = {}
+    for event, decision in zip(events, decisions, strict=True):
+        if decision.verdict is Verdict.DELETE and (event.bucket, event.key) not in deleted:
+            try:
+                deleted[(event.bucket, event.key)] = handle_delete(
+                    engine, storage, event, thumbnails_prefix=rules.thumbnails_prefix
+                )
+            except (OperationalError, InterfaceError) as exc:
+                raise DatabaseUnavailable(
+                    f"database unavailable: {exc.__class__.__name__}"
+                ) from exc
+    return [_outcome(e, d, claims, deleted) for e, d in zip(events, decisions, strict=True)]
 
 
-def _unique_creates(events: list[ObjectEvent]) -> list[ObjectEvent]:
+def _unique(events: Iterable[ObjectEvent]) -> list[ObjectEvent]:
     unique: dict[str, ObjectEvent] = {}
     for event in events:
-        if event.action is Action.CREATED:
-            unique.setdefault(event.task_id, event)
-    return list(unique.values())
+        unique.setdefault(event.task_id, event)
+    return [unique[task_id] for task_id in sorted(unique)]
 
 
-def _insert_rows(conn: sa.Connection, events: list[ObjectEvent]) -> None:
+def _record_and_claim(engine: Engine, events: list[ObjectEvent]) -> dict[str, str]:
+    """Insert the rows, claim the unpublished ones, commit; return the claims this call won."""
     if not events:
-        return
+        return {}
     now = now_ms()
     rows = [
         {
@@ -98,49 +150,91 @@ def _insert_rows(conn: sa.Connection, events: list[ObjectEvent]) -> None:
         }
         for e in events
     ]
-    insert_ignoring_conflicts(conn, tasks, rows, conflict_columns=("id",))
-
-
-def _claim_unpublished(engine: Engine, task_ids: list[str]) -> dict[str, str]:
-    """Give each still-unpublished pending row a fresh workflow id; return those this call won."""
-    claims: dict[str, str] = {}
     with engine.begin() as conn:
-        for task_id in task_ids:
-            workflow_id = str(uuid.uuid4())
-            result = conn.execute(
-                sa.update(tasks)
-                .where(
-                    tasks.c.id == task_id,
-                    tasks.c.workflow_id.is_(None),
-                    tasks.c.status == TaskStatus.PENDING.value,
-                )
-                .values(workflow_id=workflow_id, updated_at=now_ms())
-            )
-            if result.rowcount == 1:
-                claims[task_id] = workflow_id
-    return claims
+        for start in range(0, len(rows), INSERT_CHUNK_ROWS):
+            conn.execute(_insert_ignoring_conflicts(conn, rows[start : start + INSERT_CHUNK_ROWS]))
+        return _claim(conn, [e.task_id for e in events], now)
 
 
-def _publish_or_release(
-    engine: Engine, publisher: Publisher, task_id: str, workflow_id: str
-) -> None:
+def _insert_ignoring_conflicts(conn: sa.Connection, rows: list[dict[str, Any]]) -> sa.Executable:
+    """One multi-row ``INSERT ... ON CONFLICT (id) DO NOTHING``: one statement, not executemany."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(tasks).values(rows).on_conflict_do_nothing(index_elements=["id"])
+    if conn.dialect.name == "sqlite":
+        return sqlite.insert(tasks).values(rows).on_conflict_do_nothing(index_elements=["id"])
+    raise NotImplementedError(f"unsupported database dialect {conn.dialect.name!r}")
+
+
+def _claim(conn: sa.Connection, task_ids: list[str], now: int) -> dict[str, str]:
+    """Give every still-unpublished pending row a fresh workflow id in one ``UPDATE ... RETURNING``.
+
+    The ``WHERE workflow_id IS NULL`` is the compare-and-set: of two concurrent claims of a row,
+    the second re-checks it after the first commits and no longer matches.
+    """
+    if not conn.dialect.update_returning:
+        # SQLite has UPDATE ... RETURNING since 3.35 (2021); Python uses the one it was built with.
+        raise NotImplementedError(
+            f"{conn.dialect.name} {sqlite3.sqlite_version} has no UPDATE ... RETURNING; "
+            "videofleet needs SQLite >= 3.35 or PostgreSQL"
+        )
+    fresh = {task_id: str(uuid.uuid4()) for task_id in task_ids}
+    result = conn.execute(
+        sa.update(tasks)
+        .where(
+            tasks.c.id.in_(task_ids),
+            tasks.c.workflow_id.is_(None),
+            tasks.c.status == TaskStatus.PENDING.value,
+        )
+        .values(workflow_id=sa.case(fresh, value=tasks.c.id), updated_at=now)
+        .returning(tasks.c.id, tasks.c.workflow_id)
+    )
+    return {row.id: row.workflow_id for row in result}
+
+
+def _publish_or_release(engine: Engine, publisher: Publisher, claims: dict[str, str]) -> None:
+    if not claims:
+        return
+    chains = sorted(claims.items())
     try:
-        publisher.publish(task_id, workflow_id=workflow_id)
-    except Exception:
-        # Release the claim so that a redelivery of the event publishes the row again.
-        with engine.begin() as conn:
-            conn.execute(
-                sa.update(tasks)
-                .where(tasks.c.id == task_id, tasks.c.workflow_id == workflow_id)
-                .values(workflow_id=None, updated_at=now_ms())
-            )
+        publisher.publish_many(chains)
+    except PartialPublish as exc:
+        sent = set(exc.published)
+        unsent = [workflow_id for task_id, workflow_id in chains if task_id not in sent]
+        _release(engine, unsent)
+        for task_id in sent:
+            logger.info("Task %s: published chain %s", task_id, claims[task_id])
         raise
-    logger.info("Task %s: published chain %s", task_id, workflow_id)
+    for task_id, workflow_id in chains:
+        logger.info("Task %s: published chain %s", task_id, workflow_id)
 
 
-def _outcome(event: ObjectEvent, claims: dict[str, str]) -> Outcome:
-    if event.action is not Action.CREATED:
-        return Outcome(event.task_id, event.key, Result.IGNORED)
+def _release(engine: Engine, workflow_ids: list[str]) -> None:
+    """Release claims whose chains were not sent, so a redelivery publishes those rows again."""
+    if not workflow_ids:
+        return
+    with engine.begin() as conn:
+        conn.execute(
+            sa.update(tasks)
+            .where(tasks.c.workflow_id.in_(workflow_ids))
+            .values(workflow_id=None, updated_at=now_ms())
+        )
+
+
+def _outcome(
+    event: ObjectEvent,
+    decision: Decision,
+    claims: dict[str, str],
+    deleted: dict[tuple[str, str], DeletionReport],
+) -> Outcome:
+    """The outcome of one event; ``claims`` and ``deleted`` are consumed by their first event."""
+    if decision.verdict is Verdict.IGNORE:
+        return Outcome(event.task_id, event.key, Result.IGNORED, reason=decision.reason)
+    if decision.verdict is Verdict.DELETE:
+        report = deleted.pop((event.bucket, event.key), None)
+        if report is None:
+            return Outcome(event.task_id, event.key, Result.DUPLICATE, reason="same delete above")
+        result = Result.IGNORED if report.stale else Result.DELETED
+        return Outcome(event.task_id, event.key, result, reason=report.summary())
     workflow_id = claims.pop(event.task_id, None)
     if workflow_id is not None:
         return Outcome(event.task_id, event.key, Result.PUBLISHED, workflow_id)

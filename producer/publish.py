@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from celery import Celery, chain
+from celery import Celery
 from kombu.exceptions import OperationalError
 
-from schema.errors import BrokerUnavailable
+from schema.errors import BrokerUnavailable, PartialPublish
 from schema.message import QUEUE, TASK_NAMES
 from schema.settings import Settings
 from schema.status import STEPS, Step
@@ -42,16 +43,46 @@ class ChainPublisher:
         Raises:
             BrokerUnavailable: the broker refused or could not be reached.
         """
-        remaining = STEPS[STEPS.index(start) :]
-        signatures = [
-            self._app.signature(TASK_NAMES[step], args=(task_id,), immutable=True, queue=QUEUE)
-            for step in remaining
-        ]
-        signatures[0].set(task_id=workflow_id)
         try:
-            chain(*signatures).apply_async(retry=True, retry_policy=PUBLISH_RETRY_POLICY)
+            self.publish_many([(task_id, workflow_id)], start=start)
+        except PartialPublish as exc:
+            raise BrokerUnavailable(str(exc)) from exc
+
+    def publish_many(
+        self, chains: Sequence[tuple[str, str]], *, start: Step = Step.VALIDATE
+    ) -> None:
+        """Publish one chain per ``(task_id, workflow_id)``, all over one producer connection.
+
+        Celery's ``chain.apply_async`` drops a ``producer`` argument and acquires a connection per
+        call, so the chain is sent the way Celery itself sends it (protocol 2): the first step as
+        a message whose ``chain`` option lists the remaining steps in reverse order. ``root_id``
+        is the first step's id, which every later step inherits.
+
+        Raises:
+            PartialPublish: the broker failed; ``published`` names the task ids sent before that.
+        """
+        remaining = STEPS[STEPS.index(start) :]
+        published: list[str] = []
+        try:
+            with self._app.producer_or_acquire() as producer:
+                for task_id, workflow_id in chains:
+                    first, *rest = (
+                        self._app.signature(
+                            TASK_NAMES[step], args=(task_id,), immutable=True, queue=QUEUE
+                        )
+                        for step in remaining
+                    )
+                    first.apply_async(
+                        task_id=workflow_id,
+                        root_id=workflow_id,
+                        chain=list(reversed(rest)) or None,
+                        producer=producer,
+                        retry=True,
+                        retry_policy=PUBLISH_RETRY_POLICY,
+                    )
+                    published.append(task_id)
         except (OperationalError, OSError) as exc:
-            raise BrokerUnavailable(f"broker unavailable: {exc}") from exc
+            raise PartialPublish(f"broker unavailable: {exc}", published=tuple(published)) from exc
 
     def ping(self) -> None:
         """Check the broker connection (readiness)."""

@@ -8,6 +8,7 @@ from schema.errors import (
     InvalidEvent,
     NotAVideo,
     ObjectMissing,
+    PartialPublish,
     PermanentError,
     StorageUnavailable,
     TransientError,
@@ -17,7 +18,7 @@ from schema.lifecycle import load_metadata, now_ms, transition
 from schema.message import QUEUE, TASK_NAMES, Action, ObjectEvent, task_id_for
 from schema.settings import Settings
 from schema.status import STEPS, Step, TaskStatus, VideoStatus
-from schema.tables import metadata_obj, tasks, videos
+from schema.tables import metadata_obj, poller_watermarks, tasks, videos
 
 __all__ = [
     "QUEUE",
@@ -31,6 +32,7 @@ __all__ = [
     "NotAVideo",
     "ObjectEvent",
     "ObjectMissing",
+    "PartialPublish",
     "PermanentError",
     "Settings",
     "Step",
@@ -43,6 +45,7 @@ __all__ = [
     "make_engine",
     "metadata_obj",
     "now_ms",
+    "poller_watermarks",
     "task_id_for",
     "tasks",
     "transition",

@@ -40,3 +40,17 @@ CREATE TABLE IF NOT EXISTS videos (
 CREATE UNIQUE INDEX IF NOT EXISTS idx_videos_r2_key ON videos(r2_key);
 CREATE INDEX IF NOT EXISTS idx_videos_status ON videos(status);
 CREATE UNIQUE INDEX IF NOT EXISTS idx_videos_upload_id ON videos(upload_id);
+
+-- The bucket poller's progress per (bucket, prefix): LastModified watermark (epoch ms), the
+-- resumable position of an unfinished scan, and the (key, eTag) already emitted since the
+-- watermark as a JSON object. See producer/poller.py.
+CREATE TABLE IF NOT EXISTS poller_watermarks (
+  bucket TEXT NOT NULL,
+  prefix TEXT NOT NULL,
+  since_ms INTEGER NOT NULL,
+  scan_cursor TEXT,
+  scan_max_ms INTEGER NOT NULL,
+  seen TEXT NOT NULL,
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY (bucket, prefix)
+);

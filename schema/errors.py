@@ -5,6 +5,7 @@
     │   ├── StorageUnavailable
     │   ├── DatabaseUnavailable
     │   ├── BrokerUnavailable
+    │   │   └── PartialPublish
     │   └── WebhookUndelivered
     └── PermanentError        never retried; the task fails at once with the reason recorded
         ├── NotAVideo
@@ -57,6 +58,14 @@ class DatabaseUnavailable(TransientError):
 
 class BrokerUnavailable(TransientError):
     """Raised when a chain could not be handed to the broker."""
+
+
+class PartialPublish(BrokerUnavailable):
+    """Raised when the broker failed part-way through a batch; ``published`` went out before."""
+
+    def __init__(self, message: str, *, published: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.published = published
 
 
 class PermanentError(VideofleetError):

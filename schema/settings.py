@@ -31,6 +31,10 @@ DEFAULT_MULTIPART_BYTES = 50 * 1024 * 1024
 MIN_PART_BYTES = 5 * 1024 * 1024
 MAX_PART_BYTES = 5 * 1024 * 1024 * 1024
 ORIGIN_RE = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
+DEFAULT_INGEST_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
+DEFAULT_INGEST_MAX_SIZE_BYTES = 5 * 1024**3
+DEFAULT_POLL_INTERVAL_S = 30.0
+DEFAULT_POLL_LOOKBACK_S = 3600
 PLACEHOLDER_SECRETS = frozenset({"", DEFAULT_S3_KEY, "changeme", "change-me", "secret"})
 
 
@@ -118,6 +122,24 @@ class Settings(BaseSettings):
 
     # -- ingestion (issue 3) --
 
+    ingest_key_prefix: str = ""
+    ingest_extensions: Annotated[tuple[str, ...], NoDecode] = DEFAULT_INGEST_EXTENSIONS
+    ingest_min_size_bytes: int = Field(default=0, ge=0)
+    ingest_max_size_bytes: int = Field(default=DEFAULT_INGEST_MAX_SIZE_BYTES, ge=1)
+    poll_interval_s: float = Field(default=DEFAULT_POLL_INTERVAL_S, gt=0)
+    poll_lookback_s: int = Field(default=DEFAULT_POLL_LOOKBACK_S, ge=0)
+
+    @field_validator("ingest_extensions", mode="before")
+    @classmethod
+    def _split_extensions(cls, value: object) -> object:
+        """``INGEST_EXTENSIONS=.mp4,.MOV`` → ``(".mp4", ".mov")``; empty means every extension."""
+        if isinstance(value, str):
+            value = value.split(",")
+        if isinstance(value, list | tuple):
+            names = (str(v).strip().lower() for v in value)
+            return tuple(n if n.startswith(".") else f".{n}" for n in names if n)
+        return value
+
     step_soft_time_limit_s: int = Field(default=DEFAULT_STEP_SOFT_TIME_LIMIT_S, ge=1)
     step_time_limit_s: int = Field(default=DEFAULT_STEP_TIME_LIMIT_S, ge=1)
     visibility_timeout_s: int = Field(default=DEFAULT_VISIBILITY_TIMEOUT_S, ge=1)
@@ -176,6 +198,8 @@ class Settings(BaseSettings):
                 f"VISIBILITY_TIMEOUT_S ({self.visibility_timeout_s}) must exceed "
                 f"STEP_TIME_LIMIT_S + RETRY_BACKOFF_MAX_S ({floor})"
             )
+        if self.ingest_min_size_bytes > self.ingest_max_size_bytes:
+            raise ValueError("INGEST_MIN_SIZE_BYTES must not exceed INGEST_MAX_SIZE_BYTES")
         if not self.thumbnails_prefix.endswith("/"):
             raise ValueError("THUMBNAILS_PREFIX must end with '/'")
         secret = self.s3_secret_access_key.get_secret_value()

@@ -56,3 +56,16 @@ videos = sa.Table(
     sa.Index("idx_videos_status", "status"),
     sa.Index("idx_videos_upload_id", "upload_id", unique=True),
 )
+
+# The bucket poller's progress per (bucket, prefix); see ``producer.poller`` for the scheme.
+poller_watermarks = sa.Table(
+    "poller_watermarks",
+    metadata_obj,
+    sa.Column("bucket", sa.Text, primary_key=True),
+    sa.Column("prefix", sa.Text, primary_key=True),
+    sa.Column("since_ms", EpochMs, nullable=False),
+    sa.Column("scan_cursor", sa.Text),
+    sa.Column("scan_max_ms", EpochMs, nullable=False),
+    sa.Column("seen", sa.Text, nullable=False),
+    sa.Column("updated_at", EpochMs, nullable=False),
+)

@@ -6,14 +6,24 @@
      "copySource": {"bucket": "my-bucket", "object": "my-original-object"}}
 
 ``object.size`` and ``object.eTag`` are absent on delete events; ``copySource`` exists only for
-``CopyObject``. Whether R2 percent-encodes ``object.key`` is undocumented; the key is taken as
-written (the docs' examples show raw keys).
+``CopyObject`` (the event names the destination, which is what gets processed). Whether R2
+percent-encodes ``object.key`` is undocumented; the key is taken as written (the docs' examples
+show raw keys).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from producer.sources.base import (
+    check_bucket,
+    check_key,
+    optional_etag,
+    optional_size,
+    optional_text,
+    require_object,
+    require_text,
+)
 from schema.errors import InvalidEvent
 from schema.message import Action, ObjectEvent
 
@@ -24,7 +34,6 @@ R2_ACTIONS: dict[str, Action] = {
     "DeleteObject": Action.DELETED,
     "LifecycleDeletion": Action.DELETED,
 }
-MAX_KEY_BYTES = 1024
 
 
 def is_r2_notification(body: Any) -> bool:
@@ -41,33 +50,21 @@ def parse_r2(body: Any) -> ObjectEvent:
     if not isinstance(body, dict):
         raise InvalidEvent(f"an R2 notification is a JSON object, got {type(body).__name__}")
     action_name = body.get("action")
-    if action_name not in R2_ACTIONS:
+    if not isinstance(action_name, str) or action_name not in R2_ACTIONS:
         raise InvalidEvent(
             f"unknown R2 action {action_name!r}; expected one of {sorted(R2_ACTIONS)}"
         )
-    bucket = body.get("bucket")
-    if not isinstance(bucket, str) or not bucket:
-        raise InvalidEvent("R2 notification without a bucket name")
-    obj = body.get("object")
-    if not isinstance(obj, dict):
-        raise InvalidEvent("R2 notification without an 'object' field")
-    key = obj.get("key")
-    if not isinstance(key, str) or not key or len(key.encode()) > MAX_KEY_BYTES:
-        raise InvalidEvent("R2 notification with a missing, empty or over-long object key")
-    size = obj.get("size")
-    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
-        raise InvalidEvent(f"R2 notification with an invalid object size {size!r}")
-    etag = obj.get("eTag")
-    if etag is not None and not isinstance(etag, str):
-        raise InvalidEvent("R2 notification with a non-string eTag")
-    event_time = body.get("eventTime")
-    action = R2_ACTIONS[action_name]
+    bucket = check_bucket(
+        require_text(body.get("bucket"), "R2 notification's bucket name"), "R2 bucket"
+    )
+    obj = require_object(body.get("object"), "R2 notification's 'object'")
+    key = check_key(require_text(obj.get("key"), "R2 object key"), "R2 object key")
     return ObjectEvent(
         bucket=bucket,
         key=key,
-        action=action,
-        size=size,
-        etag=etag,
-        event_time=event_time if isinstance(event_time, str) else None,
+        action=R2_ACTIONS[action_name],
+        size=optional_size(obj.get("size"), "R2 object size"),
+        etag=optional_etag(obj.get("eTag"), "R2 object eTag"),
+        event_time=optional_text(body.get("eventTime")),
         source="r2",
     )

@@ -1,0 +1,52 @@
+"""A batch costs one INSERT and one UPDATE, whatever its size, on PostgreSQL and SQLite."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from producer.ingest import Result, ingest
+from producer.sources import parse_body
+from tests.factories import r2_body
+from tests.integration.conftest import BUCKET, Fleet
+
+pytestmark = pytest.mark.integration
+
+
+@contextmanager
+def statements(engine: Engine) -> Iterator[list[str]]:
+    """Record the first word of every statement sent to the database."""
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(statement.split(None, 1)[0].upper())
+
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+
+
+def test_a_batch_of_a_hundred_events_is_one_insert_and_one_update(fleet: Fleet) -> None:
+    # given 100 notifications (the largest Queues batch) for objects that do not exist, so that
+    # their chains fail at once, plus duplicates of ten of them
+    bodies = [
+        r2_body(bucket=BUCKET, key=f"uploads/n-{i:03d}.mp4", etag=f"{i:032x}") for i in range(100)
+    ]
+    events = [e for b in bodies + bodies[:10] for e in parse_body(b)]
+    # when they are ingested as one batch
+    with statements(fleet.engine) as seen:
+        outcomes = ingest(fleet.engine, fleet.publisher, events)
+    # then the database saw one INSERT and one UPDATE (the claim), and 100 chains went out
+    assert [s for s in seen if s in {"INSERT", "UPDATE"}] == ["INSERT", "UPDATE"]
+    assert [o.result for o in outcomes].count(Result.PUBLISHED) == 100
+    assert [o.result for o in outcomes].count(Result.DUPLICATE) == 10
+    assert len(fleet.rows()) == 100
+    for outcome in outcomes[:100]:
+        assert fleet.wait(outcome.task_id).error_message.startswith("validate-video: object")
