@@ -134,10 +134,11 @@ def test_storage_outage_that_outlasts_the_retries_fails_with_an_explanation(
     assert row.error_message.startswith("validate-video: gave up after 3 retries: storage error")
 
 
-def _ffmpeg_for(key: str) -> psutil.Process | None:
+def _ffmpeg_for(endpoint: str, key: str) -> psutil.Process | None:
+    """The ffmpeg reading ``key`` from this session's endpoint (other test runs may share the host)."""
     for proc in psutil.process_iter(["name", "cmdline"]):
         cmdline = proc.info["cmdline"] or []
-        if proc.info["name"] == "ffmpeg" and any(key in arg for arg in cmdline):
+        if proc.info["name"] == "ffmpeg" and any(endpoint in a and key in a for a in cmdline):
             return proc
     return None
 
@@ -153,7 +154,7 @@ def test_worker_killed_during_thumbnails_completes_exactly_once(
     deadline = time.monotonic() + 60
     ffmpeg = None
     while ffmpeg is None and time.monotonic() < deadline:
-        ffmpeg = _ffmpeg_for(key.replace("/", "%2F")) or _ffmpeg_for(key)
+        ffmpeg = _ffmpeg_for(fleet.s3_server.url, key)
     assert ffmpeg is not None, "the thumbnail step never started ffmpeg"
     child = ffmpeg.parent()
     assert child is not None
