@@ -135,7 +135,7 @@ def test_storage_outage_that_outlasts_the_retries_fails_with_an_explanation(
 
 
 def _ffmpeg_for(endpoint: str, key: str) -> psutil.Process | None:
-    """The ffmpeg reading ``key`` from this session's endpoint (other test runs may share the host)."""
+    """The ffmpeg reading ``key`` from this session's endpoint (other runs may share the host)."""
     for proc in psutil.process_iter(["name", "cmdline"]):
         cmdline = proc.info["cmdline"] or []
         if proc.info["name"] == "ffmpeg" and any(endpoint in a and key in a for a in cmdline):
