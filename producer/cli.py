@@ -122,3 +122,9 @@ def demo(settings: Settings, workdir: Path) -> None:
     except StackError as exc:
         raise click.ClickException(str(exc)) from exc
     sys.exit(0 if ok else 1)
+
+
+from producer.transport_commands import pull, rejected  # noqa: E402  (registered last on purpose)
+
+main.add_command(pull)
+main.add_command(rejected)

@@ -52,3 +52,15 @@ videos = sa.Table(
     sa.Index("idx_videos_r2_key", "r2_key", unique=True),
     sa.Index("idx_videos_status", "status"),
 )
+
+rejected_events = sa.Table(
+    "rejected_events",
+    metadata_obj,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("body", sa.Text),
+    sa.Column("message_id", sa.Text),
+    sa.Column("received_at", EpochMs, nullable=False),
+    sa.Index("idx_rejected_received", "received_at"),
+)
