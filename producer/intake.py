@@ -121,7 +121,11 @@ def events_of(message: Incoming) -> list[ObjectEvent]:
     """
     if message.error is not None:
         raise InvalidEvent(message.error)
-    events = parse_body(message.body)
+    try:
+        events = parse_body(message.body)
+    except UnicodeError:
+        # JSON's "\ud800" escapes decode to unpaired surrogates, which no codec can encode.
+        raise InvalidEvent("the body holds text that is not valid Unicode") from None
     for event in events:
         for name in ("bucket", "key", "etag", "event_time"):
             value = getattr(event, name)

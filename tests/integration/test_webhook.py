@@ -365,9 +365,17 @@ JSON = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
     max_leaves=16,
 )
-NOT_A_KEY = JSON.filter(lambda v: not isinstance(v, str))
+# Never a usable key: not a string, or a string a database cannot store.
+NOT_A_KEY = (
+    JSON.filter(lambda v: not isinstance(v, str))
+    | st.text().map(lambda s: s + "\x00")
+    | st.text().map(lambda s: "\ud800" + s)
+)
 R2_SHAPED = st.fixed_dictionaries(
-    {"action": st.sampled_from(["PutObject", "CopyObject", "Nope", 1]), "bucket": JSON},
+    {
+        "action": st.sampled_from(["PutObject", "CopyObject", "Nope", 1]),
+        "bucket": JSON | st.just("bucket"),
+    },
     optional={"object": st.dictionaries(st.sampled_from(["key", "size", "eTag"]), NOT_A_KEY)},
 )
 FORWARDED = st.lists(
