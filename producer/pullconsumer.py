@@ -20,6 +20,7 @@ import json
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -160,7 +161,7 @@ class PullConsumer:
             except QueueApiUnavailable as exc:
                 self.stats.api_errors += 1
                 logger.warning("Ack of %d leases failed (try %d): %s", len(acks), attempt, exc)
-                threading.Event().wait(backoff.next())
+                time.sleep(backoff.next())
                 continue
             logger.info("Batch settled: %d acked, %d retried", len(acks), len(retries))
             return

@@ -111,10 +111,12 @@ class Settings(BaseSettings):
         secret = self.s3_secret_access_key.get_secret_value()
         if self.environment == "production" and secret in PLACEHOLDER_SECRETS:
             raise ValueError("S3_SECRET_ACCESS_KEY is a placeholder; set a real secret")
-        self._check_transports()
         return self
 
-    def _check_transports(self) -> None:
+    # Runs after ``_check_consistency`` (definition order), so the other checks report first.
+    @model_validator(mode="after")
+    def _check_transports(self) -> Self:
+        """Refuse an unauthenticated webhook in production and inverted pull tunables."""
         if self.pull_backoff_initial_s > self.pull_backoff_max_s:
             raise ValueError("PULL_BACKOFF_INITIAL_S must not exceed PULL_BACKOFF_MAX_S")
         if self.pull_idle_initial_s > self.pull_idle_max_s:
@@ -126,7 +128,7 @@ class Settings(BaseSettings):
                 "WEBHOOK_ACCESS_CLIENT_ID and WEBHOOK_ACCESS_CLIENT_SECRET go together"
             )
         if self.environment != "production" or not self.webhook_enabled:
-            return
+            return self
         secrets = {
             "WEBHOOK_TOKEN": self.webhook_token.get_secret_value(),
             "WEBHOOK_HMAC_SECRET": self.webhook_hmac_secret.get_secret_value(),
@@ -141,6 +143,7 @@ class Settings(BaseSettings):
         for name, value in configured.items():
             if value in PLACEHOLDER_SECRETS:
                 raise ValueError(f"{name} is a placeholder; set a real secret")
+        return self
 
     @property
     def webhook_auth_configured(self) -> bool:
