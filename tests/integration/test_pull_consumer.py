@@ -24,6 +24,7 @@ from producer.publish import ChainPublisher
 from producer.pullconsumer import SOURCE, PullConsumer
 from producer.queues_api import QueueApiRefused, QueuesApi
 from producer.rejections import RejectionLog
+from schema.db import make_engine
 from schema.settings import Settings
 from schema.tables import rejected_events, tasks
 from tests.factories import r2_body
@@ -163,6 +164,24 @@ def test_broker_outage_retries_with_growing_delay_then_processes(
     assert consumer.stats.accepted == 1
 
 
+def test_database_down_retries_every_message_even_the_malformed_ones(
+    queues: QueuesServer, broker: RedisServer, transports_engine: Engine
+) -> None:
+    # given a valid and a malformed message, and a database that cannot be reached
+    good = queues.state.send(r2_body(bucket="b", key="uploads/a.mp4"))
+    bad = queues.state.send("not json", content_type="text")
+    env = consumer_env(queues, broker, transports_engine)
+    env["DATABASE_URL"] = "postgresql+psycopg://postgres@127.0.0.1:1/unreachable"
+    settings = settings_from(env)
+    # when the consumer handles the batch
+    with running(settings, make_engine(env["DATABASE_URL"])):
+        wait_until(lambda: len(queues.state.retry_delays) >= 2, "the retries")
+    # then neither is acked: the rejection could not be recorded either, so nothing is lost
+    assert sorted(m for m, _ in queues.state.retry_delays[:2]) == sorted([good, bad])
+    assert not queues.state.acked
+    assert broker.queued() == 0
+
+
 def test_a_message_failing_until_max_retries_goes_to_the_dead_letter_queue(
     broker: RedisServer, transports_engine: Engine
 ) -> None:
@@ -292,7 +311,7 @@ def test_an_empty_queue_is_polled_with_a_growing_pause_not_a_tight_loop(
         assert 3 <= idle_pulls <= 9
         # and the pause resets as soon as messages arrive
         queues.state.send(r2_body(bucket="b", key="uploads/wake.mp4"))
-        wait_until(lambda: queues.state.backlog() == 0, "the message", timeout_s=1.0)
+        wait_until(lambda: queues.state.backlog() == 0, "the message", timeout_s=5.0)
     assert queues.state.pull_requests[0] == {"batch_size": 100, "visibility_timeout_ms": 10000}
 
 
