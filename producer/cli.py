@@ -145,3 +145,7 @@ main.add_command(flower_link_command)
 main.add_command(metrics_command)
 main.add_command(cors)
 main.add_command(poll)
+from producer.transport_commands import pull, rejected  # noqa: E402  (registered last on purpose)
+
+main.add_command(pull)
+main.add_command(rejected)

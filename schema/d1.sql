@@ -54,3 +54,15 @@ CREATE TABLE IF NOT EXISTS poller_watermarks (
   updated_at INTEGER NOT NULL,
   PRIMARY KEY (bucket, prefix)
 );
+
+-- Notifications the producer could not use (malformed, unknown format): recorded, never retried.
+-- body is the raw body as text, truncated to 64 KiB.
+CREATE TABLE IF NOT EXISTS rejected_events (
+  id TEXT PRIMARY KEY,
+  source TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  body TEXT,
+  message_id TEXT,
+  received_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS idx_rejected_received ON rejected_events(received_at);

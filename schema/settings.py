@@ -36,6 +36,9 @@ DEFAULT_INGEST_MAX_SIZE_BYTES = 5 * 1024**3
 DEFAULT_POLL_INTERVAL_S = 30.0
 DEFAULT_POLL_LOOKBACK_S = 3600
 PLACEHOLDER_SECRETS = frozenset({"", DEFAULT_S3_KEY, "changeme", "change-me", "secret"})
+DEFAULT_CF_API_BASE_URL = "https://api.cloudflare.com/client/v4"
+MAX_PULL_BATCH_SIZE = 100
+MAX_QUEUE_DELAY_S = 43_200  # Cloudflare Queues: longest retry delay and visibility timeout (12 h)
 
 
 class Settings(BaseSettings):
@@ -144,6 +147,30 @@ class Settings(BaseSettings):
     step_time_limit_s: int = Field(default=DEFAULT_STEP_TIME_LIMIT_S, ge=1)
     visibility_timeout_s: int = Field(default=DEFAULT_VISIBILITY_TIMEOUT_S, ge=1)
 
+    # transports
+    # Cloudflare Queues HTTP pull consumer (``videofleet pull``).
+    cf_account_id: str = ""
+    cf_queue_id: str = ""
+    cf_api_token: SecretStr = SecretStr("")
+    cf_api_base_url: str = DEFAULT_CF_API_BASE_URL
+    cf_api_timeout_s: float = Field(default=30.0, gt=0)
+    pull_batch_size: int = Field(default=100, ge=1, le=MAX_PULL_BATCH_SIZE)
+    pull_visibility_timeout_ms: int = Field(default=60_000, ge=1, le=MAX_QUEUE_DELAY_S * 1000)
+    pull_retry_delay_s: int = Field(default=30, ge=0, le=MAX_QUEUE_DELAY_S)
+    pull_retry_delay_max_s: int = Field(default=MAX_QUEUE_DELAY_S, ge=0, le=MAX_QUEUE_DELAY_S)
+    pull_backoff_initial_s: float = Field(default=1.0, gt=0)
+    pull_backoff_max_s: float = Field(default=300.0, gt=0)
+    pull_idle_initial_s: float = Field(default=0.5, gt=0)
+    pull_idle_max_s: float = Field(default=10.0, gt=0)
+    # Push webhook (``POST /webhook/events``); production refuses to start without auth.
+    webhook_enabled: bool = True
+    webhook_token: SecretStr = SecretStr("")
+    webhook_hmac_secret: SecretStr = SecretStr("")
+    webhook_access_client_id: str = ""
+    webhook_access_client_secret: SecretStr = SecretStr("")
+    webhook_max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    webhook_retry_after_s: int = Field(default=10, ge=1)
+
     # -- operations (issue 4) --
 
     # flower, metrics, notifications
@@ -206,3 +233,44 @@ class Settings(BaseSettings):
         if self.environment == "production" and secret in PLACEHOLDER_SECRETS:
             raise ValueError("S3_SECRET_ACCESS_KEY is a placeholder; set a real secret")
         return self
+
+    # Runs after ``_check_consistency`` (definition order), so the other checks report first.
+    @model_validator(mode="after")
+    def _check_transports(self) -> Self:
+        """Refuse an unauthenticated webhook in production and inverted pull tunables."""
+        if self.pull_backoff_initial_s > self.pull_backoff_max_s:
+            raise ValueError("PULL_BACKOFF_INITIAL_S must not exceed PULL_BACKOFF_MAX_S")
+        if self.pull_idle_initial_s > self.pull_idle_max_s:
+            raise ValueError("PULL_IDLE_INITIAL_S must not exceed PULL_IDLE_MAX_S")
+        if bool(self.webhook_access_client_id) != bool(
+            self.webhook_access_client_secret.get_secret_value()
+        ):
+            raise ValueError(
+                "WEBHOOK_ACCESS_CLIENT_ID and WEBHOOK_ACCESS_CLIENT_SECRET go together"
+            )
+        if self.environment != "production" or not self.webhook_enabled:
+            return self
+        secrets = {
+            "WEBHOOK_TOKEN": self.webhook_token.get_secret_value(),
+            "WEBHOOK_HMAC_SECRET": self.webhook_hmac_secret.get_secret_value(),
+            "WEBHOOK_ACCESS_CLIENT_SECRET": self.webhook_access_client_secret.get_secret_value(),
+        }
+        configured = {name: value for name, value in secrets.items() if value}
+        if not configured:
+            raise ValueError(
+                "the webhook has no authentication: set WEBHOOK_TOKEN, WEBHOOK_HMAC_SECRET or "
+                "WEBHOOK_ACCESS_CLIENT_ID/SECRET, or WEBHOOK_ENABLED=false"
+            )
+        for name, value in configured.items():
+            if value in PLACEHOLDER_SECRETS:
+                raise ValueError(f"{name} is a placeholder; set a real secret")
+        return self
+
+    @property
+    def webhook_auth_configured(self) -> bool:
+        """Whether any webhook authentication method is set (development may run without)."""
+        return bool(
+            self.webhook_token.get_secret_value()
+            or self.webhook_hmac_secret.get_secret_value()
+            or self.webhook_access_client_secret.get_secret_value()
+        )

@@ -69,3 +69,15 @@ poller_watermarks = sa.Table(
     sa.Column("seen", sa.Text, nullable=False),
     sa.Column("updated_at", EpochMs, nullable=False),
 )
+
+rejected_events = sa.Table(
+    "rejected_events",
+    metadata_obj,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("body", sa.Text),
+    sa.Column("message_id", sa.Text),
+    sa.Column("received_at", EpochMs, nullable=False),
+    sa.Index("idx_rejected_received", "received_at"),
+)

@@ -9,13 +9,18 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import sqlalchemy as sa
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 
 from producer import metrics
 from producer.publish import ChainPublisher
 from producer.web import page, upload_api, videos
-from producer.web.deps import Resources
+from producer.web.deps import Resources, ResourcesDep
+from producer.web.webhook import router as webhook_router
 from schema.db import make_engine
+from schema.errors import BrokerUnavailable
 from schema.settings import Settings
 
 
@@ -44,4 +49,22 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(upload_api.router)
     app.include_router(videos.router)
     app.include_router(page.router)
+
+    @app.get("/readyz", tags=["health"])
+    def readyz(resources: ResourcesDep) -> JSONResponse:
+        """Readiness: the database answers ``SELECT 1`` and the broker accepts a connection."""
+        checks = {"database": "ok", "broker": "ok"}
+        try:
+            with resources.engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+        except DBAPIError as exc:
+            checks["database"] = f"unavailable: {exc.__class__.__name__}"
+        try:
+            resources.publisher.ping()
+        except BrokerUnavailable as exc:
+            checks["broker"] = f"unavailable: {exc}"
+        ready = all(value == "ok" for value in checks.values())
+        return JSONResponse({"ready": ready, **checks}, status_code=200 if ready else 503)
+
+    app.include_router(webhook_router)
     return app

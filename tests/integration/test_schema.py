@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from schema.db import make_engine
 from schema.status import TaskStatus
+from schema.tables import metadata_obj
 from tests.integration.conftest import reset_database
 
 pytestmark = pytest.mark.integration
@@ -113,5 +114,14 @@ def test_alembic_on_postgresql_builds_the_d1_schema(
                 ).all()
             )
         assert kinds["created_at"] == "bigint"  # epoch milliseconds do not fit a 32-bit INTEGER
+    finally:
+        engine.dispose()
+
+
+def test_tables_module_describes_the_d1_schema(d1_schema: dict[str, Any], tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path}/tables.db")
+    try:
+        metadata_obj.create_all(engine)
+        assert describe(engine) == d1_schema
     finally:
         engine.dispose()

@@ -1,72 +1,442 @@
-"""The completion webhook on a real worker: signed, retried until the receiver accepts it."""
+"""The push webhook through FastAPI's TestClient, on real PostgreSQL and a real Redis broker."""
 
 from __future__ import annotations
 
-from pathlib import Path
+import json
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+from sqlalchemy.engine import Engine
 
-from producer.sources.r2 import parse_r2
-from schema.lifecycle import load_metadata
-from tests.integration.conftest import Fleet
-from tests.integration.webhook_receiver import SECRET, WebhookReceiver, verify_signature
+from producer.web import create_app
+from producer.web.webhook_auth import sign
+from schema.settings import Settings
+from schema.tables import rejected_events, tasks
+from tests.factories import R2_DOC_EXAMPLE, r2_body
+from tests.integration.conftest import RedisServer
 
 pytestmark = pytest.mark.integration
 
+TOKEN = "webhook-test-token"
+HMAC_SECRET = "webhook-test-hmac"
+ACCESS_ID = "access-id.access"
+ACCESS_SECRET = "access-test-secret"
+URL = "/webhook/events"
+MAX_BODY = 4096
+BEARER = {"Authorization": f"Bearer {TOKEN}"}
 
-def test_completed_task_is_notified_again_after_a_refused_delivery_and_the_signature_verifies(
-    fleet: Fleet, webhook_receiver: WebhookReceiver, h264_mp4: Path
+
+def webhook_settings(engine: Engine, broker: RedisServer, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": engine.url.render_as_string(hide_password=False),
+        "broker_url": broker.url,
+        "webhook_token": TOKEN,
+        "webhook_hmac_secret": HMAC_SECRET,
+        "webhook_access_client_id": ACCESS_ID,
+        "webhook_access_client_secret": ACCESS_SECRET,
+        "webhook_max_body_bytes": MAX_BODY,
+        "webhook_retry_after_s": 7,
+    }
+    return Settings(**{**values, **overrides})
+
+
+@pytest.fixture
+def client(transports_engine: Engine, broker: RedisServer) -> Iterator[TestClient]:
+    with TestClient(create_app(webhook_settings(transports_engine, broker))) as test_client:
+        yield test_client
+
+
+def task_count(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(tasks)).scalar_one())
+
+
+def rejections(engine: Engine) -> list[Any]:
+    with engine.connect() as conn:
+        return list(conn.execute(sa.select(rejected_events)).all())
+
+
+def test_a_single_r2_notification_is_accepted_with_its_outcome(
+    client: TestClient, transports_engine: Engine, broker: RedisServer
 ) -> None:
-    # given a receiver that refuses the first delivery for this upload
-    body = fleet.upload(h264_mp4, "uploads/hooked.mp4")
-    task_id = parse_r2(body).task_id
-    webhook_receiver.forget(task_id)
-    webhook_receiver.refuse_first(task_id, 1)
-    # when the upload is processed
-    fleet.deliver(body)
-    row = fleet.wait(task_id)
-    deliveries = webhook_receiver.wait_accepted(task_id)
-    # then the worker retried once and the accepted delivery is a signed summary of the row
-    assert [d.answered for d in deliveries] == [503, 204]
-    for delivery in deliveries:
-        header = delivery.headers["X-Videofleet-Signature"]
-        assert verify_signature(SECRET, header, delivery.body)
-        assert not verify_signature("another-secret-entirely", header, delivery.body)
-        assert not verify_signature(SECRET, header, delivery.body.replace(b"completed", b"failed"))
-    assert deliveries[0].body == deliveries[1].body
-    payload = deliveries[-1].payload
-    meta = load_metadata(row.metadata)
-    assert payload["event"] == "task.completed"
-    assert deliveries[-1].headers["X-Videofleet-Delivery"] == payload["delivery_id"]
-    assert payload["status"] == row.status == "completed"
-    assert payload["video_key"] == "uploads/hooked.mp4"
-    assert payload["error_message"] is None
-    assert payload["thumbnails"] == meta["thumbnails"]["keys"]
-    assert len(payload["thumbnails"]) == 5
-    assert payload["probe"]["duration_s"] == pytest.approx(4.0, abs=0.1)
-    assert payload["probe"]["video_codec"] == "h264"
-    assert payload["timings_s"] == meta["timings_s"]
+    # given the R2 docs' example notification, when it is posted with the bearer token
+    response = client.post(URL, json=R2_DOC_EXAMPLE, headers=BEARER)
+    # then it is accepted, one task row exists and one chain waits on the broker
+    assert response.status_code == 202, response.text
+    [message] = response.json()["messages"]
+    [event] = message["events"]
+    assert message["status"] == "accepted"
+    assert (event["key"], event["result"]) == ("my-new-object", "published")
+    assert task_count(transports_engine) == 1
+    assert broker.queued() == 1
 
 
-def test_failed_task_is_notified_with_its_error_message_and_class(
-    fleet: Fleet, webhook_receiver: WebhookReceiver, not_a_video: Path
+@pytest.mark.parametrize("envelope", ["list", "messages"])
+def test_a_forwarded_worker_batch_reports_each_message_and_dedups(
+    client: TestClient, transports_engine: Engine, broker: RedisServer, envelope: str
 ) -> None:
-    # given a text file named .mp4
-    body = fleet.upload(not_a_video, "uploads/notes.mp4")
-    task_id = parse_r2(body).task_id
-    webhook_receiver.forget(task_id)
-    # when it is processed
-    fleet.deliver(body)
-    row = fleet.wait(task_id)
-    [delivery] = webhook_receiver.wait_accepted(task_id)
-    # then the receiver hears of the failure, with the row's one-line reason
-    assert row.status == "failed"
-    assert verify_signature(SECRET, delivery.headers["X-Videofleet-Signature"], delivery.body)
-    payload = delivery.payload
-    assert payload["event"] == "task.failed"
-    assert payload["status"] == "failed"
-    assert payload["error_message"] == row.error_message
-    assert payload["error_message"].startswith("validate-video: ")
-    assert payload["error_class"] == "NotAVideo"
-    assert payload["thumbnails"] == []
-    assert load_metadata(row.metadata)["error_class"] == "NotAVideo"
+    # given a batch as the forwarding Worker sends it: a duplicate, a delete, a malformed body
+    a = r2_body(bucket="b", key="uploads/a.mp4", etag="a" * 32)
+    gone = r2_body(bucket="b", key="uploads/old.mp4", action="DeleteObject", size=None, etag=None)
+    items = [
+        {"id": "m1", "attempts": 1, "timestamp": "2026-11-28T10:00:00.000Z", "body": a},
+        {"id": "m2", "attempts": 1, "timestamp": "2026-11-28T10:00:00.000Z", "body": a},
+        {"id": "m3", "attempts": 2, "timestamp": "2026-11-28T10:00:00.000Z", "body": gone},
+        {"id": "m4", "attempts": 1, "timestamp": "2026-11-28T10:00:00.000Z", "body": {"x": 1}},
+    ]
+    document: Any = items if envelope == "list" else {"messages": items}
+    # when it is posted
+    response = client.post(URL, json=document, headers=BEARER)
+    # then every message has a verdict; one task and one chain for the duplicated upload
+    assert response.status_code == 202, response.text
+    report = response.json()
+    assert (report["accepted"], report["rejected"]) == (3, 1)
+    results = [(m["id"], m["status"]) for m in report["messages"]]
+    assert results == [
+        ("m1", "accepted"),
+        ("m2", "accepted"),
+        ("m3", "accepted"),
+        ("m4", "rejected"),
+    ]
+    assert [e["result"] for m in report["messages"][:3] for e in m["events"]] == [
+        "published",
+        "duplicate",
+        "ignored",
+    ]
+    assert task_count(transports_engine) == 1
+    assert broker.queued() == 1
+    [rejection] = rejections(transports_engine)
+    assert (rejection.source, rejection.message_id) == ("webhook", "m4")
+    assert json.loads(rejection.body) == items[3]
+
+
+def test_a_malformed_notification_is_400_naming_the_problem_and_recorded(
+    client: TestClient, transports_engine: Engine, broker: RedisServer
+) -> None:
+    # given an R2 notification without an object key
+    body = {"action": "PutObject", "bucket": "b", "object": {"size": 3}}
+    # when it is posted
+    response = client.post(URL, json=body, headers=BEARER)
+    # then it is refused with the reason, recorded, and nothing is enqueued
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_event"
+    assert "object key" in response.json()["message"]
+    [rejection] = rejections(transports_engine)
+    assert "object key" in rejection.reason
+    assert json.loads(rejection.body) == body
+    assert task_count(transports_engine) == 0
+    assert broker.queued() == 0
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        (b"{not json", "not JSON"),
+        (b'"a string"', "got a string"),
+        (b"[]", "empty batch"),
+        (b'{"messages": 3}', "must be a list"),
+        (b"\xff\xfe\x00", "not JSON"),
+        (b"[" * 100_000, "nested too deeply"),
+    ],
+)
+def test_a_body_that_is_not_a_notification_is_400(
+    transports_engine: Engine, broker: RedisServer, raw: bytes, problem: str
+) -> None:
+    settings = webhook_settings(transports_engine, broker, webhook_max_body_bytes=200_000)
+    with TestClient(create_app(settings)) as client:
+        response = client.post(URL, content=raw, headers=BEARER)
+    assert response.status_code == 400
+    assert problem in response.json()["message"]
+    assert len(rejections(transports_engine)) == 1
+
+
+def test_the_aws_test_event_is_accepted_and_ignored(
+    client: TestClient, transports_engine: Engine
+) -> None:
+    test_event = {
+        "Service": "Amazon S3",
+        "Event": "s3:TestEvent",
+        "Time": "2026-11-28T10:00:00.000Z",
+        "Bucket": "b",
+        "RequestId": "r",
+        "HostId": "h",
+    }
+    response = client.post(URL, json=test_event, headers=BEARER)
+    assert response.status_code == 202
+    assert response.json()["ignored"] == "s3:TestEvent"
+    assert task_count(transports_engine) == 0
+    assert rejections(transports_engine) == []
+
+
+def test_minio_liveness_head_is_200_and_healthz_answers(client: TestClient) -> None:
+    assert client.head(URL).status_code == 200
+    assert client.get("/healthz").json() == {"status": "ok"}
+
+
+def test_readyz_reports_database_and_broker(client: TestClient, broker: RedisServer) -> None:
+    # given both up, then ready
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json() == {"ready": True, "database": "ok", "broker": "ok"}
+    # when the broker goes down, then not ready, naming the broker
+    broker.stop()
+    down = client.get("/readyz")
+    assert down.status_code == 503
+    assert down.json()["database"] == "ok"
+    assert down.json()["broker"].startswith("unavailable")
+
+
+def test_readyz_is_503_when_the_database_is_down(broker: RedisServer) -> None:
+    settings = Settings(
+        database_url="postgresql+psycopg://postgres@127.0.0.1:1/none", broker_url=broker.url
+    )
+    with TestClient(create_app(settings)) as client:
+        response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["database"].startswith("unavailable")
+    assert response.json()["broker"] == "ok"
+
+
+def test_broker_down_is_503_with_retry_after_and_a_resend_succeeds(
+    client: TestClient, transports_engine: Engine, broker: RedisServer
+) -> None:
+    # given the broker is down
+    body = r2_body(bucket="b", key="uploads/retry.mp4")
+    broker.stop()
+    # when a notification arrives, then the sender is told to retry later
+    response = client.post(URL, json=body, headers=BEARER)
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "7"
+    broker.start()
+    assert broker.queued() == 0
+    # and the resend after recovery publishes the chain once
+    again = client.post(URL, json=body, headers=BEARER)
+    assert again.status_code == 202
+    assert again.json()["messages"][0]["events"][0]["result"] == "published"
+    assert broker.queued() == 1
+    assert task_count(transports_engine) == 1
+
+
+def test_database_down_is_503_with_retry_after(broker: RedisServer) -> None:
+    settings = Settings(
+        database_url="postgresql+psycopg://postgres@127.0.0.1:1/none",
+        broker_url=broker.url,
+        webhook_token=TOKEN,
+    )
+    with TestClient(create_app(settings)) as client:
+        good = client.post(URL, json=r2_body(bucket="b", key="k"), headers=BEARER)
+        bad = client.post(URL, json={"x": 1}, headers=BEARER)
+    # then both a valid and a malformed body are 503: neither could be recorded
+    assert (good.status_code, bad.status_code) == (503, 503)
+    assert good.headers["Retry-After"] == "10"
+    assert broker.queued() == 0
+
+
+# -- authentication: every path --
+
+BODY = json.dumps(r2_body(bucket="b", key="uploads/auth.mp4")).encode()
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({}, 401),
+        ({"Authorization": f"Bearer {TOKEN}"}, 202),
+        ({"Authorization": f"bearer   {TOKEN} "}, 202),
+        ({"Authorization": "Bearer wrong"}, 403),
+        ({"Authorization": f"Basic {TOKEN}"}, 403),
+        ({"Authorization": "Bearer"}, 403),
+        ({"Authorization": ""}, 403),
+        ({"X-Videofleet-Signature": sign(HMAC_SECRET, BODY)}, 202),
+        (
+            {"X-Videofleet-Signature": sign(HMAC_SECRET, BODY).upper().replace("SHA256", "sha256")},
+            202,
+        ),
+        ({"X-Videofleet-Signature": sign("other-secret", BODY)}, 403),
+        ({"X-Videofleet-Signature": sign(HMAC_SECRET, BODY + b" ")}, 403),
+        ({"X-Videofleet-Signature": sign(HMAC_SECRET, BODY)[7:]}, 403),
+        ({"X-Videofleet-Signature": "sha256=zz"}, 403),
+        ({"CF-Access-Client-Id": ACCESS_ID, "CF-Access-Client-Secret": ACCESS_SECRET}, 202),
+        ({"CF-Access-Client-Id": ACCESS_ID, "CF-Access-Client-Secret": "wrong"}, 403),
+        ({"CF-Access-Client-Id": "other", "CF-Access-Client-Secret": ACCESS_SECRET}, 403),
+        ({"CF-Access-Client-Id": ACCESS_ID}, 403),
+        ({"CF-Access-Client-Secret": ACCESS_SECRET}, 403),
+        ({"Authorization": "Bearer wrong", "X-Videofleet-Signature": sign(HMAC_SECRET, BODY)}, 202),
+    ],
+)
+def test_authentication_paths(
+    client: TestClient, transports_engine: Engine, headers: dict[str, str], status: int
+) -> None:
+    # given a webhook with all three methods configured, when a request carries these headers
+    response = client.post(URL, content=BODY, headers=headers)
+    # then only valid credentials get in, and a refused request leaves no trace
+    assert response.status_code == status, response.text
+    if status == 401:
+        assert response.headers["WWW-Authenticate"] == "Bearer"
+    if status != 202:
+        assert task_count(transports_engine) == 0
+        assert rejections(transports_engine) == []
+
+
+@pytest.mark.parametrize(
+    ("configured", "headers"),
+    [
+        ({"webhook_token": TOKEN}, {"Authorization": f"Bearer {TOKEN}"}),
+        ({"webhook_hmac_secret": HMAC_SECRET}, {"X-Videofleet-Signature": sign(HMAC_SECRET, BODY)}),
+        (
+            {"webhook_access_client_id": ACCESS_ID, "webhook_access_client_secret": ACCESS_SECRET},
+            {"CF-Access-Client-Id": ACCESS_ID, "CF-Access-Client-Secret": ACCESS_SECRET},
+        ),
+    ],
+)
+def test_each_method_alone_admits_its_credentials_and_refuses_none(
+    transports_engine: Engine,
+    broker: RedisServer,
+    configured: dict[str, str],
+    headers: dict[str, str],
+) -> None:
+    settings = Settings(
+        database_url=transports_engine.url.render_as_string(hide_password=False),
+        broker_url=broker.url,
+        **configured,  # type: ignore[arg-type]
+    )
+    with TestClient(create_app(settings)) as client:
+        assert client.post(URL, content=BODY).status_code == 401
+        assert (
+            client.post(URL, content=BODY, headers={"Authorization": "Bearer x"}).status_code == 403
+        )
+        assert client.post(URL, content=BODY, headers=headers).status_code == 202
+
+
+def test_development_without_auth_admits_anyone(
+    transports_engine: Engine, broker: RedisServer
+) -> None:
+    settings = Settings(
+        database_url=transports_engine.url.render_as_string(hide_password=False),
+        broker_url=broker.url,
+    )
+    with TestClient(create_app(settings)) as client:
+        assert client.post(URL, content=BODY).status_code == 202
+
+
+def test_a_disabled_webhook_is_404(transports_engine: Engine, broker: RedisServer) -> None:
+    settings = webhook_settings(transports_engine, broker, webhook_enabled=False)
+    with TestClient(create_app(settings)) as client:
+        assert client.post(URL, content=BODY, headers=BEARER).status_code == 404
+
+
+# -- body size --
+
+
+def test_a_declared_oversized_body_is_413(client: TestClient, transports_engine: Engine) -> None:
+    response = client.post(URL, content=b" " * (MAX_BODY + 1), headers=BEARER)
+    assert response.status_code == 413
+    assert rejections(transports_engine) == []
+
+
+def test_a_chunked_oversized_body_is_413_while_reading(client: TestClient) -> None:
+    def chunks() -> Iterator[bytes]:
+        for _ in range(10):
+            yield b" " * 1000
+
+    response = client.post(URL, content=chunks(), headers=BEARER)
+    assert response.status_code == 413
+
+
+def test_an_unauthenticated_oversized_body_is_401_not_read(client: TestClient) -> None:
+    assert client.post(URL, content=b" " * (MAX_BODY * 4)).status_code == 401
+
+
+def test_a_non_numeric_content_length_is_400(client: TestClient) -> None:
+    response = client.post(URL, content=BODY, headers={**BEARER, "Content-Length": "lots"})
+    assert response.status_code == 400
+
+
+# -- property-based: arbitrary input never breaks the webhook and never enqueues anything --
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=16,
+)
+# Never a usable key: not a string, or a string a database cannot store.
+NOT_A_KEY = (
+    JSON.filter(lambda v: not isinstance(v, str))
+    | st.text().map(lambda s: s + "\x00")
+    | st.text().map(lambda s: "\ud800" + s)
+)
+R2_SHAPED = st.fixed_dictionaries(
+    {
+        "action": st.sampled_from(["PutObject", "CopyObject", "Nope", 1]),
+        "bucket": JSON | st.just("bucket"),
+    },
+    optional={"object": st.dictionaries(st.sampled_from(["key", "size", "eTag"]), NOT_A_KEY)},
+)
+FORWARDED = st.lists(
+    st.fixed_dictionaries({"body": JSON | R2_SHAPED}, optional={"id": JSON, "attempts": JSON}),
+    max_size=4,
+)
+DOCUMENTS = JSON | R2_SHAPED | FORWARDED | st.fixed_dictionaries({"messages": JSON | FORWARDED})
+PROPERTY = hypothesis_settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+def _assert_refused_or_harmless(response: Any, engine: Engine, broker: RedisServer) -> None:
+    assert response.status_code in (202, 400), response.text
+    assert response.headers["content-type"] == "application/json"
+    if response.status_code == 202:
+        report = response.json()
+        assert report.get("ignored") or report["accepted"] == 0
+    assert task_count(engine) == 0
+    assert broker.queued() == 0
+
+
+@given(document=DOCUMENTS)
+@PROPERTY
+def test_arbitrary_json_is_never_a_500_and_never_enqueues(
+    client: TestClient, transports_engine: Engine, broker: RedisServer, document: Any
+) -> None:
+    response = client.post(URL, content=json.dumps(document).encode(), headers=BEARER)
+    _assert_refused_or_harmless(response, transports_engine, broker)
+
+
+@given(raw=st.binary(max_size=2 * MAX_BODY))
+@PROPERTY
+def test_arbitrary_bytes_are_never_a_500_and_never_enqueue(
+    client: TestClient, transports_engine: Engine, broker: RedisServer, raw: bytes
+) -> None:
+    response = client.post(URL, content=raw, headers=BEARER)
+    if len(raw) > MAX_BODY:
+        assert response.status_code == 413
+    else:
+        _assert_refused_or_harmless(response, transports_engine, broker)
+
+
+@given(
+    raw=st.binary(max_size=256),
+    headers=st.dictionaries(
+        st.sampled_from(
+            [
+                "Authorization",
+                "X-Videofleet-Signature",
+                "CF-Access-Client-Id",
+                "CF-Access-Client-Secret",
+            ]
+        ),
+        st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=80),
+    ),
+)
+@PROPERTY
+def test_arbitrary_credentials_are_refused(
+    client: TestClient, transports_engine: Engine, raw: bytes, headers: dict[str, str]
+) -> None:
+    response = client.post(URL, content=raw, headers=headers)
+    assert response.status_code == (403 if headers else 401)
+    assert rejections(transports_engine) == []

@@ -34,7 +34,9 @@ def test_production_refuses_the_placeholder_secret() -> None:
     with pytest.raises(ValidationError, match="placeholder"):
         Settings(environment="production")
     assert (
-        Settings(environment="production", s3_secret_access_key="a-real-one").environment
+        Settings(
+            environment="production", s3_secret_access_key="a-real-one", webhook_enabled=False
+        ).environment
         == "production"
     )
 
