@@ -18,15 +18,19 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Engine
 
 from producer.ingest import Outcome, Publisher, ingest
 from producer.rejections import Rejection, RejectionLog
+from producer.rules import EventRules
 from producer.sources import parse_body
 from schema.errors import InvalidEvent, TransientError
 from schema.message import ObjectEvent
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 logger = logging.getLogger(__name__)
 
@@ -63,11 +67,20 @@ class Intake:
     """Parses, records rejections and ingests batches for one transport (``source``)."""
 
     def __init__(
-        self, engine: Engine, publisher: Publisher, rejections: RejectionLog, *, source: str
+        self,
+        engine: Engine,
+        publisher: Publisher,
+        rejections: RejectionLog,
+        *,
+        source: str,
+        rules: EventRules,
+        storage: S3Client | None,
     ) -> None:
         self._engine = engine
         self._publisher = publisher
         self._rejections = rejections
+        self._rules = rules
+        self._storage = storage
         self.source = source
 
     def take(self, messages: Sequence[Incoming]) -> list[MessageResult]:
@@ -99,7 +112,13 @@ class Intake:
     def _ingest(self, batch: list[tuple[str | None, list[ObjectEvent]]]) -> list[MessageResult]:
         events = [event for _, message_events in batch for event in message_events]
         try:
-            outcomes = ingest(self._engine, self._publisher, events) if events else []
+            outcomes = (
+                ingest(
+                    self._engine, self._publisher, events, rules=self._rules, storage=self._storage
+                )
+                if events
+                else []
+            )
         except TransientError as exc:
             logger.warning("Batch of %d from %s: will be retried: %s", len(batch), self.source, exc)
             return [MessageResult(mid, Verdict.RETRY, reason=str(exc)) for mid, _ in batch]
@@ -113,7 +132,7 @@ class Intake:
 
 
 def events_of(message: Incoming) -> list[ObjectEvent]:
-    """Parse one message into events that the database can store.
+    """Parse one message into events; the sources refuse text no database can store.
 
     Raises:
         InvalidEvent: the message could not be decoded, matches no format, or names an object
@@ -121,24 +140,4 @@ def events_of(message: Incoming) -> list[ObjectEvent]:
     """
     if message.error is not None:
         raise InvalidEvent(message.error)
-    try:
-        events = parse_body(message.body)
-    except UnicodeError:
-        # JSON's "\ud800" escapes decode to unpaired surrogates, which no codec can encode.
-        raise InvalidEvent("the body holds text that is not valid Unicode") from None
-    for event in events:
-        for name in ("bucket", "key", "etag", "event_time"):
-            value = getattr(event, name)
-            if isinstance(value, str) and not _is_storable(value):
-                raise InvalidEvent(f"the {name} contains NUL or is not valid Unicode text")
-    return events
-
-
-def _is_storable(text: str) -> bool:
-    if "\x00" in text:
-        return False
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+    return parse_body(message.body)

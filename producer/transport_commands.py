@@ -17,8 +17,10 @@ from producer.pullconsumer import SOURCE, PullConsumer
 from producer.queues_api import QueueApiRefused, QueuesApi
 from producer.rejections import RejectionLog, newest_rejections
 from producer.report import format_table
+from producer.rules import EventRules
 from schema.db import make_engine
 from schema.settings import Settings
+from schema.storage import make_s3_client
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +55,14 @@ def pull(settings: Settings) -> None:
     api = QueuesApi(settings)
     try:
         with ChainPublisher(settings) as publisher:
-            intake = Intake(engine, publisher, RejectionLog(engine), source=SOURCE)
+            intake = Intake(
+                engine,
+                publisher,
+                RejectionLog(engine),
+                source=SOURCE,
+                rules=EventRules.from_settings(settings),
+                storage=make_s3_client(settings),
+            )
             consumer = PullConsumer(settings, api, intake, stop=stop)
             logger.info("Pull consumer: pulling queue %s", settings.cf_queue_id)
             consumer.run()

@@ -34,6 +34,8 @@ def parse_body(body: Any) -> list[ObjectEvent]:
     if isinstance(body, bytes | bytearray | str):
         body = _decode(body)
     if isinstance(body, list):
+        if not body:
+            raise InvalidEvent("an empty list holds no notification")
         events: list[ObjectEvent] = []
         for index, item in enumerate(body):
             if not isinstance(item, dict):

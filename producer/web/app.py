@@ -16,12 +16,14 @@ from sqlalchemy.exc import DBAPIError
 
 from producer import metrics
 from producer.publish import ChainPublisher
+from producer.rules import EventRules
 from producer.web import page, upload_api, videos
 from producer.web.deps import Resources, ResourcesDep
 from producer.web.webhook import router as webhook_router
 from schema.db import make_engine
 from schema.errors import BrokerUnavailable
 from schema.settings import Settings
+from schema.storage import make_s3_client
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -31,7 +33,13 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings.database_url)
         publisher = ChainPublisher(settings)
-        app.state.resources = Resources(settings=settings, engine=engine, publisher=publisher)
+        app.state.resources = Resources(
+            settings=settings,
+            engine=engine,
+            publisher=publisher,
+            rules=EventRules.from_settings(settings),
+            s3=make_s3_client(settings),
+        )
         try:
             yield
         finally:

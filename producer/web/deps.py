@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.engine import Engine
 
 from producer.publish import ChainPublisher
+from producer.rules import EventRules
 from schema.settings import Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +23,8 @@ class Resources:
     settings: Settings
     engine: Engine
     publisher: ChainPublisher
+    rules: EventRules
+    s3: S3Client
 
 
 def get_resources(request: Request) -> Resources:

@@ -87,7 +87,14 @@ def _handle(request: Request, resources: Resources, raw: bytes) -> Response:
     if unpacked.ignored:
         logger.info("Webhook: ignored an %s", unpacked.ignored)
         return JSONResponse({"ignored": unpacked.ignored, "messages": []}, status_code=202)
-    intake = Intake(resources.engine, resources.publisher, log, source=SOURCE)
+    intake = Intake(
+        resources.engine,
+        resources.publisher,
+        log,
+        source=SOURCE,
+        rules=resources.rules,
+        storage=resources.s3,
+    )
     try:
         results = intake.take(unpacked.messages)
     except TransientError as exc:

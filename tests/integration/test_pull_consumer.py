@@ -24,6 +24,7 @@ from producer.publish import ChainPublisher
 from producer.pullconsumer import SOURCE, PullConsumer
 from producer.queues_api import QueueApiRefused, QueuesApi
 from producer.rejections import RejectionLog
+from producer.rules import EventRules
 from schema.db import make_engine
 from schema.settings import Settings
 from schema.tables import rejected_events, tasks
@@ -70,13 +71,19 @@ def settings_from(env: dict[str, str]) -> Settings:
     return Settings(**{k.lower(): v for k, v in env.items()})  # type: ignore[arg-type]
 
 
+def _filters(settings: Settings) -> dict[str, Any]:
+    """What the ``pull`` command hands its intake: the configured rules, no storage (no deletes)."""
+    return {"rules": EventRules.from_settings(settings), "storage": None}
+
+
 @contextmanager
 def running(settings: Settings, engine: Engine) -> Iterator[PullConsumer]:
     """A consumer looping in a thread until the block ends."""
     stop = threading.Event()
     api = QueuesApi(settings)
     with ChainPublisher(settings) as publisher:
-        intake = Intake(engine, publisher, RejectionLog(engine), source=SOURCE)
+        log = RejectionLog(engine)
+        intake = Intake(engine, publisher, log, source=SOURCE, **_filters(settings))
         consumer = PullConsumer(settings, api, intake, stop=stop)
         errors: list[Exception] = []
 
@@ -206,7 +213,7 @@ def test_malformed_messages_are_acked_and_recorded_never_retried(
 ) -> None:
     # given malformed messages of every content type beside valid ones (base64 and plain JSON)
     bad = {
-        queues.state.send("not json", content_type="text"): "not a recognised",
+        queues.state.send("not json", content_type="text"): "not UTF-8 JSON",
         queues.state.send({"hello": "world"}): "not a recognised",
         queues.state.send(b"\xff\x00\x01", content_type="bytes"): "not UTF-8 JSON",
         queues.state.send("opaque", content_type="v8"): "v8",
@@ -323,7 +330,8 @@ def test_a_refused_token_stops_the_consumer_with_a_clear_error(
     settings = settings_from(env)
     api = QueuesApi(settings)
     with ChainPublisher(settings) as publisher:
-        intake = Intake(transports_engine, publisher, RejectionLog(transports_engine), source="t")
+        log = RejectionLog(transports_engine)
+        intake = Intake(transports_engine, publisher, log, source="t", **_filters(settings))
         consumer = PullConsumer(settings, api, intake, stop=threading.Event())
         # when it runs, then it stops at once with the API's answer instead of retrying forever
         with pytest.raises(QueueApiRefused, match="403"):
@@ -412,7 +420,7 @@ def test_arbitrary_invalid_messages_are_acked_and_recorded_and_enqueue_nothing(
     try:
         with ChainPublisher(settings) as publisher:
             log = RejectionLog(transports_engine)
-            intake = Intake(transports_engine, publisher, log, source=SOURCE)
+            intake = Intake(transports_engine, publisher, log, source=SOURCE, **_filters(settings))
             consumer = PullConsumer(settings, api, intake, stop=threading.Event())
             # when one batch is pulled and handled
             consumer.handle(api.pull())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -17,8 +18,10 @@ from sqlalchemy.engine import Engine
 from producer.web import create_app
 from producer.web.webhook_auth import sign
 from schema.settings import Settings
+from schema.storage import make_s3_client
 from schema.tables import rejected_events, tasks
 from tests.factories import R2_DOC_EXAMPLE, r2_body
+from tests.fleet import S3Server
 from tests.integration.conftest import RedisServer
 
 pytestmark = pytest.mark.integration
@@ -42,8 +45,22 @@ def webhook_settings(engine: Engine, broker: RedisServer, **overrides: Any) -> S
         "webhook_access_client_secret": ACCESS_SECRET,
         "webhook_max_body_bytes": MAX_BODY,
         "webhook_retry_after_s": 7,
+        "s3_endpoint_url": S3_ENDPOINT["url"],
+        "ingest_extensions": "",  # the documented example's key has no extension
     }
     return Settings(**{**values, **overrides})
+
+
+# Delete events reach the bucket (to remove thumbnails): the session's S3 server, bucket "bkt".
+S3_ENDPOINT: dict[str, str] = {}
+
+
+@pytest.fixture(autouse=True)
+def _bucket_b(s3_server: S3Server) -> None:
+    S3_ENDPOINT["url"] = s3_server.url
+    s3 = make_s3_client(Settings(s3_endpoint_url=s3_server.url))
+    with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
+        s3.create_bucket(Bucket="bkt")
 
 
 @pytest.fixture
@@ -82,8 +99,8 @@ def test_a_forwarded_worker_batch_reports_each_message_and_dedups(
     client: TestClient, transports_engine: Engine, broker: RedisServer, envelope: str
 ) -> None:
     # given a batch as the forwarding Worker sends it: a duplicate, a delete, a malformed body
-    a = r2_body(bucket="b", key="uploads/a.mp4", etag="a" * 32)
-    gone = r2_body(bucket="b", key="uploads/old.mp4", action="DeleteObject", size=None, etag=None)
+    a = r2_body(bucket="bkt", key="uploads/a.mp4", etag="a" * 32)
+    gone = r2_body(bucket="bkt", key="uploads/old.mp4", action="DeleteObject", size=None, etag=None)
     items = [
         {"id": "m1", "attempts": 1, "timestamp": "2026-11-28T10:00:00.000Z", "body": a},
         {"id": "m2", "attempts": 1, "timestamp": "2026-11-28T10:00:00.000Z", "body": a},
@@ -107,7 +124,7 @@ def test_a_forwarded_worker_batch_reports_each_message_and_dedups(
     assert [e["result"] for m in report["messages"][:3] for e in m["events"]] == [
         "published",
         "duplicate",
-        "ignored",
+        "deleted",
     ]
     assert task_count(transports_engine) == 1
     assert broker.queued() == 1
@@ -207,7 +224,7 @@ def test_broker_down_is_503_with_retry_after_and_a_resend_succeeds(
     client: TestClient, transports_engine: Engine, broker: RedisServer
 ) -> None:
     # given the broker is down
-    body = r2_body(bucket="b", key="uploads/retry.mp4")
+    body = r2_body(bucket="bkt", key="uploads/retry.mp4")
     broker.stop()
     # when a notification arrives, then the sender is told to retry later
     response = client.post(URL, json=body, headers=BEARER)
@@ -230,7 +247,7 @@ def test_database_down_is_503_with_retry_after(broker: RedisServer) -> None:
         webhook_token=TOKEN,
     )
     with TestClient(create_app(settings)) as client:
-        good = client.post(URL, json=r2_body(bucket="b", key="k"), headers=BEARER)
+        good = client.post(URL, json=r2_body(bucket="bkt", key="uploads/k.mp4"), headers=BEARER)
         bad = client.post(URL, json={"x": 1}, headers=BEARER)
     # then both a valid and a malformed body are 503: neither could be recorded
     assert (good.status_code, bad.status_code) == (503, 503)
@@ -240,7 +257,7 @@ def test_database_down_is_503_with_retry_after(broker: RedisServer) -> None:
 
 # -- authentication: every path --
 
-BODY = json.dumps(r2_body(bucket="b", key="uploads/auth.mp4")).encode()
+BODY = json.dumps(r2_body(bucket="bkt", key="uploads/auth.mp4")).encode()
 
 
 @pytest.mark.parametrize(
