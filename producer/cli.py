@@ -9,18 +9,16 @@ from pathlib import Path
 from typing import Any
 
 import click
-import sqlalchemy as sa
 from pydantic import ValidationError
 
+from producer.admin_commands import recover_command, requeue_command, tasks_group
 from producer.ingest import ingest
 from producer.publish import ChainPublisher
-from producer.report import TASK_COLUMNS, format_table, task_summary
 from producer.sources.r2 import parse_r2
 from schema.db import make_engine
 from schema.errors import InvalidEvent, TransientError
 from schema.migrate import upgrade
 from schema.settings import Settings
-from schema.tables import tasks
 
 
 def load_settings() -> Settings:
@@ -79,17 +77,6 @@ def ingest_command(settings: Settings, source: Any) -> None:
         click.echo(f"{outcome.result:<10} {outcome.task_id}  {outcome.key}")
 
 
-@main.command("tasks")
-@click.option("--limit", default=50, show_default=True, help="Newest rows to show.")
-@click.pass_obj
-def tasks_command(settings: Settings, limit: int) -> None:
-    """Show the newest task rows as a table."""
-    engine = make_engine(settings.database_url)
-    with engine.connect() as conn:
-        rows = conn.execute(sa.select(tasks).order_by(tasks.c.created_at.desc()).limit(limit)).all()
-    click.echo(format_table(TASK_COLUMNS, [task_summary(r) for r in rows]))
-
-
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, help="Port to listen on.")
@@ -122,3 +109,8 @@ def demo(settings: Settings, workdir: Path) -> None:
     except StackError as exc:
         raise click.ClickException(str(exc)) from exc
     sys.exit(0 if ok else 1)
+
+
+main.add_command(tasks_group)
+main.add_command(requeue_command)
+main.add_command(recover_command)
