@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from producer.publish import ChainPublisher
+from producer.web import admin
 from producer.web.deps import Resources
 from schema.db import make_engine
 from schema.settings import Settings
@@ -38,4 +39,5 @@ def create_app(settings: Settings) -> FastAPI:
         """Liveness: the process answers."""
         return {"status": "ok"}
 
+    app.include_router(admin.router)
     return app
