@@ -128,7 +128,7 @@ def requeue_task(engine: Engine, publisher: Publisher, task_id: str, request: Re
     view = TaskView.from_row(row)
     decision = plan(view, request)
     base = functools.partial(Outcome, task_id, key=view.video_key, status=view.status)
-    if isinstance(decision, str):
+    if not isinstance(decision, Step):  # Step is a StrEnum: test for it, not for str
         return base(Result.REFUSED, detail=decision)
     if request.dry_run:
         return base(Result.WOULD_REQUEUE, from_step=decision)
