@@ -14,7 +14,7 @@ import logging
 from importlib import resources as package_files
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from pydantic import BaseModel, Field
@@ -36,11 +36,11 @@ from schema.status import TaskStatus
 
 logger = logging.getLogger(__name__)
 
-REALM = 'Basic realm="videofleet admin", charset="UTF-8"'
+REALM = "videofleet admin"
 MAX_BULK = 1000
 
 router = APIRouter(prefix="/admin", tags=["admin"], include_in_schema=True)
-_basic = HTTPBasic(auto_error=False)
+_basic = HTTPBasic(realm=REALM, auto_error=False)
 
 
 def credentials_match(settings: Settings, credentials: HTTPBasicCredentials | None) -> bool:
@@ -54,18 +54,20 @@ def credentials_match(settings: Settings, credentials: HTTPBasicCredentials | No
     return user_ok and password_ok
 
 
-def require_admin(
-    resources: ResourcesDep,
-    credentials: Annotated[HTTPBasicCredentials | None, Depends(_basic)],
-) -> str:
-    """FastAPI dependency: the admin's user name, or 404 (admin disabled) / 401 (not the admin)."""
+async def require_admin(resources: ResourcesDep, request: Request) -> str:
+    """FastAPI dependency: the admin's user name, or 404 (admin disabled) / 401 (not the admin).
+
+    Disabled is checked first, so that without credentials nothing under ``/admin`` answers
+    anything but 404, whatever the request carries (a malformed header included).
+    """
     if not resources.settings.admin_enabled:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "Not Found")
+    credentials = await _basic(request)  # a malformed header is a 401 with the challenge
     if not credentials_match(resources.settings, credentials):
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             "admin credentials required",
-            headers={"WWW-Authenticate": REALM},
+            headers={"WWW-Authenticate": f'Basic realm="{REALM}"'},
         )
     assert credentials is not None
     return credentials.username
