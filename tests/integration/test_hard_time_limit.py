@@ -14,16 +14,23 @@ import signal
 import time
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 
 from producer import localstack
 from producer.ingest import ingest
 from producer.publish import ChainPublisher
+from producer.requeue import resume_step
 from producer.sources.r2 import parse_r2
+from producer.taskquery import TaskView
 from schema.settings import Settings
+from schema.status import Step
 from schema.storage import make_s3_client
+from schema.tables import tasks
 from tests.factories import r2_body
 from tests.integration.conftest import TEST_TUNING, S3Server, _free_port, reset_database
 
@@ -120,12 +127,17 @@ def test_step_killed_by_its_hard_time_limit_leaves_no_ffmpeg_behind(
         assert "Hard time limit (5s) exceeded" in (tmp_path / "hard-limit.log").read_text()
         assert worker.poll() is None, "the worker itself survives a hard time limit"
         print(f"pool process killed {killed_after_s:.1f} s after it stopped; no ffmpeg left")
-        import sqlalchemy as sa
+        # and the task ends failed in that step (Celery runs on_failure for a hard time limit),
+        # where a requeue can resume it
+        deadline = time.monotonic() + 30
+        while (row := _row(engine, outcome.task_id)).status != "failed":
+            assert time.monotonic() < deadline, f"task still {row.status}"
+            time.sleep(0.2)
+        assert row.step == Step.THUMBNAILS.value
+        assert "TimeLimitExceeded" in row.error_message
+        assert resume_step(TaskView.from_row(row)) is Step.THUMBNAILS
 
-        from schema.tables import tasks
 
-        for _ in range(60):
-            with engine.connect() as conn:
-                row = conn.execute(sa.select(tasks).where(tasks.c.id == outcome.task_id)).one()
-            print(row.status, row.step, row.error_message, row.metadata)
-            time.sleep(1)
+def _row(engine: Engine, task_id: str) -> Any:
+    with engine.connect() as conn:
+        return conn.execute(sa.select(tasks).where(tasks.c.id == task_id)).one()
