@@ -128,3 +128,38 @@ def test_admin_requeues_a_failed_task_from_the_page_and_it_completes(
     [record] = load_metadata(done.metadata)["requeues"]
     assert record["by"] == ADMIN[0]
     assert len(fleet.keys("thumbnails/uploads/during-outage.mp4/")) == 5
+
+
+def test_admin_requeues_all_matching_tasks_after_confirming_their_number(
+    fleet: Fleet, not_a_video: Path, h264_mp4: Path, admin_server: str, page: Page
+) -> None:
+    # given two failed uploads under one prefix, one under another, and a completed video
+    ids = {}
+    for key in ("uploads/batch/a.mp4", "uploads/batch/b.mp4", "uploads/other/c.mp4"):
+        [outcome] = fleet.deliver(fleet.upload(not_a_video, key))
+        ids[key] = outcome.task_id
+    [good] = fleet.deliver(fleet.upload(h264_mp4, "uploads/batch/good.mp4"))
+    for task_id in [*ids.values(), good.task_id]:
+        fleet.wait(task_id)
+    # when the admin filters the failed ones by prefix and requeues all that match
+    page.goto(f"{admin_server}/admin/")
+    expect(page.locator('button[data-status="failed"]')).to_have_text("failed (3)")
+    page.get_by_label("Key prefix").fill("uploads/batch/")
+    page.get_by_role("button", name="Apply").click()
+    expect(page.locator('button[data-status="failed"]')).to_have_text("failed (2)")
+    dialogs: list[str] = []
+
+    def accept(dialog: object) -> None:
+        dialogs.append(dialog.message)  # type: ignore[attr-defined]
+        dialog.accept()  # type: ignore[attr-defined]
+
+    page.once("dialog", accept)
+    page.get_by_role("button", name="Requeue all matching").click()
+    # then the confirmation named their number, and exactly those two ran again
+    expect(page.locator("#message")).to_have_text("Requeued 2 task(s).")
+    assert dialogs == ["Requeue 2 matching task(s)?"]
+    for key, task_id in ids.items():
+        row = fleet.wait(task_id)
+        requeues = load_metadata(row.metadata).get("requeues") or []
+        assert len(requeues) == (1 if key.startswith("uploads/batch/") else 0), key
+    assert load_metadata(fleet.row(good.task_id).metadata).get("requeues") is None
