@@ -15,7 +15,9 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from click.testing import CliRunner
 
+from producer.cli import main
 from producer.inflight import Inflight
 from producer.ingest import ingest
 from producer.publish import ChainPublisher
@@ -198,3 +200,14 @@ def test_task_waiting_out_a_retry_backoff_is_alive_not_stuck(fleet: Fleet, h264_
     row = fleet.wait(published.task_id)
     assert row.status == "completed", row.error_message
     assert load_metadata(row.metadata).get("recoveries") is None
+
+
+def test_recover_command_sweeps_once_and_reports_what_it_did(fleet: Fleet, h264_mp4: Path) -> None:
+    task_id = _ingest_while_broker_is_down(fleet, h264_mp4, "uploads/cli-recover.mp4")
+    _set(fleet, task_id, updated_at=_ago_ms(fleet.settings.recovery_pending_after_s + 1))
+    result = CliRunner().invoke(main, ["recover", "--once"], env=fleet.env)
+    assert result.exit_code == 0, result.output
+    [line, summary] = result.stdout.splitlines()
+    assert line.startswith(f"republished  {task_id}  uploads/cli-recover.mp4  was pending in")
+    assert summary == "1 stuck task(s) handled"
+    assert fleet.wait(task_id).status == "completed"

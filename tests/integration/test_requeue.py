@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from pathlib import Path
@@ -197,3 +198,39 @@ def test_bulk_requeue_by_error_text_shows_a_dry_run_then_requeues_with_progress(
         fleet.wait(task_id)
     assert fleet.row(ok.task_id).status == "completed"
     assert len(load_metadata(fleet.row(ok.task_id).metadata).get("requeues") or []) == 0
+
+
+def test_tasks_commands_find_tasks_by_status_prefix_age_and_show_one(
+    fleet: Fleet, not_a_video: Path, h264_mp4: Path
+) -> None:
+    bad = _fail_as_not_a_video(fleet, not_a_video, "uploads/x/bad.mp4")
+    [good] = fleet.deliver(fleet.upload(h264_mp4, "uploads/y/good.mp4"))
+    fleet.wait(good.task_id)
+    runner = CliRunner()
+
+    def run(*args: str) -> str:
+        result = runner.invoke(main, list(args), env=fleet.env)
+        assert result.exit_code == 0, result.output
+        return result.stdout
+
+    failed = json.loads(run("tasks", "list", "--status", "failed", "--json"))
+    assert [t["id"] for t in failed] == [bad.id]
+    assert "Invalid data" in failed[0]["error_message"]
+    by_prefix = run("tasks", "list", "--key-prefix", "uploads/y/")
+    assert "uploads/y/good.mp4" in by_prefix
+    assert "uploads/x/bad.mp4" not in by_prefix
+    assert len(run("tasks", "list", "--older-than", "1h").splitlines()) == 2  # header only
+    assert (
+        len(run("tasks", "list", "--newer-than", "1h", "--error-contains", "Invalid").splitlines())
+        == 3
+    )
+    everything = run("tasks")
+    assert "uploads/x/bad.mp4" in everything
+    assert "uploads/y/good.mp4" in everything
+    shown = run("tasks", "show", good.task_id)
+    assert f"id             {good.task_id}" in shown
+    assert '"video_codec": "h264"' in shown
+    assert json.loads(run("tasks", "show", good.task_id, "--json"))["status"] == "completed"
+    missing = runner.invoke(main, ["tasks", "show", "nope"], env=fleet.env)
+    assert missing.exit_code == 1
+    assert "no task nope" in missing.output
