@@ -38,6 +38,7 @@ logger = logging.getLogger(__name__)
 
 REALM = "videofleet admin"
 MAX_BULK = 1000
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 router = APIRouter(prefix="/admin", tags=["admin"], include_in_schema=True)
 _basic = HTTPBasic(realm=REALM, auto_error=False)
@@ -70,6 +71,13 @@ async def require_admin(resources: ResourcesDep, request: Request) -> str:
             headers={"WWW-Authenticate": f'Basic realm="{REALM}"'},
         )
     assert credentials is not None
+    # Browsers send cached basic-auth credentials with requests other sites trigger; refuse
+    # changes such a request asks for (browsers label them, API clients send no such header).
+    if request.method not in SAFE_METHODS and request.headers.get("sec-fetch-site") in (
+        "cross-site",
+        "same-site",
+    ):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "cross-site requests may not change tasks")
     return credentials.username
 
 

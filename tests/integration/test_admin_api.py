@@ -147,3 +147,29 @@ def test_requeue_through_the_api_records_the_admin_and_refuses_what_it_must(
     # the oldest failures went first; the task requeued a moment ago was not among them
     assert counts == [1, 1, 1]
     assert bad_ids[0] not in {o["task_id"] for o in done["outcomes"]}
+
+
+def test_a_request_another_site_triggers_may_not_requeue(
+    client: TestClient, fleet: Fleet, not_a_video: Path
+) -> None:
+    # given a failed task and a browser holding the admin's credentials
+    [bad] = fleet.deliver(fleet.upload(not_a_video, "uploads/csrf.mp4"))
+    fleet.wait(bad.task_id)
+    auth = _basic(*ADMIN)
+    # when a page on another site makes that browser post a requeue
+    for site in ("cross-site", "same-site"):
+        response = client.post(
+            f"/admin/api/tasks/{bad.task_id}/requeue",
+            headers={**auth, "Sec-Fetch-Site": site},
+        )
+        # then it is refused and nothing changes
+        assert response.status_code == 403, site
+    assert load_metadata(fleet.row(bad.task_id).metadata).get("requeues") is None
+    # while reading stays possible, and the page itself (same-origin) may requeue
+    reading = client.get("/admin/api/tasks", headers={**auth, "Sec-Fetch-Site": "cross-site"})
+    assert reading.status_code == 200
+    same = client.post(
+        f"/admin/api/tasks/{bad.task_id}/requeue",
+        headers={**auth, "Sec-Fetch-Site": "same-origin"},
+    )
+    assert same.status_code == 200, same.text
