@@ -8,6 +8,9 @@ the way the failures leave them; the recoverer then has to find and republish th
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -211,3 +214,36 @@ def test_recover_command_sweeps_once_and_reports_what_it_did(fleet: Fleet, h264_
     assert line.startswith(f"republished  {task_id}  uploads/cli-recover.mp4  was pending in")
     assert summary == "1 stuck task(s) handled"
     assert fleet.wait(task_id).status == "completed"
+
+
+def test_recover_loop_keeps_sweeping_until_sigterm(fleet: Fleet, h264_mp4: Path) -> None:
+    # given a recoverer running as a long-lived process
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from producer.cli import main; main()",
+            "recover",
+            "--interval-s",
+            "1",
+        ],
+        env=fleet.env,
+        cwd=Path(__file__).resolve().parents[2],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(1.5)  # a sweep or two with nothing to do
+        # when a task gets stuck while it runs
+        task_id = _ingest_while_broker_is_down(fleet, h264_mp4, "uploads/loop.mp4")
+        _set(fleet, task_id, updated_at=_ago_ms(fleet.settings.recovery_pending_after_s + 1))
+        # then a later sweep picks it up, and the task completes
+        assert fleet.wait(task_id).status == "completed"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+    # and SIGTERM ends the loop cleanly
+    assert proc.returncode == 0, err
+    assert f"republished  {task_id}" in out
+    assert "recovering stuck tasks every 1 s" in err
