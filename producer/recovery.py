@@ -39,8 +39,8 @@ from producer.taskquery import TaskView
 from schema.errors import IllegalTransition, TransientError
 from schema.lifecycle import now_ms, transition
 from schema.settings import Settings
-from schema.status import Step, TaskStatus
-from schema.tables import tasks
+from schema.status import Step, TaskStatus, VideoStatus
+from schema.tables import tasks, videos
 
 logger = logging.getLogger(__name__)
 
@@ -148,6 +148,12 @@ def _recover(engine: Engine, publisher: Publisher, view: TaskView, settings: Set
                     error_message=message,
                     step=step.value,
                 )
+                if view.video_id is not None:
+                    conn.execute(
+                        sa.update(videos)
+                        .where(videos.c.id == view.video_id)
+                        .values(status=VideoStatus.FAILED.value, updated_at=now_ms())
+                    )
         except IllegalTransition:
             return base(result=Result.CHANGED, attempts=attempts)
         logger.error("Task %s: %s", view.id, message)
