@@ -8,14 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import click
-import sqlalchemy as sa
 from pydantic import ValidationError
 
+from producer.admin_commands import recover_command, requeue_command, tasks_group
 from producer.cors import cors
 from producer.ingest import ingest
 from producer.poll_command import poll
 from producer.publish import ChainPublisher
-from producer.report import TASK_COLUMNS, format_table, task_summary
 from producer.rules import EventRules
 from producer.sources import parse_body
 from schema.db import make_engine
@@ -23,7 +22,6 @@ from schema.errors import InvalidEvent, TransientError
 from schema.migrate import upgrade
 from schema.settings import Settings
 from schema.storage import make_s3_client
-from schema.tables import tasks
 
 
 def load_settings() -> Settings:
@@ -89,17 +87,6 @@ def ingest_command(settings: Settings, source: Any) -> None:
         click.echo(f"{outcome.result:<10} {outcome.task_id}  {outcome.key}{reason}")
 
 
-@main.command("tasks")
-@click.option("--limit", default=50, show_default=True, help="Newest rows to show.")
-@click.pass_obj
-def tasks_command(settings: Settings, limit: int) -> None:
-    """Show the newest task rows as a table."""
-    engine = make_engine(settings.database_url)
-    with engine.connect() as conn:
-        rows = conn.execute(sa.select(tasks).order_by(tasks.c.created_at.desc()).limit(limit)).all()
-    click.echo(format_table(TASK_COLUMNS, [task_summary(r) for r in rows]))
-
-
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, help="Port to listen on.")
@@ -149,3 +136,6 @@ from producer.transport_commands import pull, rejected  # noqa: E402  (registere
 
 main.add_command(pull)
 main.add_command(rejected)
+main.add_command(tasks_group)
+main.add_command(requeue_command)
+main.add_command(recover_command)

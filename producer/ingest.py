@@ -52,6 +52,8 @@ class Publisher(Protocol):
     ``publish_many`` raises ``PartialPublish`` naming the chains sent before a failure.
     """
 
+    def publish(self, task_id: str, *, workflow_id: str, start: Step = Step.VALIDATE) -> None: ...
+
     def publish_many(
         self, chains: Sequence[tuple[str, str]], *, start: Step = Step.VALIDATE
     ) -> None: ...

@@ -50,12 +50,17 @@ def transition(
     to: TaskStatus,
     *,
     metadata_patch: dict[str, Any] | None = None,
+    expect: dict[str, Any] | None = None,
     **values: Any,
 ) -> None:
     """Move ``task_id`` to ``to``, merging ``metadata_patch`` into its metadata.
 
+    ``expect`` names columns that must still hold the given values (e.g. the ``updated_at`` a
+    caller read), making the move a compare-and-set on more than the status.
+
     Raises:
-        IllegalTransition: the task does not exist or its status may not become ``to``.
+        IllegalTransition: the task does not exist, its status may not become ``to``, or a
+            column named in ``expect`` changed meanwhile.
     """
     current = conn.execute(
         sa.select(tasks.c.status, tasks.c.metadata).where(tasks.c.id == task_id)
@@ -65,9 +70,14 @@ def transition(
     if metadata_patch is not None:
         merged = merge_metadata(load_metadata(current.metadata), metadata_patch)
         values["metadata"] = json.dumps(merged, sort_keys=True)
+    guards = [tasks.c[name].is_not_distinct_from(value) for name, value in (expect or {}).items()]
     result = conn.execute(
         sa.update(tasks)
-        .where(tasks.c.id == task_id, tasks.c.status.in_([s.value for s in sources_of(to)]))
+        .where(
+            tasks.c.id == task_id,
+            tasks.c.status.in_([s.value for s in sources_of(to)]),
+            *guards,
+        )
         .values(status=to.value, updated_at=now_ms(), **values)
     )
     if result.rowcount != 1:

@@ -39,6 +39,11 @@ PLACEHOLDER_SECRETS = frozenset({"", DEFAULT_S3_KEY, "changeme", "change-me", "s
 DEFAULT_CF_API_BASE_URL = "https://api.cloudflare.com/client/v4"
 MAX_PULL_BATCH_SIZE = 100
 MAX_QUEUE_DELAY_S = 43_200  # Cloudflare Queues: longest retry delay and visibility timeout (12 h)
+DEFAULT_RECOVERY_PENDING_AFTER_S = 900
+DEFAULT_RECOVERY_MARGIN_S = 120
+DEFAULT_RECOVERY_MAX_ATTEMPTS = 3
+DEFAULT_RECOVERY_INTERVAL_S = 60
+PLACEHOLDER_ADMIN_PASSWORDS = PLACEHOLDER_SECRETS | {"admin", "password", "videofleet"}
 
 
 class Settings(BaseSettings):
@@ -210,6 +215,33 @@ class Settings(BaseSettings):
                     "COMPLETION_WEBHOOK_SECRET must be set (16+ characters) "
                     "when COMPLETION_WEBHOOK_URL is"
                 )
+        return self
+
+    # admin and recovery
+    admin_username: str = ""
+    admin_password: SecretStr = SecretStr("")
+    recovery_pending_after_s: int = Field(default=DEFAULT_RECOVERY_PENDING_AFTER_S, ge=1)
+    recovery_margin_s: int = Field(default=DEFAULT_RECOVERY_MARGIN_S, ge=0)
+    recovery_max_attempts: int = Field(default=DEFAULT_RECOVERY_MAX_ATTEMPTS, ge=0, le=100)
+    recovery_interval_s: float = Field(default=DEFAULT_RECOVERY_INTERVAL_S, gt=0)
+
+    @property
+    def admin_enabled(self) -> bool:
+        """Whether the admin API and page are served (both credentials configured)."""
+        return bool(self.admin_username and self.admin_password.get_secret_value())
+
+    @model_validator(mode="after")
+    def _check_admin_credentials(self) -> Self:
+        """Refuse half-configured admin credentials, and a placeholder password in production."""
+        password = self.admin_password.get_secret_value()
+        if bool(self.admin_username) != bool(password):
+            raise ValueError("set both ADMIN_USERNAME and ADMIN_PASSWORD, or neither")
+        if (
+            self.environment == "production"
+            and self.admin_username
+            and (password in PLACEHOLDER_ADMIN_PASSWORDS or password == self.admin_username)
+        ):
+            raise ValueError("ADMIN_PASSWORD is a placeholder; set a real password")
         return self
 
     @model_validator(mode="after")

@@ -17,7 +17,7 @@ from sqlalchemy.exc import DBAPIError
 from producer import metrics
 from producer.publish import ChainPublisher
 from producer.rules import EventRules
-from producer.web import page, upload_api, videos
+from producer.web import admin, page, upload_api, videos
 from producer.web.deps import Resources, ResourcesDep
 from producer.web.webhook import router as webhook_router
 from schema.db import make_engine
@@ -75,4 +75,5 @@ def create_app(settings: Settings) -> FastAPI:
         return JSONResponse({"ready": ready, **checks}, status_code=200 if ready else 503)
 
     app.include_router(webhook_router)
+    app.include_router(admin.router)
     return app
