@@ -29,10 +29,25 @@ def _clip(path: Path, *, size: str, codec_args: list[str], audio: str) -> Path:
     if not path.exists():
         tmp = path.with_name(f".tmp-{path.name}")
         _ffmpeg(
-            "-f", "lavfi", "-i", f"testsrc2=size={size}:rate={RATE}:duration={CLIP_S}",
-            "-f", "lavfi", "-i", f"sine=frequency=440:duration={CLIP_S}",
-            *codec_args, "-g", str(GOP_S * RATE), "-keyint_min", str(GOP_S * RATE),
-            "-pix_fmt", "yuv420p", "-c:a", audio, "-shortest", str(tmp),
+            "-f",
+            "lavfi",
+            "-i",
+            f"testsrc2=size={size}:rate={RATE}:duration={CLIP_S}",
+            "-f",
+            "lavfi",
+            "-i",
+            f"sine=frequency=440:duration={CLIP_S}",
+            *codec_args,
+            "-g",
+            str(GOP_S * RATE),
+            "-keyint_min",
+            str(GOP_S * RATE),
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            audio,
+            "-shortest",
+            str(tmp),
         )
         tmp.rename(path)
     return path
@@ -58,28 +73,42 @@ def h264_clip() -> Path:
 
 def h264_front() -> Path:
     """10 minutes of 1080p30 H.264, index (moov) at the front."""
-    return _loop(h264_clip(), MEDIA_DIR / "h264-1080p-10min-front.mp4", times=LONG_S // CLIP_S,
-                 faststart=True)
+    return _loop(
+        h264_clip(),
+        MEDIA_DIR / "h264-1080p-10min-front.mp4",
+        times=LONG_S // CLIP_S,
+        faststart=True,
+    )
 
 
 def h264_end() -> Path:
     """The same video with the index at the end, as most cameras and phones write it."""
-    return _loop(h264_clip(), MEDIA_DIR / "h264-1080p-10min-end.mp4", times=LONG_S // CLIP_S,
-                 faststart=False)
+    return _loop(
+        h264_clip(), MEDIA_DIR / "h264-1080p-10min-end.mp4", times=LONG_S // CLIP_S, faststart=False
+    )
 
 
 def vp9_long() -> Path:
     """10 minutes of 720p30 VP9 in WebM."""
-    args = ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "2M",
-            "-row-mt", "1"]
+    args = [
+        "-c:v",
+        "libvpx-vp9",
+        "-deadline",
+        "realtime",
+        "-cpu-used",
+        "8",
+        "-b:v",
+        "2M",
+        "-row-mt",
+        "1",
+    ]
     clip = _clip(MEDIA_DIR / "clip-720p.webm", size="1280x720", codec_args=args, audio="libopus")
     return _loop(clip, MEDIA_DIR / "vp9-720p-10min.webm", times=LONG_S // CLIP_S, faststart=False)
 
 
 def _dense_clip() -> Path:
     args = [*_X264, "-qp", "4"]
-    return _clip(MEDIA_DIR / "clip-1080p-dense.mp4", size="1920x1080", codec_args=args,
-                 audio="aac")
+    return _clip(MEDIA_DIR / "clip-1080p-dense.mp4", size="1920x1080", codec_args=args, audio="aac")
 
 
 def big() -> Path:
@@ -101,21 +130,47 @@ def small() -> Path:
 
 def tiny() -> Path:
     """A 2-second 320x240 clip for the orchestration bench."""
-    return _clip(MEDIA_DIR / "tiny.mp4", size="320x240",
-                 codec_args=["-c:v", "libx264", "-preset", "ultrafast"], audio="aac")
+    return _clip(
+        MEDIA_DIR / "tiny.mp4",
+        size="320x240",
+        codec_args=["-c:v", "libx264", "-preset", "ultrafast"],
+        audio="aac",
+    )
 
 
 def short_clip() -> Path:
     """A 10-second 640x360 clip for the end-to-end latency bench."""
     path = MEDIA_DIR / "clip-10s.mp4"
     if not path.exists():
-        _ffmpeg("-i", str(h264_clip()), "-t", "10", "-vf", "scale=640:360",
-                "-c:v", "libx264", "-preset", "ultrafast", "-g", "60", "-c:a", "copy", str(path))
+        _ffmpeg(
+            "-i",
+            str(h264_clip()),
+            "-t",
+            "10",
+            "-vf",
+            "scale=640:360",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "60",
+            "-c:a",
+            "copy",
+            str(path),
+        )
     return path
 
 
-ALL = {"h264_front": h264_front, "h264_end": h264_end, "vp9": vp9_long, "small": small,
-       "big": big, "tiny": tiny, "short": short_clip}
+ALL = {
+    "h264_front": h264_front,
+    "h264_end": h264_end,
+    "vp9": vp9_long,
+    "small": small,
+    "big": big,
+    "tiny": tiny,
+    "short": short_clip,
+}
 
 
 def main() -> None:

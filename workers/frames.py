@@ -10,13 +10,14 @@ accurate seek decodes forward to the time.
 
 from __future__ import annotations
 
+import io
+import itertools
 import logging
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import BinaryIO
 
 import av
 import av.error
@@ -53,7 +54,9 @@ class Picture:
         return self.mean_luma < BLANK_MEAN_LUMA or self.contrast < BLANK_MIN_CONTRAST
 
 
-def output_size(width: int, height: int, *, sar: Fraction, rotation: int, width_px: int) -> tuple[int, int]:
+def output_size(
+    width: int, height: int, *, sar: Fraction, rotation: int, width_px: int
+) -> tuple[int, int]:
     """The even output size of a picture shown ``width_px`` wide at its display aspect ratio."""
     display_w = width * (sar if sar > 0 else 1)
     display_h = Fraction(height)
@@ -80,7 +83,9 @@ def luma_stats(frame: VideoFrame) -> tuple[float, float]:
 class FrameSource:
     """An opened video: ``picture_at`` seeks and decodes; ``representative`` avoids blanks."""
 
-    def __init__(self, container: av.container.InputContainer, *, video_key: str, width_px: int) -> None:
+    def __init__(
+        self, container: av.container.InputContainer, *, video_key: str, width_px: int
+    ) -> None:
         self._container = container
         self._key = video_key
         streams = container.streams.video
@@ -99,12 +104,20 @@ class FrameSource:
         duration = self._container.duration
         return duration / av.time_base if duration else 0.0
 
-    def picture_at(self, at_s: float) -> Picture | None:
-        """The keyframe at or before ``at_s``; an accurate decode when that yields nothing."""
-        picture = self._keyframe(at_s)
-        return picture if picture is not None else self._accurate(at_s)
+    def picture_at(self, at_s: float, *, max_distance_s: float) -> Picture | None:
+        """The keyframe at or before ``at_s``; an accurate decode when that yields nothing.
 
-    def representative(self, at_s: float, *, step_s: float, attempts: int) -> Picture:
+        A keyframe further than ``max_distance_s`` before ``at_s`` (long GOPs, short videos)
+        would show another part of the video: then the frames up to ``at_s`` are decoded.
+        """
+        picture = self._keyframe(at_s)
+        if picture is not None and at_s - picture.frame_s <= max_distance_s:
+            return picture
+        return self._accurate(at_s) or picture
+
+    def representative(
+        self, at_s: float, *, step_s: float, attempts: int, max_distance_s: float
+    ) -> Picture:
         """A non-blank picture near ``at_s``: nearby keyframes, then an accurate seek.
 
         Raises:
@@ -114,7 +127,7 @@ class FrameSource:
         for k in range(attempts):
             offset = (k + 1) // 2 * step_s * (1 if k % 2 else -1) if k else 0.0
             candidate_s = min(max(at_s + offset, 0.0), max(self.duration_s - 0.001, 0.0))
-            picture = self.picture_at(candidate_s)
+            picture = self.picture_at(candidate_s, max_distance_s=max_distance_s)
             if picture is None:
                 continue
             if not picture.blank:
@@ -139,6 +152,16 @@ class FrameSource:
             self._container.seek(target, stream=stream, backward=True, any_frame=False)
         except av.error.FFmpegError:
             return None
+        # A drained decoder stays at end-of-stream until flushed.
+        stream.codec_context.flush_buffers()
+        try:
+            return self._first_keyframe(at_s)
+        except av.error.FFmpegError:
+            # A damaged packet: the accurate path decodes around it.
+            return None
+
+    def _first_keyframe(self, at_s: float) -> Picture | None:
+        stream = self._stream
         for packet in self._container.demux(stream):
             if packet.size == 0:
                 continue
@@ -147,13 +170,16 @@ class FrameSource:
             if self._last is not None and packet.pts == self._last_key_pts:
                 # Nearby times often land on the keyframe already decoded: reuse it.
                 last = self._last
-                return Picture(at_s, last.frame_s, last.frame, last.mean_luma, last.contrast, last.method)
+                return Picture(
+                    at_s, last.frame_s, last.frame, last.mean_luma, last.contrast, last.method
+                )
             frames = stream.codec_context.decode(packet)
             if not frames:
                 # Reordering delay (B-frames): drain to get the keyframe out.
                 frames = stream.codec_context.decode(None)
             if frames:
-                self._last = self._picture(frames[0], at_s, "keyframe")
+                packet_s = float(packet.pts * packet.time_base) if packet.pts is not None else at_s
+                self._last = self._picture(frames[0], at_s, "keyframe", fallback_s=packet_s)
                 self._last_key_pts = packet.pts
                 return self._last
             return None
@@ -165,6 +191,7 @@ class FrameSource:
             self._container.seek(target, stream=self._stream, backward=True, any_frame=False)
         except av.error.FFmpegError:
             return None
+        self._stream.codec_context.flush_buffers()
         latest: VideoFrame | None = None
         try:
             for frame in self._container.decode(self._stream):
@@ -180,7 +207,9 @@ class FrameSource:
         start = self._stream.start_time or 0
         return int(at_s / time_base) + start
 
-    def _picture(self, frame: VideoFrame, at_s: float, method: str) -> Picture:
+    def _picture(
+        self, frame: VideoFrame, at_s: float, method: str, *, fallback_s: float | None = None
+    ) -> Picture:
         self.decoded += 1
         sar = self._stream.codec_context.sample_aspect_ratio or Fraction(1)
         rotation = int(frame.rotation or 0) % 360
@@ -194,12 +223,14 @@ class FrameSource:
         if rotation in _TRANSPOSE:
             scaled = _rotate(scaled, _TRANSPOSE[rotation])
         mean, contrast = luma_stats(scaled)
-        frame_s = float(frame.time) if frame.time is not None else at_s
+        frame_s = float(frame.time) if frame.time is not None else math.nan
+        if math.isnan(frame_s):
+            frame_s = fallback_s if fallback_s is not None else at_s
         return Picture(at_s, round(frame_s, 3), scaled, mean, contrast, method)
 
 
 @contextmanager
-def open_source(reader: BinaryIO, *, video_key: str, width_px: int) -> Iterator[FrameSource]:
+def open_source(reader: io.RawIOBase, *, video_key: str, width_px: int) -> Iterator[FrameSource]:
     """Open ``reader`` with PyAV, reading only through it.
 
     Raises:
@@ -207,7 +238,7 @@ def open_source(reader: BinaryIO, *, video_key: str, width_px: int) -> Iterator[
     """
     try:
         container = av.open(reader, mode="r", buffer_size=IO_BUFFER_BYTES)
-    except (av.error.InvalidDataError, av.error.ValueError) as exc:
+    except (av.error.InvalidDataError, av.error.FFmpegError) as exc:
         raise NotAVideo(f"not a readable video: {exc}", video_key=video_key) from exc
     try:
         yield FrameSource(container, video_key=video_key, width_px=width_px)
@@ -219,12 +250,16 @@ def _rotate(frame: VideoFrame, filters: tuple[str, ...]) -> VideoFrame:
     """Turn a small frame to display orientation with ffmpeg's transpose/flip filters."""
     graph = av.filter.Graph()
     time_base = Fraction(1, 1000)
-    nodes = [graph.add_buffer(width=frame.width, height=frame.height, format=frame.format, time_base=time_base)]
+    nodes = [
+        graph.add_buffer(
+            width=frame.width, height=frame.height, format=frame.format, time_base=time_base
+        )
+    ]
     for spec in filters:
         name, _, args = spec.partition("=")
         nodes.append(graph.add(name, args or None))
     nodes.append(graph.add("buffersink"))
-    for upstream, downstream in zip(nodes, nodes[1:], strict=False):
+    for upstream, downstream in itertools.pairwise(nodes):
         upstream.link_to(downstream)
     graph.configure()
     frame.pts = 0

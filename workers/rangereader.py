@@ -139,7 +139,9 @@ class RangeReader(io.RawIOBase):
             end = min(end, self._size - 1)
         data = self._get(pos, end)
         self._cache[pos] = data
-        while sum(len(d) for d in self._cache.values()) > self._cache_bytes and len(self._cache) > 1:
+        while (
+            sum(len(d) for d in self._cache.values()) > self._cache_bytes and len(self._cache) > 1
+        ):
             self._cache.popitem(last=False)
         self._next_sequential = pos + len(data)
         return data
@@ -160,7 +162,9 @@ class RangeReader(io.RawIOBase):
             ) from exc
         self.requests += 1
         if response.status == 404:
-            raise ObjectMissing(f"object {self._key} disappeared while being read", video_key=self._key)
+            raise ObjectMissing(
+                f"object {self._key} disappeared while being read", video_key=self._key
+            )
         if response.status == 416:
             return b""
         if response.status in _RETRYABLE_STATUSES or response.status not in (200, 206):

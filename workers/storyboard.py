@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 import av
+from av.video.format import VideoFormat
 from av.video.frame import VideoFrame
 
 SPRITE_NAME = "storyboard.jpg"
@@ -90,7 +91,9 @@ def plan_storyboard(
         )
         for i in range(count)
     )
-    return StoryboardPlan(tiles, cols, math.ceil(count / cols), tile_width, tile_height, round(interval, 3))
+    return StoryboardPlan(
+        tiles, cols, math.ceil(count / cols), tile_width, tile_height, round(interval, 3)
+    )
 
 
 def vtt_text(plan: StoryboardPlan, *, sprite_url: str) -> str:
@@ -110,7 +113,10 @@ def compose_sprite(plan: StoryboardPlan, pictures: Sequence[VideoFrame]) -> Vide
     time_base = Fraction(1, 1000)
     graph = av.filter.Graph()
     source = graph.add_buffer(
-        width=plan.tile_width, height=plan.tile_height, format="yuvj420p", time_base=time_base
+        width=plan.tile_width,
+        height=plan.tile_height,
+        format=VideoFormat("yuvj420p"),
+        time_base=time_base,
     )
     tile = graph.add("tile", f"{plan.columns}x{plan.rows}")
     sink = graph.add("buffersink")

@@ -111,11 +111,14 @@ def capture(
         for at_s, kind, index in work:
             if kind == 0:
                 thumbs[index] = source.representative(
-                    at_s, step_s=slice_s / 4, attempts=search_attempts
+                    at_s, step_s=slice_s / 4, attempts=search_attempts, max_distance_s=slice_s / 2
                 )
             else:
-                tiles[index] = source.picture_at(at_s) or source.representative(
-                    at_s, step_s=slice_s / 4, attempts=1
+                assert board is not None
+                tiles[index] = source.picture_at(
+                    at_s, max_distance_s=board.interval_s
+                ) or source.representative(
+                    at_s, step_s=slice_s / 4, attempts=1, max_distance_s=board.interval_s
                 )
         decoded = source.decoded
     shots = [
