@@ -137,6 +137,10 @@ class RangeReader(io.RawIOBase):
         end = pos + self._run_bytes - 1
         if self._size is not None:
             end = min(end, self._size - 1)
+        # Stop where cached bytes begin: nothing is fetched twice while it is still cached.
+        following = [start for start in self._cache if start > pos]
+        if following:
+            end = min(end, min(following) - 1)
         data = self._get(pos, end)
         self._cache[pos] = data
         while (
