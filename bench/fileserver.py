@@ -8,12 +8,18 @@ refused more, which is what the endpoint would have billed as egress.
 
 from __future__ import annotations
 
+import json
 import re
+import socket
+import subprocess
+import sys
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+import urllib3
 
 CHUNK_BYTES = 64 * 1024
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
@@ -33,6 +39,14 @@ class Counter:
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
+    # Keep-alive, as object stores do: a client reuses its connection between ranges.
+    protocol_version = "HTTP/1.1"
+
+    def setup(self) -> None:
+        super().setup()
+        # Without this, Nagle's algorithm and the client's delayed ACK stall the last segment
+        # of every response by 40 ms; real object stores do not add that to each request.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def log_message(self, format: str, *args: Any) -> None:
         return
@@ -44,6 +58,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._serve(body=True)
 
     def _serve(self, *, body: bool) -> None:
+        if self.path in ("/__stats", "/__reset"):
+            self._stats(reset=self.path == "/__reset")
+            return
         path = self.server.root / self.path.split("?", 1)[0].lstrip("/")
         if not path.is_file():
             self.send_error(404)
@@ -86,6 +103,19 @@ class _Handler(BaseHTTPRequestHandler):
                     self.server.counter.bytes_sent += len(chunk)
                 left -= len(chunk)
 
+    def _stats(self, *, reset: bool) -> None:
+        with self.server.lock:
+            counter = self.server.counter
+            payload = json.dumps({"requests": counter.requests, "bytes_sent": counter.bytes_sent})
+            if reset:
+                counter.reset()
+        data = payload.encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
@@ -98,24 +128,53 @@ class _Server(ThreadingHTTPServer):
 
 
 class FileServer:
-    """Serve ``root`` on 127.0.0.1 on a free port, in a background thread."""
+    """Serve ``root`` on 127.0.0.1 on a free port from a separate process.
+
+    A separate process, as the storage endpoint is: the server's Python work never competes
+    for the bench process's GIL or skews its CPU figures.
+    """
 
     def __init__(self, root: Path) -> None:
-        self._server = _Server(root)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def counter(self) -> Counter:
-        return self._server.counter
+        self._root = root
+        self._proc: subprocess.Popen[str] | None = None
+        self._port = 0
+        self._pool = urllib3.PoolManager()
 
     def url(self, name: str) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}/{name}"
+        return f"http://127.0.0.1:{self._port}/{name}"
+
+    def stats(self, *, reset: bool = False) -> Counter:
+        """Requests and bytes sent so far (not counting these control calls)."""
+        response = self._pool.request("GET", self.url("__reset" if reset else "__stats"))
+        data = json.loads(response.data)
+        return Counter(data["requests"], data["bytes_sent"])
+
+    def reset(self) -> None:
+        self.stats(reset=True)
 
     def __enter__(self) -> FileServer:
-        self._thread.start()
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.fileserver", str(self._root)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self._proc.stdout is not None
+        self._port = int(self._proc.stdout.readline())
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        if self._proc is not None:
+            self._proc.terminate()
+            self._proc.wait()
+        self._pool.clear()
+
+
+def main() -> None:
+    """Serve the directory given as the first argument; print the port, then serve forever."""
+    server = _Server(Path(sys.argv[1]))
+    print(server.server_address[1], flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

@@ -34,6 +34,7 @@ BLANK_MEAN_LUMA = 28.0
 BLANK_MIN_CONTRAST = 6.0
 # Bytes the demuxer asks the reader for at a time; the reader's blocks are larger.
 IO_BUFFER_BYTES = 64 * 1024
+STATS_WIDTH_PX = 64
 _TRANSPOSE = {90: ("transpose=clock",), 180: ("hflip", "vflip"), 270: ("transpose=cclock",)}
 
 
@@ -67,16 +68,19 @@ def output_size(
 
 
 def luma_stats(frame: VideoFrame) -> tuple[float, float]:
-    """Mean and standard deviation of the luma of a (small) frame."""
-    gray = frame.reformat(format="gray")
+    """Mean and standard deviation of the luma, measured on a 64-pixel-wide gray copy.
+
+    A blank picture is blank at any size; the tiny copy keeps this pure-Python sum cheap.
+    """
+    width = min(frame.width, STATS_WIDTH_PX)
+    height = max(1, round(frame.height * width / frame.width))
+    gray = frame.reformat(width, height, format="gray")
     plane = gray.planes[0]
-    data = bytes(plane)
-    width, stride = gray.width, plane.line_size
-    values = b"".join(data[row * stride : row * stride + width] for row in range(gray.height))
-    count = len(values) or 1
+    data, stride = bytes(plane), plane.line_size
+    values = b"".join(data[row * stride : row * stride + width] for row in range(height))
+    count = len(values)
     mean = sum(values) / count
-    # A 256-bin histogram keeps the variance cheap in pure Python.
-    variance = sum(values.count(v) * (v - mean) ** 2 for v in set(values)) / count
+    variance = max(sum(v * v for v in values) / count - mean * mean, 0.0)
     return mean, math.sqrt(variance)
 
 
