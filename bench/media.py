@@ -25,7 +25,9 @@ def _ffmpeg(*args: str) -> None:
     subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", *args], check=True)
 
 
-def _clip(path: Path, *, size: str, codec_args: list[str], audio: str) -> Path:
+def _clip(
+    path: Path, *, size: str, codec_args: list[str], audio: str, seconds: int = CLIP_S
+) -> Path:
     if not path.exists():
         tmp = path.with_name(f".tmp-{path.name}")
         _ffmpeg(

@@ -40,13 +40,20 @@ def validate(deps: Deps, task_id: str) -> bool:
     url = storage.presigned_get(
         deps.s3, bucket, row.video_key, expires_s=deps.settings.presign_expiry_s
     )
+    probe_started = time.monotonic()
     info = media.probe(url, video_key=row.video_key, timeout_s=_ffmpeg_budget_s(deps))
+    probe_s = _since(probe_started)
     records.attach_video(deps.engine, row, size_bytes=size)
     records.save_step(
         deps.engine,
         task_id,
         Step.VALIDATE,
-        {"probe": info.as_dict(), "timings_s": {Step.VALIDATE.value: _since(started)}},
+        {
+            "probe": info.as_dict(),
+            "timings_s": {Step.VALIDATE.value: _since(started)},
+            # Media work alone (ffprobe, capture): the rest of a step is orchestration.
+            "media_s": {"probe": probe_s},
+        },
     )
     logger.info(
         "Task %s: %s is %s %dx%d, %.1f s",
@@ -75,6 +82,7 @@ def thumbnails(deps: Deps, task_id: str) -> bool:
     times = media.plan_thumbnails(duration, settings.thumbnail_count)
     board = _storyboard_plan(settings, duration, probe) if settings.storyboard_enabled else None
     url = storage.presigned_get(deps.s3, bucket, row.video_key, expires_s=settings.presign_expiry_s)
+    capture_started = time.monotonic()
     shot = thumbnail_capture.capture(
         url,
         times,
@@ -92,14 +100,16 @@ def thumbnails(deps: Deps, task_id: str) -> bool:
         pool=storage.http_pool(),
         deadline=started + _ffmpeg_budget_s(deps),
     )
+    capture_s = _since(capture_started)
     prefix = settings.thumbnails_prefix
-    keys = []
-    for index, thumb in enumerate(shot.shots):
-        key = storage.thumbnail_key(prefix, row.video_key, index)
-        storage.upload_bytes(
-            deps.s3, bucket, key, thumb.jpeg, content_type=storage.THUMBNAIL_CONTENT_TYPE
+    uploads = {
+        storage.thumbnail_key(prefix, row.video_key, index): (
+            thumb.jpeg,
+            storage.THUMBNAIL_CONTENT_TYPE,
         )
-        keys.append(key)
+        for index, thumb in enumerate(shot.shots)
+    }
+    keys = list(uploads)
     patch: dict[str, Any] = {
         "thumbnails": {
             "keys": keys,
@@ -119,18 +129,12 @@ def thumbnails(deps: Deps, task_id: str) -> bool:
     if board is not None and shot.sprite_jpeg is not None and shot.vtt is not None:
         sprite_key = storage.storyboard_key(prefix, row.video_key, storyboard.SPRITE_NAME)
         vtt_key = storage.storyboard_key(prefix, row.video_key, storyboard.VTT_NAME)
-        storage.upload_bytes(
-            deps.s3,
-            bucket,
-            sprite_key,
-            shot.sprite_jpeg,
-            content_type=storage.THUMBNAIL_CONTENT_TYPE,
-        )
-        storage.upload_bytes(
-            deps.s3, bucket, vtt_key, shot.vtt.encode(), content_type=storyboard.VTT_CONTENT_TYPE
-        )
+        uploads[sprite_key] = (shot.sprite_jpeg, storage.THUMBNAIL_CONTENT_TYPE)
+        uploads[vtt_key] = (shot.vtt.encode(), storyboard.VTT_CONTENT_TYPE)
         patch["storyboard"] = {"sprite_key": sprite_key, "vtt_key": vtt_key, **board.as_dict()}
+    storage.upload_many(deps.s3, bucket, uploads)
     patch["timings_s"] = {Step.THUMBNAILS.value: _since(started)}
+    patch["media_s"] = {"capture": capture_s}
     records.save_step(deps.engine, task_id, Step.THUMBNAILS, patch)
     return True
 

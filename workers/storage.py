@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -68,6 +69,26 @@ def upload_bytes(s3: S3Client, bucket: str, key: str, data: bytes, *, content_ty
         s3.put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type)
     except (BotoCoreError, ClientError) as exc:
         raise storage_error(exc, video_key=key) from exc
+
+
+UPLOAD_THREADS = 8
+
+
+def upload_many(s3: S3Client, bucket: str, objects: dict[str, tuple[bytes, str]]) -> None:
+    """Upload small objects (key -> (data, content type)) in parallel PUTs.
+
+    A dozen sequential PUTs cost a dozen round trips; boto3 clients are thread-safe.
+
+    Raises:
+        StorageUnavailable: a PUT failed (the first failure is raised).
+    """
+    with ThreadPoolExecutor(max_workers=min(UPLOAD_THREADS, len(objects) or 1)) as pool:
+        futures = [
+            pool.submit(upload_bytes, s3, bucket, key, data, content_type=content_type)
+            for key, (data, content_type) in objects.items()
+        ]
+        for future in futures:
+            future.result()
 
 
 def upload_file(s3: S3Client, bucket: str, key: str, path: Path, *, content_type: str) -> None:

@@ -20,6 +20,10 @@ from workers.rangereader import RangeReader
 
 logger = logging.getLogger(__name__)
 
+# A keyframe up to this share of a slice before a thumbnail's time stands for it; further back
+# it would repeat the previous thumbnail, so the frames up to the time are decoded instead.
+KEYFRAME_REACH = 0.75
+
 
 @dataclass(frozen=True, slots=True)
 class ReadLimits:
@@ -111,7 +115,10 @@ def capture(
         for at_s, kind, index in work:
             if kind == 0:
                 thumbs[index] = source.representative(
-                    at_s, step_s=slice_s / 4, attempts=search_attempts, max_distance_s=slice_s / 2
+                    at_s,
+                    step_s=slice_s / 4,
+                    attempts=search_attempts,
+                    max_distance_s=slice_s * KEYFRAME_REACH,
                 )
             else:
                 assert board is not None
