@@ -25,6 +25,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+import psutil
 import redis
 import sqlalchemy as sa
 from celery import Celery, chain
@@ -86,7 +87,9 @@ class Fleet:
         stack.callback(self.engine.dispose)
         localstack.ensure_bucket(self.settings)
         self.s3 = make_s3_client(self.settings)
-        localstack.start_worker(stack, logdir=logdir, name="bench-fleet", env=self.env)
+        self.worker = localstack.start_worker(
+            stack, logdir=logdir, name="bench-fleet", env=self.env
+        )
         localstack.spawn(
             stack,
             [sys.executable, "-m", "celery", "-A", "bench.noop", "worker", "-Q", "bench-noop",
@@ -118,6 +121,18 @@ class Fleet:
             "object": {"key": key, "size": len(data), "eTag": etag},
             "eventTime": "2026-11-28T10:00:00.000Z",
         }
+
+    def worker_cpu_s(self) -> float:
+        """CPU seconds used so far by the fleet worker and its pool processes (and ffprobe)."""
+        root = psutil.Process(self.worker.pid)
+        total = 0.0
+        for proc in [root, *root.children(recursive=True)]:
+            try:
+                t = proc.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += t.user + t.system + t.children_user + t.children_system
+        return total
 
     def deliver(self, body: dict[str, Any]) -> str:
         (outcome,) = ingest(self.engine, self.publisher, [parse_r2(body)])
@@ -198,18 +213,26 @@ def latency(fleet: Fleet, *, videos: int, interval_s: float) -> None:
     clip = media.short_clip()
     bodies = [fleet.upload(clip, f"latency/{i:03d}.mp4") for i in range(videos)]
     delivered: dict[str, int] = {}
+    ingest_cpu = 0.0
+    worker_cpu = fleet.worker_cpu_s()
     started = time.monotonic()
     for i, body in enumerate(bodies):
         time.sleep(max(0.0, started + i * interval_s - time.monotonic()))
         now = _now_ms()
+        cpu = time.process_time()
         delivered[fleet.deliver(body)] = now
+        ingest_cpu += time.process_time() - cpu
     rows = fleet.wait(list(delivered))
+    worker_cpu = fleet.worker_cpu_s() - worker_cpu
     failed = [r.id for r in rows.values() if r.status != "completed"]
     lat = sorted(rows[t].updated_at - delivered[t] for t in delivered)
     q = statistics.quantiles(lat, n=20, method="inclusive")
     print(f"\n## Latency: {videos} ten-second clips, one every {interval_s} s, 2 worker processes")
     print(f"  p50 {statistics.median(lat):.0f} ms, p95 {q[18]:.0f} ms, max {lat[-1]} ms")
     print(f"  failed: {len(failed)}")
+    print(f"  worker CPU per video (pool, ffprobe, Celery, DB, S3): {worker_cpu / videos:.3f} s")
+    per_event_ms = 1000 * ingest_cpu / videos
+    print(f"  producer CPU per event (ingest: insert, claim, publish): {per_event_ms:.1f} ms")
 
 
 def main() -> None:
