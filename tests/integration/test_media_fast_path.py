@@ -11,6 +11,7 @@ import io
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ import pytest
 import urllib3
 
 from producer.samples import make_video
+from schema.errors import ObjectMissing, StorageUnavailable
 from schema.lifecycle import load_metadata
 from schema.settings import Settings
 from schema.storage import make_s3_client
@@ -282,3 +284,43 @@ def test_chain_stores_a_non_black_poster_and_a_storyboard(fleet: Fleet, tmp_path
         assert y + h <= height
     assert meta["reads"]["bytes"] <= meta["reads"]["object_bytes"]
     assert meta["reads"]["requests"] >= 1
+
+
+def test_a_read_past_the_step_budget_stops_with_a_retryable_error(
+    bucket: Bucket, tmp_path: Path
+) -> None:
+    bucket.put(make_video(tmp_path / "late.mp4", seconds=2), "up/late.mp4")
+    url = bucket.s3.generate_presigned_url(
+        "get_object", Params={"Bucket": BUCKET, "Key": "up/late.mp4"}, ExpiresIn=600
+    )
+    with pytest.raises(StorageUnavailable, match="time budget"):
+        capture(
+            url,
+            [1.0],
+            video_key="up/late.mp4",
+            width_px=160,
+            jpeg_quality=3,
+            search_attempts=1,
+            board=None,
+            limits=LIMITS,
+            pool=bucket.pool,
+            deadline=time.monotonic() - 1,
+        )
+
+
+def test_a_vanished_object_is_reported_missing(bucket: Bucket) -> None:
+    url = bucket.s3.generate_presigned_url(
+        "get_object", Params={"Bucket": BUCKET, "Key": "up/gone.mp4"}, ExpiresIn=600
+    )
+    with pytest.raises(ObjectMissing, match=r"up/gone\.mp4"):
+        capture(
+            url,
+            [1.0],
+            video_key="up/gone.mp4",
+            width_px=160,
+            jpeg_quality=3,
+            search_attempts=1,
+            board=None,
+            limits=LIMITS,
+            pool=bucket.pool,
+        )
