@@ -26,6 +26,7 @@ def child(url: str) -> None:
     import urllib3
 
     import workers.tasks  # noqa: F401  (load what a worker process holds)
+    from schema.settings import Settings
     from workers import storyboard
     from workers.media import plan_thumbnails, probe
     from workers.thumbnails import ReadLimits, capture
@@ -44,6 +45,7 @@ def child(url: str) -> None:
         board=board,
         limits=ReadLimits(128 * 1024, 4 * 1024 * 1024, 8 * 1024 * 1024, 30),
         pool=urllib3.PoolManager(),
+        decoders=Settings().thumbnail_decoders,
     )
     peak = {
         "worker_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,

@@ -9,7 +9,10 @@ For each source (10-minute 1080p H.264 with the index at the front and at the en
 - ``raw-pyav``: one process opening the URL once with PyAV (ffmpeg's HTTP) and seeking ten
   times to keyframes: the fastest raw method;
 - ``step``: the worker's thumbnail path (``workers.thumbnails.capture``: bounded range reads,
-  keyframe seeks, blank-frame avoidance, JPEG encoding), thumbnails only;
+  keyframe seeks, blank-frame avoidance, JPEG encoding) with the default settings
+  (``THUMBNAIL_DECODERS`` runs in parallel over one range cache), thumbnails only;
+- ``step-2dec``: the same with two decoders in parallel (``THUMBNAIL_DECODERS=2``), which
+  overlaps round trips to a distant store at the price of a second demuxer;
 - ``step+board``: the same with the default 30-tile storyboard;
 - ``probe``: the validate step's ffprobe, for the "probe plus 10 thumbnails" CPU figure.
 
@@ -35,12 +38,14 @@ import urllib3
 
 from bench import media
 from bench.fileserver import FileServer
+from schema.settings import Settings
 from workers import media as worker_media
 from workers import storyboard
 from workers.frames import encode_jpeg, output_size
 from workers.thumbnails import ReadLimits, capture
 
 COUNT = 10
+DECODERS = Settings().thumbnail_decoders
 WIDTH_PX = 320
 LIMITS = ReadLimits(
     block_bytes=128 * 1024,
@@ -127,7 +132,7 @@ def raw_pyav(url: str, times: list[float], out: Path) -> None:
 
 
 def _step(
-    board: storyboard.StoryboardPlan | None, pool: urllib3.PoolManager
+    board: storyboard.StoryboardPlan | None, pool: urllib3.PoolManager, *, decoders: int
 ) -> Callable[..., None]:
     def run(url: str, times: list[float], out: Path) -> None:
         result = capture(
@@ -140,6 +145,7 @@ def _step(
             board=board,
             limits=LIMITS,
             pool=pool,
+            decoders=decoders,
         )
         for index, shot in enumerate(result.shots):
             (out / f"{index:03d}.jpg").write_bytes(shot.jpeg)
@@ -194,8 +200,9 @@ def main() -> None:
             "ten-ffmpeg": ten_ffmpeg,
             "best-cli": best_cli,
             "raw-pyav": raw_pyav,
-            "step": _step(None, pool),
-            "step+board": _step(board, pool),
+            "step": _step(None, pool, decoders=DECODERS),
+            "step-2dec": _step(None, pool, decoders=2),
+            "step+board": _step(board, pool, decoders=DECODERS),
         }
         if not args.skip_naive:
             methods["naive"] = naive
@@ -230,7 +237,7 @@ def _report(name: str, path: Path, size: int, runs: dict[str, Runs]) -> None:
     step = runs["step"].median("wall_s")
     step_cpu = runs["step"].median("cpu_s")
     print("ratios (method / step, medians of the same run):     wall      CPU")
-    for method in ("naive", "ten-ffmpeg", "best-cli", "raw-pyav", "step+board"):
+    for method in ("naive", "ten-ffmpeg", "best-cli", "raw-pyav", "step-2dec", "step+board"):
         if method in runs:
             wall_ratio = runs[method].median("wall_s") / step
             cpu_ratio = runs[method].median("cpu_s") / step_cpu

@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     # -- media fast path (issue 6) --
     thumbnail_jpeg_quality: int = Field(default=3, ge=2, le=31)
     thumbnail_search_attempts: int = Field(default=5, ge=1, le=20)
+    thumbnail_decoders: int = Field(default=1, ge=1, le=8)
     range_read_block_bytes: int = Field(default=128 * 1024, ge=4096)
     range_read_max_request_bytes: int = Field(default=4 * 1024 * 1024, ge=4096)
     range_read_cache_bytes: int = Field(default=8 * 1024 * 1024, ge=65536)

@@ -99,6 +99,7 @@ def thumbnails(deps: Deps, task_id: str) -> bool:
         ),
         pool=storage.http_pool(),
         deadline=started + _ffmpeg_budget_s(deps),
+        decoders=settings.thumbnail_decoders,
     )
     capture_s = _since(capture_started)
     prefix = settings.thumbnails_prefix

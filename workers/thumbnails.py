@@ -9,14 +9,16 @@ uploads: ``workers.steps`` stores what ``capture`` returns.
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import urllib3
 
 from workers import storyboard
-from workers.frames import Picture, encode_jpeg, open_source
-from workers.rangereader import RangeReader
+from workers.frames import FrameSource, Picture, encode_jpeg, open_source
+from workers.rangereader import RangeSource
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +65,44 @@ class Capture:
     decoded: int = 0
 
 
+@dataclass(slots=True)
+class _Decoded:
+    thumbs: dict[int, Picture]
+    tiles: dict[int, Picture]
+    decoded: int
+
+
+_THUMB, _TILE = 0, 1
+
+
+def _decode_run(
+    frames: FrameSource,
+    work: list[tuple[float, int, int]],
+    *,
+    count: int,
+    board: storyboard.StoryboardPlan | None,
+    attempts: int,
+) -> _Decoded:
+    """Decode one run of (time, kind, index) in order with one container."""
+    slice_s = frames.duration_s / max(count, 1) if frames.duration_s else 1.0
+    result = _Decoded({}, {}, 0)
+    for at_s, kind, index in work:
+        if kind == _THUMB:
+            result.thumbs[index] = frames.representative(
+                at_s,
+                step_s=slice_s / 4,
+                attempts=attempts,
+                max_distance_s=slice_s * KEYFRAME_REACH,
+            )
+        else:
+            reach = board.interval_s if board is not None else slice_s
+            result.tiles[index] = frames.picture_at(
+                at_s, max_distance_s=reach
+            ) or frames.representative(at_s, step_s=slice_s / 4, attempts=1, max_distance_s=reach)
+    result.decoded = frames.decoded
+    return result
+
+
 def choose_poster(shots: list[Shot]) -> int:
     """The index of the thumbnail that best stands for the video: the most detailed non-blank."""
     if not shots:
@@ -83,14 +123,21 @@ def capture(
     limits: ReadLimits,
     pool: urllib3.PoolManager,
     deadline: float | None = None,
+    decoders: int = 1,
 ) -> Capture:
-    """Seek to every thumbnail and storyboard time in one opened container.
+    """Seek to every thumbnail and storyboard time, reading the object once.
+
+    The times are split into ``decoders`` contiguous runs, each decoded by its own container in
+    its own thread over one shared range cache: requests to the store overlap (a round trip to
+    R2 costs tens of milliseconds) while each run still moves forward through the file. One
+    decoder is the default: on a busy 2-core worker next to the store it is as fast and cheaper. The
+    first container reads the index; the others wait for it and find it cached.
 
     Raises:
         NotAVideo: the object cannot be decoded.
         ObjectMissing / StorageUnavailable: from the reader.
     """
-    reader = RangeReader(
+    source = RangeSource(
         url,
         video_key=video_key,
         pool=pool,
@@ -104,30 +151,39 @@ def capture(
     board_times = board.times if board is not None else []
     # (time, kind, index) in time order: the demuxer mostly moves forward.
     work = sorted(
-        [(t, 0, i) for i, t in enumerate(times)] + [(t, 1, i) for i, t in enumerate(board_times)]
+        [(t, _THUMB, i) for i, t in enumerate(times)]
+        + [(t, _TILE, i) for i, t in enumerate(board_times)]
     )
-    thumbs: dict[int, Picture] = {}
-    tiles: dict[int, Picture] = {}
-    slice_s = 0.0
-    with open_source(reader, video_key=video_key, width_px=width_px) as source:
-        duration = source.duration_s or (max(times, default=0.0) * 2)
-        slice_s = duration / max(len(times), 1)
-        for at_s, kind, index in work:
-            if kind == 0:
-                thumbs[index] = source.representative(
-                    at_s,
-                    step_s=slice_s / 4,
-                    attempts=search_attempts,
-                    max_distance_s=slice_s * KEYFRAME_REACH,
+    runs = max(1, min(decoders, len(work)))
+    chunks = [work[k * len(work) // runs : (k + 1) * len(work) // runs] for k in range(runs)]
+    index_ready = threading.Event()
+
+    def decode(chunk: list[tuple[float, int, int]], first: bool) -> _Decoded:
+        if not first:
+            index_ready.wait(limits.timeout_s)
+        try:
+            with open_source(source.cursor(), video_key=video_key, width_px=width_px) as frames:
+                index_ready.set()
+                return _decode_run(
+                    frames, chunk, count=len(times), board=board, attempts=search_attempts
                 )
-            else:
-                assert board is not None
-                tiles[index] = source.picture_at(
-                    at_s, max_distance_s=board.interval_s
-                ) or source.representative(
-                    at_s, step_s=slice_s / 4, attempts=1, max_distance_s=board.interval_s
-                )
-        decoded = source.decoded
+        finally:
+            index_ready.set()
+
+    if runs == 1:
+        decoded_runs = [decode(chunks[0], True)]
+    else:
+        with ThreadPoolExecutor(max_workers=runs, thread_name_prefix="capture") as executor:
+            futures = [executor.submit(decode, chunk, k == 0) for k, chunk in enumerate(chunks)]
+            try:
+                decoded_runs = [future.result() for future in futures]
+            except BaseException:
+                # A failure or Celery's soft time limit: stop the other runs at their next read.
+                source.cancel()
+                raise
+    thumbs = {i: p for run in decoded_runs for i, p in run.thumbs.items()}
+    tiles = {i: p for run in decoded_runs for i, p in run.tiles.items()}
+    decoded = sum(run.decoded for run in decoded_runs)
     shots = [
         Shot(
             at_s=p.at_s,
@@ -151,8 +207,8 @@ def capture(
         len(shots),
         len(tiles),
         decoded,
-        reader.requests,
-        reader.bytes_read,
+        source.requests,
+        source.bytes_read,
         time.monotonic() - started,
     )
     return Capture(
@@ -161,8 +217,8 @@ def capture(
         sprite_jpeg=sprite_jpeg,
         vtt=vtt,
         plan=board,
-        requests=reader.requests,
-        bytes_read=reader.bytes_read,
-        object_bytes=reader.size if reader.requests else 0,
+        requests=source.requests,
+        bytes_read=source.bytes_read,
+        object_bytes=source.size or 0,
         decoded=decoded,
     )

@@ -101,7 +101,9 @@ class Bucket:
         self.s3.put_object(Bucket=BUCKET, Key=key, Body=data)
         return len(data)
 
-    def capture(self, key: str, duration_s: float, *, count: int = 5, tiles: int = 0) -> Capture:
+    def capture(
+        self, key: str, duration_s: float, *, count: int = 5, tiles: int = 0, decoders: int = 1
+    ) -> Capture:
         url = self.s3.generate_presigned_url(
             "get_object", Params={"Bucket": BUCKET, "Key": key}, ExpiresIn=600
         )
@@ -128,6 +130,7 @@ class Bucket:
             board=board,
             limits=LIMITS,
             pool=self.pool,
+            decoders=decoders,
         )
 
 
@@ -243,6 +246,11 @@ def test_a_larger_file_is_read_in_a_few_bounded_ranges(bucket: Bucket, tmp_path:
     assert bucket.proxy.requests <= 2 * (10 + 20) + 4
     assert result.sprite_jpeg is not None
     assert _jpeg(result.sprite_jpeg)[:2] == (5 * 96, 4 * 54)
+    # and two decoders in parallel over one cache pick the same frames within the same bounds
+    parallel = bucket.capture("up/large.mp4", 40.0, count=10, tiles=20, decoders=2)
+    assert [s.frame_s for s in parallel.shots] == [s.frame_s for s in result.shots]
+    assert bucket.proxy.bytes_sent < 0.10 * size
+    assert parallel.bytes_read <= bucket.proxy.bytes_sent
 
 
 def test_chain_stores_a_non_black_poster_and_a_storyboard(fleet: Fleet, tmp_path: Path) -> None:
