@@ -34,11 +34,11 @@ def _clip(
             "-f",
             "lavfi",
             "-i",
-            f"testsrc2=size={size}:rate={RATE}:duration={CLIP_S}",
+            f"testsrc2=size={size}:rate={RATE}:duration={seconds}",
             "-f",
             "lavfi",
             "-i",
-            f"sine=frequency=440:duration={CLIP_S}",
+            f"sine=frequency=440:duration={seconds}",
             *codec_args,
             "-g",
             str(GOP_S * RATE),
@@ -133,10 +133,11 @@ def small() -> Path:
 def tiny() -> Path:
     """A 2-second 320x240 clip for the orchestration bench."""
     return _clip(
-        MEDIA_DIR / "tiny.mp4",
+        MEDIA_DIR / "tiny-2s.mp4",
         size="320x240",
         codec_args=["-c:v", "libx264", "-preset", "ultrafast"],
         audio="aac",
+        seconds=2,
     )
 
 

@@ -130,7 +130,8 @@ class FrameSource:
         tried: list[Picture] = []
         for k in range(attempts):
             offset = (k + 1) // 2 * step_s * (1 if k % 2 else -1) if k else 0.0
-            candidate_s = min(max(at_s + offset, 0.0), max(self.duration_s - 0.001, 0.0))
+            end_s = self.duration_s - 0.001 if self.duration_s else math.inf
+            candidate_s = min(max(at_s + offset, 0.0), end_s)
             picture = self.picture_at(candidate_s, max_distance_s=max_distance_s)
             if picture is None:
                 continue
