@@ -157,6 +157,7 @@ class FileServer:
             [sys.executable, "-m", "bench.fileserver", str(self._root)],
             stdout=subprocess.PIPE,
             text=True,
+            cwd=Path(__file__).resolve().parents[1],
         )
         assert self._proc.stdout is not None
         self._port = int(self._proc.stdout.readline())

@@ -100,6 +100,7 @@ class FrameSource:
         self._width_px = width_px
         self._last: Picture | None = None
         self._last_key_pts: int | None = None
+        self._forward_s: float | None = None
         self.decoded = 0
 
     @property
@@ -114,6 +115,13 @@ class FrameSource:
         A keyframe further than ``max_distance_s`` before ``at_s`` (long GOPs, short videos)
         would show another part of the video: then the frames up to ``at_s`` are decoded.
         """
+        forward = self._forward_s
+        if forward is not None and 0 < at_s - forward <= max_distance_s:
+            # The decoder sits just after an earlier accurate frame: decoding on is cheaper
+            # than seeking back to the keyframe (long GOPs would otherwise cost O(n^2)).
+            picture = self._accurate(at_s, seek=False)
+            if picture is not None:
+                return picture
         picture = self._keyframe(at_s)
         if picture is not None and at_s - picture.frame_s <= max_distance_s:
             return picture
@@ -153,6 +161,7 @@ class FrameSource:
     def _keyframe(self, at_s: float) -> Picture | None:
         stream = self._stream
         target = self._pts(at_s)
+        self._forward_s = None
         try:
             self._container.seek(target, stream=stream, backward=True, any_frame=False)
         except av.error.FFmpegError:
@@ -190,13 +199,15 @@ class FrameSource:
             return None
         return None
 
-    def _accurate(self, at_s: float) -> Picture | None:
+    def _accurate(self, at_s: float, *, seek: bool = True) -> Picture | None:
         target = self._pts(at_s)
-        try:
-            self._container.seek(target, stream=self._stream, backward=True, any_frame=False)
-        except av.error.FFmpegError:
-            return None
-        self._stream.codec_context.flush_buffers()
+        self._forward_s = None
+        if seek:
+            try:
+                self._container.seek(target, stream=self._stream, backward=True, any_frame=False)
+            except av.error.FFmpegError:
+                return None
+            self._stream.codec_context.flush_buffers()
         latest: VideoFrame | None = None
         try:
             for frame in self._container.decode(self._stream):
@@ -205,7 +216,11 @@ class FrameSource:
                     break
         except av.error.InvalidDataError:
             pass
-        return self._picture(latest, at_s, "accurate") if latest is not None else None
+        if latest is None:
+            return None
+        picture = self._picture(latest, at_s, "accurate")
+        self._forward_s = picture.frame_s
+        return picture
 
     def _pts(self, at_s: float) -> int:
         time_base = self._stream.time_base or Fraction(1, 1000)

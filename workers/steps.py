@@ -165,7 +165,7 @@ def update(deps: Deps, task_id: str) -> bool:
         return False
     shots = row.metadata.get("thumbnails") or {}
     keys = shots.get("keys") or []
-    # The poster is the most detailed non-blank thumbnail (older runs: the first one).
+    # The poster is the first non-blank thumbnail (rows from before it was recorded: the first).
     poster = shots.get("poster_key") or (keys[0] if keys else None)
     timings = dict(row.metadata.get("timings_s") or {})
     timings[Step.UPDATE.value] = _since(started)

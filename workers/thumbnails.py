@@ -104,11 +104,17 @@ def _decode_run(
 
 
 def choose_poster(shots: list[Shot]) -> int:
-    """The index of the thumbnail that best stands for the video: the most detailed non-blank."""
+    """The index of the poster: the first non-blank thumbnail, else the most detailed one.
+
+    Thumbnails already avoid blank frames where the video allows, so this is normally the first
+    one (early, as players expect); a video that is dark throughout gets its best-lit picture.
+    """
     if not shots:
         raise ValueError("no thumbnails to choose from")
-    candidates = [i for i, shot in enumerate(shots) if not shot.blank] or list(range(len(shots)))
-    return max(candidates, key=lambda i: (shots[i].contrast, -i))
+    for index, shot in enumerate(shots):
+        if not shot.blank:
+            return index
+    return max(range(len(shots)), key=lambda i: (shots[i].contrast, shots[i].mean_luma, -i))
 
 
 def capture(

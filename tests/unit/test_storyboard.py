@@ -112,9 +112,9 @@ def _shot(contrast: float, *, blank: bool) -> Shot:
     return Shot(0, 0, b"", mean_luma=100, contrast=contrast, blank=blank, method="keyframe")
 
 
-def test_poster_is_the_most_detailed_non_blank_thumbnail() -> None:
+def test_poster_is_the_first_non_blank_thumbnail() -> None:
     shots = [_shot(90, blank=True), _shot(20, blank=False), _shot(40, blank=False)]
-    assert choose_poster(shots) == 2
+    assert choose_poster(shots) == 1
 
 
 def test_poster_falls_back_to_the_most_detailed_when_all_are_blank() -> None:
