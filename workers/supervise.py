@@ -39,20 +39,21 @@ def run(args: list[str], *, timeout_s: float) -> bytes:
         ffmpeg.Error: the program exited non-zero (``stderr`` holds its output).
         subprocess.TimeoutExpired: it ran longer than ``timeout_s`` (it has been killed).
     """
-    proc = subprocess.Popen(
+    # The context manager closes the pipes however this ends (no leaked descriptors).
+    with subprocess.Popen(
         args,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         preexec_fn=_die_with_parent,
-    )
-    try:
-        out, err = proc.communicate(timeout=timeout_s)
-    except BaseException:
-        # Soft time limit, timeout, shutdown: the child must not outlive the step.
-        proc.kill()
-        proc.wait()
-        raise
+    ) as proc:
+        try:
+            out, err = proc.communicate(timeout=timeout_s)
+        except BaseException:
+            # Soft time limit, timeout, shutdown: the child must not outlive the step.
+            proc.kill()
+            proc.wait()
+            raise
     if proc.returncode != 0:
         raise ffmpeg.Error(args[0], out, err)
     return bytes(out)
