@@ -35,7 +35,9 @@ BLANK_MIN_CONTRAST = 6.0
 # Bytes the demuxer asks the reader for at a time; the reader's blocks are larger.
 IO_BUFFER_BYTES = 64 * 1024
 STATS_WIDTH_PX = 64
-_TRANSPOSE = {90: ("transpose=clock",), 180: ("hflip", "vflip"), 270: ("transpose=cclock",)}
+# PyAV reports the display matrix angle counterclockwise (libavutil's convention), as ffmpeg's
+# autorotate reads it: 90 means turn the picture a quarter counterclockwise.
+_TRANSPOSE = {90: ("transpose=cclock",), 180: ("hflip", "vflip"), 270: ("transpose=clock",)}
 
 
 @dataclass(frozen=True, slots=True)

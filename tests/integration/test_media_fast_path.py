@@ -332,3 +332,40 @@ def test_a_vanished_object_is_reported_missing(bucket: Bucket) -> None:
             limits=LIMITS,
             pool=bucket.pool,
         )
+
+
+def _gray(data: bytes, size: tuple[int, int]) -> bytes:
+    with av.open(io.BytesIO(data)) as container:
+        frame = next(container.decode(video=0)).reformat(*size, format="gray")
+    plane = frame.planes[0]
+    raw = bytes(plane)
+    return b"".join(
+        raw[r * plane.line_size : r * plane.line_size + size[0]] for r in range(size[1])
+    )
+
+
+@pytest.mark.parametrize("rotate_deg", [90, 180, 270])
+def test_rotated_thumbnails_are_turned_the_way_ffmpeg_turns_them(
+    bucket: Bucket, tmp_path: Path, rotate_deg: int
+) -> None:
+    # given a rotated video, and the first frame as ffmpeg's autorotation shows it
+    path = make_video(tmp_path / "turned.mp4", seconds=2, rotate_deg=rotate_deg)
+    bucket.put(path, "up/turned.mp4")
+    reference = tmp_path / "reference.png"
+    subprocess.run(
+        ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", str(path), "-frames:v", "1",
+         str(reference)],
+        check=True,
+        timeout=60,
+    )  # fmt: skip
+    # when one thumbnail of its first frame is captured
+    result = bucket.capture("up/turned.mp4", 0.2, count=1)
+    width, height, _ = _jpeg(result.shots[0].jpeg)
+    assert result.shots[0].frame_s == 0
+    # then it matches ffmpeg's picture far better than the picture turned half a turn
+    mine = _gray(result.shots[0].jpeg, (width, height))
+    same = _gray(reference.read_bytes(), (width, height))
+    flipped = same[::-1]  # the reference turned by 180 degrees
+    assert sum(abs(a - b) for a, b in zip(mine, same, strict=True)) * 3 < sum(
+        abs(a - b) for a, b in zip(mine, flipped, strict=True)
+    )
