@@ -38,5 +38,8 @@ typecheck: install
 
 check: lint typecheck test
 
+bench: install
+	$(BIN)/python -m bench
+
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache videofleet.db*

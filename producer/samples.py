@@ -51,7 +51,10 @@ def make_video(
     if gop_frames:
         args += ["-g", str(gop_frames)]
     if sar:
-        args += ["-vf", f"setsar={sar}"]
+        # ``-vf setsar`` does not reach libx264 in ffmpeg 5.1; the display aspect ratio does.
+        width, height = (int(n) for n in size.split("x"))
+        num, den = (int(n) for n in sar.split(":"))
+        args += ["-aspect", f"{width * num}:{height * den}"]
     if audio:
         args += ["-c:a", "libopus" if path.suffix == ".webm" else "aac", "-shortest"]
     if faststart and path.suffix in {".mp4", ".mov"}:

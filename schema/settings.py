@@ -122,6 +122,17 @@ class Settings(BaseSettings):
     thumbnail_width_px: int = Field(default=320, ge=16, le=3840)
 
     # -- media fast path (issue 6) --
+    thumbnail_jpeg_quality: int = Field(default=3, ge=2, le=31)
+    thumbnail_search_attempts: int = Field(default=5, ge=1, le=20)
+    thumbnail_decoders: int = Field(default=1, ge=1, le=8)
+    range_read_block_bytes: int = Field(default=128 * 1024, ge=4096)
+    range_read_max_request_bytes: int = Field(default=4 * 1024 * 1024, ge=4096)
+    range_read_cache_bytes: int = Field(default=8 * 1024 * 1024, ge=65536)
+    storyboard_enabled: bool = True
+    storyboard_max_tiles: int = Field(default=30, ge=1, le=400)
+    storyboard_min_interval_s: float = Field(default=2.0, gt=0)
+    storyboard_columns: int = Field(default=6, ge=1, le=50)
+    storyboard_tile_width_px: int = Field(default=160, ge=16, le=1920)
 
     retry_limit: int = Field(default=DEFAULT_RETRY_LIMIT, ge=0, le=100)
     retry_delay_s: float = Field(default=DEFAULT_RETRY_DELAY_S, gt=0)

@@ -1,7 +1,8 @@
 """Media facts and plans: probing a video over HTTP and cutting thumbnails by input seeking.
 
-Parsing and planning are pure functions; ``probe`` and ``make_thumbnails`` are the only I/O,
-and both read the object through a presigned URL with HTTP range requests, never downloading it.
+Parsing and planning are pure functions; ``probe`` is the only I/O and reads the object through
+a presigned URL with HTTP range requests, never downloading it. Thumbnails are cut in-process
+(``workers.thumbnails``); ``thumbnail_command`` is the best command line, kept for the bench.
 """
 
 from __future__ import annotations
@@ -144,48 +145,41 @@ def probe(url: str, *, video_key: str, timeout_s: float) -> MediaInfo:
 
 
 def thumbnail_command(url: str, times: list[float], *, width_px: int, out_dir: Path) -> list[str]:
-    """Build one ffmpeg command that seeks to each time and writes one JPEG per time.
+    """The fastest command line for N thumbnails: one ffmpeg, one pre-seeked input per time.
 
-    ``-ss`` before ``-i`` (input seeking) jumps through the index to the nearest keyframe and
-    decodes only from there, so no thumbnail costs a full decode. ``iw*sar`` with ``setsar=1``
-    turns anamorphic pixels square; autorotation applies the display matrix.
+    Each input is opened with ``-noaccurate_seek -ss T`` (the keyframe at or before T) and
+    ``-fps_mode passthrough`` so no frame up to T is decoded; ``-threads 1 -probesize 32
+    -analyzeduration 0`` skip work a single keyframe does not need. The workers use the
+    in-process path (``workers.thumbnails``); this is what the bench compares it with.
     """
     outputs = []
     for index, at_s in enumerate(times):
         stream = (
-            ffmpeg.input(url, ss=f"{at_s:.3f}")
+            ffmpeg.input(
+                url,
+                ss=f"{at_s:.3f}",
+                noaccurate_seek=None,
+                threads=1,
+                probesize=32,
+                analyzeduration=0,
+            )
             .video.filter("scale", "trunc(iw*sar/2)*2", "ih")
             .filter("setsar", 1)
             .filter("scale", width_px, -2)
         )
-        outputs.append(stream.output(str(out_dir / f"{index:03d}.jpg"), vframes=1, **{"q:v": 3}))
+        outputs.append(
+            stream.output(
+                str(out_dir / f"{index:03d}.jpg"),
+                vframes=1,
+                fps_mode="passthrough",
+                **{"q:v": 3},
+            )
+        )
     return list(
         ffmpeg.merge_outputs(*outputs)
         .global_args("-nostdin", "-loglevel", "error")
         .compile(cmd="ffmpeg", overwrite_output=True)
     )
-
-
-def make_thumbnails(
-    url: str, times: list[float], *, video_key: str, width_px: int, out_dir: Path, timeout_s: float
-) -> list[Path]:
-    """Write one JPEG per time into ``out_dir`` and return their paths, in time order."""
-    args = thumbnail_command(url, times, width_px=width_px, out_dir=out_dir)
-    try:
-        supervise.run(args, timeout_s=timeout_s)
-    except ffmpeg.Error as exc:
-        raise classify_failure(exc.stderr, url=url, video_key=video_key) from exc
-    except subprocess.TimeoutExpired as exc:
-        raise StorageUnavailable(
-            f"ffmpeg timed out after {timeout_s:.0f} s", video_key=video_key
-        ) from exc
-    paths = [out_dir / f"{index:03d}.jpg" for index in range(len(times))]
-    missing = [p.name for p in paths if not p.is_file() or p.stat().st_size == 0]
-    if missing:
-        raise NotAVideo(
-            f"ffmpeg produced no frame for thumbnails {', '.join(missing)}", video_key=video_key
-        )
-    return paths
 
 
 def classify_failure(stderr: bytes | None, *, url: str, video_key: str) -> VideofleetError:

@@ -8,14 +8,15 @@ reach the same result. Celery appears only in ``workers.tasks``.
 from __future__ import annotations
 
 import logging
-import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
+from typing import Any
 
 from schema.errors import NotAVideo, PermanentError
+from schema.settings import Settings
 from schema.status import Step
-from workers import media, records, storage
+from workers import media, records, storage, storyboard
+from workers import thumbnails as thumbnail_capture
 from workers.context import Deps
 
 logger = logging.getLogger(__name__)
@@ -39,13 +40,20 @@ def validate(deps: Deps, task_id: str) -> bool:
     url = storage.presigned_get(
         deps.s3, bucket, row.video_key, expires_s=deps.settings.presign_expiry_s
     )
+    probe_started = time.monotonic()
     info = media.probe(url, video_key=row.video_key, timeout_s=_ffmpeg_budget_s(deps))
+    probe_s = _since(probe_started)
     records.attach_video(deps.engine, row, size_bytes=size)
     records.save_step(
         deps.engine,
         task_id,
         Step.VALIDATE,
-        {"probe": info.as_dict(), "timings_s": {Step.VALIDATE.value: _since(started)}},
+        {
+            "probe": info.as_dict(),
+            "timings_s": {Step.VALIDATE.value: _since(started)},
+            # Media work alone (ffprobe, capture): the rest of a step is orchestration.
+            "media_s": {"probe": probe_s},
+        },
     )
     logger.info(
         "Task %s: %s is %s %dx%d, %.1f s",
@@ -60,44 +68,93 @@ def validate(deps: Deps, task_id: str) -> bool:
 
 
 def thumbnails(deps: Deps, task_id: str) -> bool:
-    """Cut evenly spaced thumbnails by seeking and store them under deterministic keys."""
+    """Cut thumbnails, a poster and a storyboard by keyframe seeks over bounded range reads."""
     started = time.monotonic()
     row = records.begin_step(deps.engine, task_id, Step.THUMBNAILS)
     if row is None:
         return False
-    duration = float((row.metadata.get("probe") or {}).get("duration_s") or 0)
+    probe = row.metadata.get("probe") or {}
+    duration = float(probe.get("duration_s") or 0)
     if duration <= 0:
         raise PermanentError(f"Task {task_id}: no probe results; run it again from the start")
     settings = deps.settings
     bucket = row.bucket or settings.s3_bucket
     times = media.plan_thumbnails(duration, settings.thumbnail_count)
+    board = _storyboard_plan(settings, duration, probe) if settings.storyboard_enabled else None
     url = storage.presigned_get(deps.s3, bucket, row.video_key, expires_s=settings.presign_expiry_s)
-    keys = []
-    with tempfile.TemporaryDirectory(prefix="videofleet-") as tmp:
-        paths = media.make_thumbnails(
-            url,
-            times,
-            video_key=row.video_key,
-            width_px=settings.thumbnail_width_px,
-            out_dir=Path(tmp),
-            timeout_s=_ffmpeg_budget_s(deps),
-        )
-        for index, path in enumerate(paths):
-            key = storage.thumbnail_key(settings.thumbnails_prefix, row.video_key, index)
-            storage.upload_file(
-                deps.s3, bucket, key, path, content_type=storage.THUMBNAIL_CONTENT_TYPE
-            )
-            keys.append(key)
-    records.save_step(
-        deps.engine,
-        task_id,
-        Step.THUMBNAILS,
-        {
-            "thumbnails": {"keys": keys, "times_s": times, "width_px": settings.thumbnail_width_px},
-            "timings_s": {Step.THUMBNAILS.value: _since(started)},
-        },
+    capture_started = time.monotonic()
+    shot = thumbnail_capture.capture(
+        url,
+        times,
+        video_key=row.video_key,
+        width_px=settings.thumbnail_width_px,
+        jpeg_quality=settings.thumbnail_jpeg_quality,
+        search_attempts=settings.thumbnail_search_attempts,
+        board=board,
+        limits=thumbnail_capture.ReadLimits(
+            block_bytes=settings.range_read_block_bytes,
+            max_request_bytes=settings.range_read_max_request_bytes,
+            cache_bytes=settings.range_read_cache_bytes,
+            timeout_s=settings.s3_read_timeout_s,
+        ),
+        pool=storage.http_pool(),
+        deadline=started + _ffmpeg_budget_s(deps),
+        decoders=settings.thumbnail_decoders,
     )
+    capture_s = _since(capture_started)
+    prefix = settings.thumbnails_prefix
+    uploads = {
+        storage.thumbnail_key(prefix, row.video_key, index): (
+            thumb.jpeg,
+            storage.THUMBNAIL_CONTENT_TYPE,
+        )
+        for index, thumb in enumerate(shot.shots)
+    }
+    keys = list(uploads)
+    patch: dict[str, Any] = {
+        "thumbnails": {
+            "keys": keys,
+            "times_s": times,
+            "frame_times_s": [t.frame_s for t in shot.shots],
+            "width_px": settings.thumbnail_width_px,
+            "poster_key": keys[shot.poster_index],
+            "blank": [t.blank for t in shot.shots],
+        },
+        "reads": {
+            "requests": shot.requests,
+            "bytes": shot.bytes_read,
+            "object_bytes": shot.object_bytes,
+            "decoded_frames": shot.decoded,
+        },
+    }
+    if board is not None and shot.sprite_jpeg is not None and shot.vtt is not None:
+        sprite_key = storage.storyboard_key(prefix, row.video_key, storyboard.SPRITE_NAME)
+        vtt_key = storage.storyboard_key(prefix, row.video_key, storyboard.VTT_NAME)
+        uploads[sprite_key] = (shot.sprite_jpeg, storage.THUMBNAIL_CONTENT_TYPE)
+        uploads[vtt_key] = (shot.vtt.encode(), storyboard.VTT_CONTENT_TYPE)
+        patch["storyboard"] = {"sprite_key": sprite_key, "vtt_key": vtt_key, **board.as_dict()}
+    storage.upload_many(deps.s3, bucket, uploads)
+    patch["timings_s"] = {Step.THUMBNAILS.value: _since(started)}
+    patch["media_s"] = {"capture": capture_s}
+    records.save_step(deps.engine, task_id, Step.THUMBNAILS, patch)
     return True
+
+
+def _storyboard_plan(
+    settings: Settings, duration_s: float, probe: dict[str, Any]
+) -> storyboard.StoryboardPlan:
+    display_w = int(probe.get("display_width") or probe.get("width") or 16)
+    display_h = int(probe.get("display_height") or probe.get("height") or 9)
+    tile_w = settings.storyboard_tile_width_px // 2 * 2
+    tile_h = max(2, round(tile_w * display_h / display_w / 2) * 2)
+    return storyboard.plan_storyboard(
+        duration_s,
+        min_interval_s=settings.storyboard_min_interval_s,
+        max_tiles=settings.storyboard_max_tiles,
+        columns=settings.storyboard_columns,
+        tile_width=tile_w,
+        tile_height=tile_h,
+    )
 
 
 def update(deps: Deps, task_id: str) -> bool:
@@ -106,13 +163,14 @@ def update(deps: Deps, task_id: str) -> bool:
     row = records.begin_step(deps.engine, task_id, Step.UPDATE)
     if row is None:
         return False
-    keys = (row.metadata.get("thumbnails") or {}).get("keys") or []
+    shots = row.metadata.get("thumbnails") or {}
+    keys = shots.get("keys") or []
+    # The poster is the first non-blank thumbnail (rows from before it was recorded: the first).
+    poster = shots.get("poster_key") or (keys[0] if keys else None)
     timings = dict(row.metadata.get("timings_s") or {})
     timings[Step.UPDATE.value] = _since(started)
     timings["total"] = round(sum(v for k, v in timings.items() if k != "total"), 3)
-    records.complete(
-        deps.engine, task_id, patch={"timings_s": timings}, thumbnail_url=keys[0] if keys else None
-    )
+    records.complete(deps.engine, task_id, patch={"timings_s": timings}, thumbnail_url=poster)
     logger.info("Task %s: completed in %.2f s", task_id, timings["total"])
     return True
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import urllib3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from schema.storage import storage_error
@@ -38,6 +41,54 @@ def presigned_get(s3: S3Client, bucket: str, key: str, *, expires_s: int) -> str
 def thumbnail_key(prefix: str, video_key: str, index: int) -> str:
     """The deterministic key of a video's ``index``-th thumbnail: a re-run overwrites it."""
     return f"{prefix}{video_key}/{index:03d}.jpg"
+
+
+def storyboard_key(prefix: str, video_key: str, name: str) -> str:
+    """The deterministic key of a storyboard file, beside the video's thumbnails."""
+    return f"{prefix}{video_key}/{name}"
+
+
+_pools: dict[int, urllib3.PoolManager] = {}
+
+
+def http_pool() -> urllib3.PoolManager:
+    """This process's HTTP connection pool for ranged reads of presigned URLs.
+
+    Keyed by pid: a pool (and its sockets) must not cross a prefork ``fork()``.
+    """
+    pid = os.getpid()
+    if pid not in _pools:
+        _pools.clear()
+        _pools[pid] = urllib3.PoolManager(maxsize=4)
+    return _pools[pid]
+
+
+def upload_bytes(s3: S3Client, bucket: str, key: str, data: bytes, *, content_type: str) -> None:
+    """Upload a small in-memory object in one PUT."""
+    try:
+        s3.put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type)
+    except (BotoCoreError, ClientError) as exc:
+        raise storage_error(exc, video_key=key) from exc
+
+
+UPLOAD_THREADS = 8
+
+
+def upload_many(s3: S3Client, bucket: str, objects: dict[str, tuple[bytes, str]]) -> None:
+    """Upload small objects (key -> (data, content type)) in parallel PUTs.
+
+    A dozen sequential PUTs cost a dozen round trips; boto3 clients are thread-safe.
+
+    Raises:
+        StorageUnavailable: a PUT failed (the first failure is raised).
+    """
+    with ThreadPoolExecutor(max_workers=min(UPLOAD_THREADS, len(objects) or 1)) as pool:
+        futures = [
+            pool.submit(upload_bytes, s3, bucket, key, data, content_type=content_type)
+            for key, (data, content_type) in objects.items()
+        ]
+        for future in futures:
+            future.result()
 
 
 def upload_file(s3: S3Client, bucket: str, key: str, path: Path, *, content_type: str) -> None:

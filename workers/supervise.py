@@ -39,6 +39,7 @@ def run(args: list[str], *, timeout_s: float) -> bytes:
         ffmpeg.Error: the program exited non-zero (``stderr`` holds its output).
         subprocess.TimeoutExpired: it ran longer than ``timeout_s`` (it has been killed).
     """
+    # The context manager closes the pipes however this ends (no leaked descriptors).
     with subprocess.Popen(
         args,
         stdin=subprocess.DEVNULL,

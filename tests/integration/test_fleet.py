@@ -11,10 +11,17 @@ from pathlib import Path
 import psutil
 import pytest
 
+from producer import samples
 from producer.ingest import Result
 from schema.lifecycle import load_metadata
 from schema.status import Step
 from tests.integration.conftest import BUCKET, Fleet
+
+
+def _thumbnail_keys(fleet: Fleet, prefix: str) -> list[str]:
+    """The numbered thumbnails under ``prefix`` (the storyboard's sprite and VTT sit beside)."""
+    return [k for k in fleet.keys(prefix) if k.rsplit("/", 1)[-1][:3].isdigit()]
+
 
 pytestmark = pytest.mark.integration
 
@@ -51,7 +58,7 @@ def test_h264_upload_ends_completed_with_thumbnails_and_metadata(
     assert probe["frame_rate"] == pytest.approx(25.0)
     assert probe["size_bytes"] == h264_mp4.stat().st_size
     assert "mp4" in probe["container"]
-    keys = fleet.keys("thumbnails/uploads/clip.mp4/")
+    keys = _thumbnail_keys(fleet, "thumbnails/uploads/clip.mp4/")
     assert keys == meta["thumbnails"]["keys"]
     assert len(keys) == 5
     for key in keys:
@@ -90,7 +97,7 @@ def test_duplicate_notifications_create_one_task_and_one_chain_run(
     assert len(fleet.rows()) == 1
     meta = load_metadata(fleet.row(row.id).metadata)
     assert meta["runs"] == {s.value: 1 for s in Step}
-    assert len(fleet.keys("thumbnails/uploads/dup.mp4/")) == 5
+    assert len(_thumbnail_keys(fleet, "thumbnails/uploads/dup.mp4/")) == 5
 
 
 def test_non_video_fails_at_once_with_a_reason(fleet: Fleet, not_a_video: Path) -> None:
@@ -134,37 +141,41 @@ def test_storage_outage_that_outlasts_the_retries_fails_with_an_explanation(
     assert row.error_message.startswith("validate-video: gave up after 3 retries: storage error")
 
 
-def _ffmpeg_for(endpoint: str, key: str) -> psutil.Process | None:
-    """The ffmpeg reading ``key`` from this session's endpoint (other runs may share the host)."""
-    for proc in psutil.process_iter(["name", "cmdline"]):
-        cmdline = proc.info["cmdline"] or []
-        if proc.info["name"] == "ffmpeg" and any(endpoint in a and key in a for a in cmdline):
-            return proc
-    return None
+def _pool_processes(fleet: Fleet) -> list[psutil.Process]:
+    """The worker's prefork pool processes (children of its main process)."""
+    tag = f"{fleet.worker_name}@"
+    workers = [
+        proc
+        for proc in psutil.process_iter(["cmdline"])
+        if any(tag in arg for arg in proc.info["cmdline"] or [])
+    ]
+    pids = {proc.pid for proc in workers}
+    return [proc for proc in workers if proc.ppid() in pids]
 
 
 def test_worker_killed_during_thumbnails_completes_exactly_once(
-    fleet: Fleet, long_gop_mp4: Path
+    fleet: Fleet, tmp_path: Path
 ) -> None:
-    # given a video whose thumbnail step takes a while
+    # given a video whose thumbnail step takes a while: one keyframe a minute, so the pictures
+    # are decoded from the start rather than seeked to
+    path = samples.make_video(tmp_path / "slow.mp4", seconds=60, size="1280x720", gop_frames=1500)
     key = "uploads/killed.mp4"
-    body = fleet.upload(long_gop_mp4, key)
+    body = fleet.upload(path, key)
     [outcome] = fleet.deliver(body)
-    # when the worker process running the thumbnail step is killed with SIGKILL
+    # when the worker's pool processes are killed with SIGKILL during the thumbnail step
     deadline = time.monotonic() + 60
-    ffmpeg = None
-    while ffmpeg is None and time.monotonic() < deadline:
-        ffmpeg = _ffmpeg_for(fleet.s3_server.url, key)
-    assert ffmpeg is not None, "the thumbnail step never started ffmpeg"
-    child = ffmpeg.parent()
-    assert child is not None
-    child.kill()
-    # then its ffmpeg dies with it, and the requeued step completes the task once
-    ffmpeg.wait(timeout=10)
+    while fleet.row(outcome.task_id).step != Step.THUMBNAILS.value:
+        assert time.monotonic() < deadline, "the thumbnail step never started"
+        time.sleep(0.01)
+    pool = _pool_processes(fleet)
+    assert pool, "no pool process found"
+    for proc in pool:
+        proc.kill()
+    # then the requeued step completes the task once
     row = fleet.wait(outcome.task_id)
     assert row.status == "completed", row.error_message
     meta = load_metadata(row.metadata)
     assert meta["runs"][Step.THUMBNAILS.value] == 2
     assert meta["runs"][Step.VALIDATE.value] == 1
     assert meta["runs"][Step.UPDATE.value] == 1
-    assert len(fleet.keys(f"thumbnails/{key}/")) == 5
+    assert len(_thumbnail_keys(fleet, f"thumbnails/{key}/")) == 5

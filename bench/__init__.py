@@ -1,0 +1,1 @@
+"""Benchmarks of the media fast path; see bench/README.md."""

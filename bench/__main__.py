@@ -1,0 +1,39 @@
+"""Run every media benchmark in order: ``python -m bench`` (see bench/README.md).
+
+Each bench is its own process, so one's memory or imports never colour another's figures.
+Options after ``--quick`` shorten the run (fewer rounds, no full decode) for a smoke check.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+FULL = [
+    ["bench.media"],
+    ["bench.thumbs", "--rounds", "5"],
+    ["bench.memory", "--runs", "3"],
+    ["bench.fleet"],
+    ["bench.storyboard"],
+]
+QUICK = [
+    ["bench.media"],
+    ["bench.thumbs", "--rounds", "2", "--skip-naive"],
+    ["bench.memory", "--runs", "1"],
+    ["bench.fleet", "--chains", "5", "--videos", "10"],
+    ["bench.storyboard"],
+]
+
+
+def main() -> None:
+    """Run the benches one after another, stopping at the first failure."""
+    extra = [a for a in sys.argv[1:] if a != "--quick"]
+    plan = QUICK if "--quick" in sys.argv[1:] else FULL
+    for module, *args in plan:
+        print(f"\n# python -m {module} {' '.join(args)}", flush=True)
+        forwarded = extra if module == "bench.fleet" else []
+        subprocess.run([sys.executable, "-m", module, *args, *forwarded], check=True)
+
+
+if __name__ == "__main__":
+    main()
