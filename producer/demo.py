@@ -55,7 +55,7 @@ def make_samples(folder: Path) -> list[Sample]:
         ),
         Sample(
             "anamorphic.mkv",
-            samples.make_video(folder / "anamorphic.mkv", size="240x240", sar="4/3"),
+            samples.make_video(folder / "anamorphic.mkv", size="240x240", sar="4:3"),
             TaskStatus.COMPLETED,
         ),
         Sample(

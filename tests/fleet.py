@@ -168,6 +168,10 @@ class Fleet:
         listing = self.s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix)
         return sorted(o["Key"] for o in listing.get("Contents", []))
 
+    def thumbnail_keys(self, prefix: str) -> list[str]:
+        """The numbered thumbnails under ``prefix`` (the storyboard's sprite and VTT sit beside)."""
+        return [k for k in self.keys(prefix) if k.rsplit("/", 1)[-1][:3].isdigit()]
+
 
 def _wait_worker_ready(broker_url: str, name: str, log: Path) -> None:
     app = Celery(broker=broker_url, set_as_current=False)

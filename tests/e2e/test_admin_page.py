@@ -127,7 +127,7 @@ def test_admin_requeues_a_failed_task_from_the_page_and_it_completes(
     assert done.status == "completed"
     [record] = load_metadata(done.metadata)["requeues"]
     assert record["by"] == ADMIN[0]
-    assert len(fleet.keys("thumbnails/uploads/during-outage.mp4/")) == 5
+    assert len(fleet.thumbnail_keys("thumbnails/uploads/during-outage.mp4/")) == 5
 
 
 def test_admin_requeues_all_matching_tasks_after_confirming_their_number(

@@ -194,7 +194,7 @@ def test_delete_after_completion_removes_the_thumbnails_and_keeps_the_task(
     key = "uploads/deleted-late.mp4"
     [outcome] = deliver(fleet, fleet.upload(h264_mp4, key))
     assert fleet.wait(outcome.task_id).status == "completed"
-    assert len(fleet.keys(f"thumbnails/{key}/")) == 5
+    assert len(fleet.thumbnail_keys(f"thumbnails/{key}/")) == 5
     # when S3 reports the object removed
     fleet.s3.delete_object(Bucket=BUCKET, Key=key)
     gone = s3_body(bucket=BUCKET, key=key, size=None, etag=None, event_name="ObjectRemoved:Delete")
@@ -224,7 +224,7 @@ def test_a_delete_delivered_after_a_reupload_is_stale_and_ignored(
         Result.IGNORED,
         "stale delete: an object exists under the key again",
     )
-    assert len(fleet.keys(f"thumbnails/{key}/")) == 5
+    assert len(fleet.thumbnail_keys(f"thumbnails/{key}/")) == 5
     assert _video_status(fleet, key) == "ready"
 
 

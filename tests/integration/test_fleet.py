@@ -17,12 +17,6 @@ from schema.lifecycle import load_metadata
 from schema.status import Step
 from tests.integration.conftest import BUCKET, Fleet
 
-
-def _thumbnail_keys(fleet: Fleet, prefix: str) -> list[str]:
-    """The numbered thumbnails under ``prefix`` (the storyboard's sprite and VTT sit beside)."""
-    return [k for k in fleet.keys(prefix) if k.rsplit("/", 1)[-1][:3].isdigit()]
-
-
 pytestmark = pytest.mark.integration
 
 
@@ -58,7 +52,7 @@ def test_h264_upload_ends_completed_with_thumbnails_and_metadata(
     assert probe["frame_rate"] == pytest.approx(25.0)
     assert probe["size_bytes"] == h264_mp4.stat().st_size
     assert "mp4" in probe["container"]
-    keys = _thumbnail_keys(fleet, "thumbnails/uploads/clip.mp4/")
+    keys = fleet.thumbnail_keys("thumbnails/uploads/clip.mp4/")
     assert keys == meta["thumbnails"]["keys"]
     assert len(keys) == 5
     for key in keys:
@@ -97,7 +91,7 @@ def test_duplicate_notifications_create_one_task_and_one_chain_run(
     assert len(fleet.rows()) == 1
     meta = load_metadata(fleet.row(row.id).metadata)
     assert meta["runs"] == {s.value: 1 for s in Step}
-    assert len(_thumbnail_keys(fleet, "thumbnails/uploads/dup.mp4/")) == 5
+    assert len(fleet.thumbnail_keys("thumbnails/uploads/dup.mp4/")) == 5
 
 
 def test_non_video_fails_at_once_with_a_reason(fleet: Fleet, not_a_video: Path) -> None:
@@ -178,4 +172,4 @@ def test_worker_killed_during_thumbnails_completes_exactly_once(
     assert meta["runs"][Step.THUMBNAILS.value] == 2
     assert meta["runs"][Step.VALIDATE.value] == 1
     assert meta["runs"][Step.UPDATE.value] == 1
-    assert len(_thumbnail_keys(fleet, f"thumbnails/{key}/")) == 5
+    assert len(fleet.thumbnail_keys(f"thumbnails/{key}/")) == 5

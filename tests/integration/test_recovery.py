@@ -149,7 +149,7 @@ def test_processing_task_past_its_time_limit_is_republished_from_its_step(
         Step.THUMBNAILS.value: 2,
         Step.UPDATE.value: 1,
     }
-    assert len(fleet.keys("thumbnails/uploads/orphan.mp4/")) == 5
+    assert len(fleet.thumbnail_keys("thumbnails/uploads/orphan.mp4/")) == 5
 
 
 def test_task_stuck_more_often_than_allowed_fails_with_an_explanation(

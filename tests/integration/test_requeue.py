@@ -72,7 +72,7 @@ def test_task_failed_by_a_storage_outage_is_requeued_by_the_cli_and_completes(
     assert record["from_step"] == Step.VALIDATE.value
     assert record["error"] == failed.error_message
     assert record["at"] >= failed.updated_at
-    assert len(fleet.keys("thumbnails/uploads/outage.mp4/")) == 5
+    assert len(fleet.thumbnail_keys("thumbnails/uploads/outage.mp4/")) == 5
 
 
 def test_task_that_failed_in_thumbnails_resumes_there_and_keeps_its_probe(
@@ -102,7 +102,7 @@ def test_task_that_failed_in_thumbnails_resumes_there_and_keeps_its_probe(
     assert meta["runs"][Step.VALIDATE.value] == 1
     assert meta["runs"][Step.UPDATE.value] == 1
     assert meta["probe"]["duration_s"] == pytest.approx(40.0, abs=0.1)
-    assert len(fleet.keys("thumbnails/uploads/late-outage.mp4/")) == 5
+    assert len(fleet.thumbnail_keys("thumbnails/uploads/late-outage.mp4/")) == 5
 
 
 def test_two_admins_requeueing_the_same_task_at_once_start_one_chain(
