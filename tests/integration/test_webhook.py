@@ -20,7 +20,7 @@ from producer.web.webhook_auth import sign
 from schema.settings import Settings
 from schema.storage import make_s3_client
 from schema.tables import rejected_events, tasks
-from tests.factories import R2_DOC_EXAMPLE, r2_body
+from tests.factories import R2_DOC_EXAMPLE, minio_body, r2_body, s3_body
 from tests.fleet import S3Server
 from tests.integration.conftest import RedisServer
 
@@ -90,6 +90,26 @@ def test_a_single_r2_notification_is_accepted_with_its_outcome(
     [event] = message["events"]
     assert message["status"] == "accepted"
     assert (event["key"], event["result"]) == ("my-new-object", "published")
+    assert task_count(transports_engine) == 1
+    assert broker.queued() == 1
+
+
+def test_s3_and_minio_bodies_of_one_upload_are_one_task_with_the_key_decoded(
+    client: TestClient, transports_engine: Engine, broker: RedisServer
+) -> None:
+    # given one upload whose key needs decoding, reported by AWS S3 and by MinIO
+    key = "uploads/a b+c.mp4"
+    s3 = s3_body(bucket="bkt", key=key, etag="d" * 32)
+    minio = minio_body(bucket="bkt", key=key, etag="d" * 32)
+    # when both reach the webhook
+    first = client.post(URL, json=s3, headers=BEARER)
+    second = client.post(URL, json=minio, headers=BEARER)
+    # then the key is decoded the same way, and the second report is a duplicate
+    assert (first.status_code, second.status_code) == (202, 202)
+    [[one]] = [m["events"] for m in first.json()["messages"]]
+    [[two]] = [m["events"] for m in second.json()["messages"]]
+    assert (one["key"], one["result"]) == (key, "published")
+    assert (two["key"], two["result"]) == (key, "duplicate")
     assert task_count(transports_engine) == 1
     assert broker.queued() == 1
 
