@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 from billiard.einfo import ExceptionInfo
-from celery import Celery, Task
+from celery import Celery
 from kombu.exceptions import OperationalError
 
 from schema.errors import DatabaseUnavailable, PermanentError, WebhookExpired, WebhookUndelivered
@@ -34,6 +34,7 @@ from schema.settings import Settings
 from schema.status import TaskStatus
 from workers import records
 from workers.app import app
+from workers.backoff import BackoffTask
 from workers.context import get_deps, get_settings
 
 logger = logging.getLogger(__name__)
@@ -138,23 +139,11 @@ def enqueue(celery_app: Celery, task_id: str) -> None:
         logger.error("Task %s: completion webhook not enqueued: %s", task_id, exc)
 
 
-class NotifyTask(Task):  # type: ignore[type-arg]
+class NotifyTask(BackoffTask):
     """Retries an undelivered notification with the fleet's backoff, until it expires."""
 
     autoretry_for = (WebhookUndelivered,)
     max_retries = None  # the deadline ends the retries, not a count
-
-    @property
-    def retry_backoff(self) -> int:
-        return max(1, round(get_settings().retry_delay_s))
-
-    @property
-    def retry_backoff_max(self) -> int:
-        return get_settings().retry_backoff_max_s
-
-    @property
-    def retry_jitter(self) -> bool:
-        return get_settings().retry_jitter
 
     def on_retry(
         self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: ExceptionInfo

@@ -12,37 +12,24 @@ import logging
 from typing import Any, ClassVar
 
 from billiard.einfo import ExceptionInfo
-from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
 
 from schema.errors import PermanentError, TransientError
 from schema.status import Step
 from workers import notify, records
+from workers.backoff import BackoffTask
 from workers.context import get_deps, get_settings
 
 logger = logging.getLogger(__name__)
 
 
-class StepTask(Task):  # type: ignore[type-arg]
+class StepTask(BackoffTask):
     """A workflow step: retried on transient errors, recorded as failed on anything else."""
 
     step: ClassVar[Step]
     autoretry_for = (TransientError, SoftTimeLimitExceeded)
     acks_late = True
     reject_on_worker_lost = True
-
-    @property
-    def retry_backoff(self) -> int:
-        """First retry delay in seconds; Celery doubles it each retry."""
-        return max(1, round(get_settings().retry_delay_s))
-
-    @property
-    def retry_backoff_max(self) -> int:
-        return get_settings().retry_backoff_max_s
-
-    @property
-    def retry_jitter(self) -> bool:
-        return get_settings().retry_jitter
 
     @property
     def max_retries(self) -> int:  # type: ignore[override]
