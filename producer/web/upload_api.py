@@ -145,11 +145,8 @@ def _url_out(upload: NewUpload) -> UploadUrlOut:
 )
 def upload_url(body: UploadRequest, caller: CallerDep, services: ServicesDep) -> UploadUrlOut:
     """Create the video's row and a presigned PUT bound to its content type and length."""
+    _admit(body, caller, services, single=True)
     try:
-        services.uploads.validate(
-            filename=body.filename, content_type=body.contentType, size=body.size, single=True
-        )
-        services.limits.start_upload(user_id=caller.user_id, ip=caller.ip, size_bytes=body.size)
         upload = services.uploads.start_single(
             owner=caller.user_id,
             filename=body.filename,
@@ -161,6 +158,17 @@ def upload_url(body: UploadRequest, caller: CallerDep, services: ServicesDep) ->
     return _url_out(upload)
 
 
+def _admit(body: UploadRequest, caller: CallerDep, services: ServicesDep, *, single: bool) -> None:
+    """Check the request, then charge the caller's limits: refused input uses no quota."""
+    try:
+        services.uploads.validate(
+            filename=body.filename, content_type=body.contentType, size=body.size, single=single
+        )
+        services.limits.start_upload(user_id=caller.user_id, ip=caller.ip, size_bytes=body.size)
+    except UploadRejected as exc:
+        raise api_error(exc) from exc
+
+
 @router.post(
     "/multipart",
     status_code=201,
@@ -169,11 +177,8 @@ def upload_url(body: UploadRequest, caller: CallerDep, services: ServicesDep) ->
 )
 def create_multipart(body: UploadRequest, caller: CallerDep, services: ServicesDep) -> MultipartOut:
     """Create the video's row and the multipart upload; parts are equal, at least 5 MiB."""
+    _admit(body, caller, services, single=False)
     try:
-        services.uploads.validate(
-            filename=body.filename, content_type=body.contentType, size=body.size, single=False
-        )
-        services.limits.start_upload(user_id=caller.user_id, ip=caller.ip, size_bytes=body.size)
         upload = services.uploads.start_multipart(
             owner=caller.user_id,
             filename=body.filename,
