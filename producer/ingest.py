@@ -1,14 +1,14 @@
 """From normalised events to task rows and published chains, idempotently and a batch at a time.
 
-Order matters: (1) insert the rows and (2) claim each unpublished row by setting its
-``workflow_id`` with a compare-and-set, then commit, (3) publish the chain for each claim. A row
-is thus never published before it is committed, two deliveries of the same event race on (2) and
-only one wins, and a failed publish releases its claim so the next delivery publishes it again.
+Order matters: (1) insert the rows and claim each unpublished one by giving it a fresh
+``workflow_id`` with a compare-and-set, then commit, (2) publish the chain for each claim. A row
+is thus never published before it is committed, two deliveries of the same event race on (1) and
+only one wins, and a failed publish releases its claims so the next delivery publishes them again.
 
-Per batch that is one ``INSERT ... VALUES (...), (...) ON CONFLICT DO NOTHING``, one
-``UPDATE ... SET workflow_id = CASE id WHEN ... END ... RETURNING id, workflow_id`` (PostgreSQL,
-and SQLite >= 3.35 which has ``RETURNING``) and one broker connection for all chains. Rows are
-written in id order, so concurrent batches that share rows take their locks in the same order.
+Per batch that is one ``INSERT ... ON CONFLICT (id) DO UPDATE SET workflow_id ... WHERE
+workflow_id IS NULL RETURNING id, workflow_id`` (PostgreSQL, and SQLite >= 3.35 which has
+``RETURNING``) and one broker pipeline for all chains. Rows are written in id order, so
+concurrent batches that share rows take their locks in the same order.
 
 Events first pass the rules (``producer.rules``): filtered events are reported ``ignored`` with a
 reason, and deletes go to ``producer.deletion``.
@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -41,9 +41,6 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 logger = logging.getLogger(__name__)
-
-# Rows per INSERT statement: 8 parameters a row stays far below every driver's limit.
-INSERT_CHUNK_ROWS = 500
 
 
 class Publisher(Protocol):
@@ -135,7 +132,14 @@ def _unique(events: Iterable[ObjectEvent]) -> list[ObjectEvent]:
 
 
 def _record_and_claim(engine: Engine, events: list[ObjectEvent]) -> dict[str, str]:
-    """Insert the rows, claim the unpublished ones, commit; return the claims this call won."""
+    """Insert new rows and claim unpublished ones in one upsert, commit; return the claims won.
+
+    Every row is offered with a fresh ``workflow_id``. A new row takes it; an existing row takes
+    it only while it is still pending and unpublished (``workflow_id IS NULL``): that ``WHERE``
+    is the compare-and-set. Of two concurrent claims of a row, the second waits for the first to
+    commit, re-checks, and no longer matches. ``RETURNING`` reports exactly the rows that took
+    their offer.
+    """
     if not events:
         return {}
     now = now_ms()
@@ -146,6 +150,7 @@ def _record_and_claim(engine: Engine, events: list[ObjectEvent]) -> dict[str, st
             "bucket": e.bucket,
             "etag": e.etag,
             "status": TaskStatus.PENDING.value,
+            "workflow_id": str(uuid.uuid4()),
             "created_at": now,
             "updated_at": now,
             "retry_count": 0,
@@ -153,44 +158,32 @@ def _record_and_claim(engine: Engine, events: list[ObjectEvent]) -> dict[str, st
         for e in events
     ]
     with engine.begin() as conn:
-        for start in range(0, len(rows), INSERT_CHUNK_ROWS):
-            conn.execute(_insert_ignoring_conflicts(conn, rows[start : start + INSERT_CHUNK_ROWS]))
-        return _claim(conn, [e.task_id for e in events], now)
+        # A list of parameter sets: SQLAlchemy sends it as multi-row VALUES pages of one cached
+        # statement ("insertmanyvalues"), one round trip per page, results combined.
+        result = conn.execute(_upsert_claiming(conn.dialect), rows)
+        return {row.id: row.workflow_id for row in result}
 
 
-def _insert_ignoring_conflicts(conn: sa.Connection, rows: list[dict[str, Any]]) -> sa.Executable:
-    """One multi-row ``INSERT ... ON CONFLICT (id) DO NOTHING``: one statement, not executemany."""
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(tasks).values(rows).on_conflict_do_nothing(index_elements=["id"])
-    if conn.dialect.name == "sqlite":
-        return sqlite.insert(tasks).values(rows).on_conflict_do_nothing(index_elements=["id"])
-    raise NotImplementedError(f"unsupported database dialect {conn.dialect.name!r}")
-
-
-def _claim(conn: sa.Connection, task_ids: list[str], now: int) -> dict[str, str]:
-    """Give every still-unpublished pending row a fresh workflow id in one ``UPDATE ... RETURNING``.
-
-    The ``WHERE workflow_id IS NULL`` is the compare-and-set: of two concurrent claims of a row,
-    the second re-checks it after the first commits and no longer matches.
-    """
-    if not conn.dialect.update_returning:
-        # SQLite has UPDATE ... RETURNING since 3.35 (2021); Python uses the one it was built with.
+def _upsert_claiming(dialect: sa.Dialect) -> sa.Executable:
+    """``INSERT ... ON CONFLICT (id) DO UPDATE SET workflow_id ... WHERE unclaimed RETURNING``."""
+    if not dialect.insert_returning:
+        # SQLite has RETURNING since 3.35 (2021); Python uses the one it was built with.
         raise NotImplementedError(
-            f"{conn.dialect.name} {sqlite3.sqlite_version} has no UPDATE ... RETURNING; "
+            f"{dialect.name} {sqlite3.sqlite_version} has no INSERT ... RETURNING; "
             "videofleet needs SQLite >= 3.35 or PostgreSQL"
         )
-    fresh = {task_id: str(uuid.uuid4()) for task_id in task_ids}
-    result = conn.execute(
-        sa.update(tasks)
-        .where(
-            tasks.c.id.in_(task_ids),
-            tasks.c.workflow_id.is_(None),
-            tasks.c.status == TaskStatus.PENDING.value,
-        )
-        .values(workflow_id=sa.case(fresh, value=tasks.c.id), updated_at=now)
-        .returning(tasks.c.id, tasks.c.workflow_id)
-    )
-    return {row.id: row.workflow_id for row in result}
+    stmt: postgresql.Insert | sqlite.Insert
+    if dialect.name == "postgresql":
+        stmt = postgresql.insert(tasks)
+    elif dialect.name == "sqlite":
+        stmt = sqlite.insert(tasks)
+    else:
+        raise NotImplementedError(f"unsupported database dialect {dialect.name!r}")
+    return stmt.on_conflict_do_update(
+        index_elements=[tasks.c.id],
+        set_={"workflow_id": stmt.excluded.workflow_id, "updated_at": stmt.excluded.updated_at},
+        where=sa.and_(tasks.c.workflow_id.is_(None), tasks.c.status == TaskStatus.PENDING.value),
+    ).returning(tasks.c.id, tasks.c.workflow_id)
 
 
 def _publish_or_release(engine: Engine, publisher: Publisher, claims: dict[str, str]) -> None:

@@ -6,7 +6,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from celery import Celery
-from kombu.exceptions import OperationalError
+from kombu import Producer
+from kombu.exceptions import (  # type: ignore[attr-defined]  # celery-types predates 5.7
+    BatchPublishError,
+    OperationalError,
+)
 
 from schema.errors import BrokerUnavailable, PartialPublish
 from schema.message import QUEUE, TASK_NAMES
@@ -19,6 +23,8 @@ PUBLISH_RETRY_POLICY = {
     "interval_step": 0.5,
     "interval_max": 2,
 }
+# Redis commands per pipeline round trip (two per chain: the message and its task-sent event).
+PIPELINE_MAX_COMMANDS = 1000
 
 
 class ChainPublisher:
@@ -51,38 +57,49 @@ class ChainPublisher:
     def publish_many(
         self, chains: Sequence[tuple[str, str]], *, start: Step = Step.VALIDATE
     ) -> None:
-        """Publish one chain per ``(task_id, workflow_id)``, all over one producer connection.
+        """Publish one chain per ``(task_id, workflow_id)`` in one broker round trip.
 
         Celery's ``chain.apply_async`` drops a ``producer`` argument and acquires a connection per
         call, so the chain is sent the way Celery itself sends it (protocol 2): the first step as
         a message whose ``chain`` option lists the remaining steps in reverse order. ``root_id``
-        is the first step's id, which every later step inherits.
+        is the first step's id, which every later step inherits. Inside kombu's
+        ``Producer.batch()`` the messages (and their task-sent events) are buffered and go out as
+        one Redis pipeline; transports without batching publish each message at once.
 
         Raises:
-            PartialPublish: the broker failed; ``published`` names the task ids sent before that.
+            PartialPublish: the broker failed; ``published`` names the task ids known to be sent
+                (none when a pipeline failed: any part of it may have been delivered, and
+                delivering a chain twice is safe, as every step is idempotent).
         """
         remaining = STEPS[STEPS.index(start) :]
-        published: list[str] = []
-        try:
-            with self._app.producer_or_acquire() as producer:
-                for task_id, workflow_id in chains:
-                    first, *rest = (
-                        self._app.signature(
-                            TASK_NAMES[step], args=(task_id,), immutable=True, queue=QUEUE
-                        )
-                        for step in remaining
-                    )
-                    first.apply_async(
-                        task_id=workflow_id,
-                        root_id=workflow_id,
-                        chain=list(reversed(rest)) or None,
-                        producer=producer,
-                        retry=True,
-                        retry_policy=PUBLISH_RETRY_POLICY,
-                    )
-                    published.append(task_id)
-        except (OperationalError, OSError) as exc:
-            raise PartialPublish(f"broker unavailable: {exc}", published=tuple(published)) from exc
+        queued: list[str] = []
+        with self._app.producer_or_acquire() as producer:
+            batched = producer.supports_batch_publish
+            try:
+                with producer.batch(max_size=PIPELINE_MAX_COMMANDS):
+                    for task_id, workflow_id in chains:
+                        self._send_chain(producer, task_id, workflow_id, remaining)
+                        queued.append(task_id)
+            except (BatchPublishError, OperationalError, OSError) as exc:
+                # A failed pipeline may have delivered any part of itself: report none as sent.
+                sent = () if batched else tuple(queued)
+                raise PartialPublish(f"broker unavailable: {exc}", published=sent) from exc
+
+    def _send_chain(
+        self, producer: Producer, task_id: str, workflow_id: str, steps: Sequence[Step]
+    ) -> None:
+        first, *rest = (
+            self._app.signature(TASK_NAMES[step], args=(task_id,), immutable=True, queue=QUEUE)
+            for step in steps
+        )
+        first.apply_async(
+            task_id=workflow_id,
+            root_id=workflow_id,
+            chain=list(reversed(rest)) or None,
+            producer=producer,
+            retry=True,
+            retry_policy=PUBLISH_RETRY_POLICY,
+        )
 
     def ping(self) -> None:
         """Check the broker connection (readiness)."""

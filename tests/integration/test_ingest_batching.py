@@ -1,4 +1,4 @@
-"""A batch costs one INSERT and one UPDATE, whatever its size, on PostgreSQL and SQLite."""
+"""A batch costs one upsert and one broker pipeline, whatever its size, on PostgreSQL and SQLite."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
+import redis.client
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
@@ -33,7 +34,24 @@ def statements(engine: Engine) -> Iterator[list[str]]:
         sa.event.remove(engine, "before_cursor_execute", record)
 
 
-def test_a_batch_of_a_hundred_events_is_one_insert_and_one_update(fleet: Fleet) -> None:
+@contextmanager
+def pipelines(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[list[str]]]:
+    """Record the commands of every Redis pipeline executed (kombu's publish batches)."""
+    seen: list[list[str]] = []
+    execute = redis.client.Pipeline.execute
+
+    def record(self: redis.client.Pipeline, *args: Any, **kwargs: Any) -> Any:
+        seen.append([str(args[0]) for args, _options in self.command_stack])
+        return execute(self, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(redis.client.Pipeline, "execute", record)
+        yield seen
+
+
+def test_a_batch_of_a_hundred_events_is_one_upsert_and_one_pipeline(
+    fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # given 100 notifications (the largest Queues batch) for objects that do not exist, so that
     # their chains fail at once, plus duplicates of ten of them
     bodies = [
@@ -41,10 +59,13 @@ def test_a_batch_of_a_hundred_events_is_one_insert_and_one_update(fleet: Fleet) 
     ]
     events = [e for b in bodies + bodies[:10] for e in parse_body(b)]
     # when they are ingested as one batch
-    with statements(fleet.engine) as seen:
+    with statements(fleet.engine) as seen, pipelines(monkeypatch) as sent:
         outcomes = ingest(fleet.engine, fleet.publisher, events)
-    # then the database saw one INSERT and one UPDATE (the claim), and 100 chains went out
-    assert [s for s in seen if s in {"INSERT", "UPDATE"}] == ["INSERT", "UPDATE"]
+    # then the database saw one statement that wrote (the upsert that also claims), and the 100
+    # chains went to the broker in one pipeline: a message and a task-sent event each
+    assert [s for s in seen if s in {"INSERT", "UPDATE"}] == ["INSERT"]
+    [commands] = [c for c in sent if "LPUSH" in c]
+    assert (commands.count("LPUSH"), commands.count("PUBLISH")) == (100, 100)
     assert [o.result for o in outcomes].count(Result.PUBLISHED) == 100
     assert [o.result for o in outcomes].count(Result.DUPLICATE) == 10
     assert len(fleet.rows()) == 100
