@@ -76,6 +76,7 @@ class ChainPublisher:
         with self._app.producer_or_acquire() as producer:
             batched = producer.supports_batch_publish
             try:
+                producer.maybe_declare(self._app.amqp.queues[QUEUE], retry=True)
                 with producer.batch(max_size=PIPELINE_MAX_COMMANDS):
                     for task_id, workflow_id in chains:
                         self._send_chain(producer, task_id, workflow_id, remaining)
@@ -88,17 +89,27 @@ class ChainPublisher:
     def _send_chain(
         self, producer: Producer, task_id: str, workflow_id: str, steps: Sequence[Step]
     ) -> None:
-        first, *rest = (
-            self._app.signature(TASK_NAMES[step], args=(task_id,), immutable=True, queue=QUEUE)
-            for step in steps
-        )
-        first.apply_async(
+        """Send the first step by name, the rest riding along as its ``chain`` option."""
+        first, *rest = steps
+        args = (task_id,)
+        self._app.send_task(
+            TASK_NAMES[first],
+            args=args,
             task_id=workflow_id,
             root_id=workflow_id,
-            chain=list(reversed(rest)) or None,
+            chain=[
+                self._app.signature(TASK_NAMES[step], args=args, immutable=True, queue=QUEUE)
+                for step in reversed(rest)
+            ]
+            or None,
             producer=producer,
+            queue=QUEUE,
             retry=True,
             retry_policy=PUBLISH_RETRY_POLICY,
+            # Celery would declare the queue and saferepr the arguments once per message.
+            declare=[],
+            argsrepr=repr(args),
+            kwargsrepr="{}",
         )
 
     def ping(self) -> None:
