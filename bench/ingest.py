@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/ingest.py --events 2000
 
-Four modes, measured side by side in one run on PostgreSQL and a real Redis broker, after a
+Six modes, measured side by side in one run on PostgreSQL and a real Redis broker, after a
 baseline (``ingest()`` called in-process with batches of 100: the floor under every transport):
 
 - webhook, batches of 100: ``videofleet serve`` (uvicorn) in a child process, an HTTP client
@@ -10,7 +10,9 @@ baseline (``ingest()`` called in-process with batches of 100: the floor under ev
 - webhook, one per request: the same server, one notification per POST;
 - pull, batch 100: ``videofleet pull`` in a child process against the test suite's local Queues
   API server (``tests/integration/queues_server.py``), ``PULL_BATCH_SIZE=100``;
-- pull, batch 1: the same with ``PULL_BATCH_SIZE=1``.
+- pull, batch 1: the same with ``PULL_BATCH_SIZE=1``;
+- pull, 50 ms API, 1 loop / 4 loops: batch 100 against a server that holds every pull and ack
+  50 ms, as a distant API does, with ``PULL_CONCURRENCY`` 1 and 4.
 
 Events/s is wall-clock throughput from the first request to the last event ingested; CPU ms per
 event is the producer process's CPU (user + system, from psutil) over the same interval. Each
@@ -55,6 +57,9 @@ CLI = [sys.executable, "-c", "from producer.cli import main; main()"]
 WARMUP_EVENTS = 100
 PULL_WARMUP_EVENTS = 10
 TIMEOUT_S = 600.0
+# A round trip to Cloudflare's API from a server elsewhere: the latency modes hold every pull and
+# ack this long, to show what PULL_CONCURRENCY buys.
+API_LATENCY_MS = 50
 
 
 @dataclass(frozen=True)
@@ -179,11 +184,21 @@ def post_all(client: httpx2.Client, keys: list[str], batch: int) -> None:
             raise SystemExit(f"webhook answered {response.status_code}: {response.text[:500]}")
 
 
+# (mode, PULL_BATCH_SIZE, PULL_CONCURRENCY, seconds each pull and ack is held by the server)
+PULL_MODES = (
+    ("pull, batch 100", 100, 1, 0.0),
+    ("pull, batch 1", 1, 1, 0.0),
+    (f"pull, {API_LATENCY_MS} ms API, 1 loop", 100, 1, API_LATENCY_MS / 1000),
+    (f"pull, {API_LATENCY_MS} ms API, 4 loops", 100, 4, API_LATENCY_MS / 1000),
+)
+
+
 def bench_pull(env: dict[str, str], engine: sa.Engine, events: int, log: Path) -> list[Result]:
     results = []
-    for batch, mode in ((100, "pull, batch 100"), (1, "pull, batch 1")):
-        prefix = f"pull-{batch}/"
+    for mode, batch, concurrency, latency_s in PULL_MODES:
+        prefix = f"pull-{batch}-{concurrency}-{latency_s}/"
         queues = QueuesServer(max_retries=3).start()
+        queues.state.pull_delay_s = queues.state.ack_delay_s = latency_s
         try:
             for n in range(PULL_WARMUP_EVENTS):
                 queues.state.send(r2_body(f"warmup-{prefix}{n}"))
@@ -191,6 +206,7 @@ def bench_pull(env: dict[str, str], engine: sa.Engine, events: int, log: Path) -
                 **env,
                 **queues.env(),
                 "PULL_BATCH_SIZE": str(batch),
+                "PULL_CONCURRENCY": str(concurrency),
                 "PULL_VISIBILITY_TIMEOUT_MS": "120000",
                 "PULL_IDLE_INITIAL_S": "0.01",
                 "PULL_IDLE_MAX_S": "0.02",
@@ -258,16 +274,17 @@ def free_port() -> int:
 
 
 def report(results: list[Result]) -> str:
-    lines = [f"{'mode':<26} {'events':>7} {'events/s':>10} {'CPU ms/event':>13}"]
+    lines = [f"{'mode':<30} {'events':>7} {'events/s':>10} {'CPU ms/event':>13}"]
     lines.append("-" * len(lines[0]))
     for r in results:
         lines.append(
-            f"{r.mode:<26} {r.events:>7} {r.events_per_s:>10.0f} {r.cpu_ms_per_event:>13.3f}"
+            f"{r.mode:<30} {r.events:>7} {r.events_per_s:>10.0f} {r.cpu_ms_per_event:>13.3f}"
         )
     by_mode = {r.mode: r for r in results}
     for batched, single in (
         ("webhook, batches of 100", "webhook, 1 per request"),
         ("pull, batch 100", "pull, batch 1"),
+        (PULL_MODES[3][0], PULL_MODES[2][0]),
     ):
         b, s = by_mode[batched], by_mode[single]
         lines.append(

@@ -11,7 +11,8 @@ API trouble (429, 5xx, timeouts, connection errors) is waited out with exponenti
 full jitter (a 429's ``Retry-After`` is honoured); an empty queue is polled with a pause that
 grows up to ``PULL_IDLE_MAX_S`` and resets when messages arrive. Setting the ``stop`` event
 (SIGTERM/SIGINT in ``videofleet pull``) lets the batch in hand finish and be acknowledged.
-Several consumers may run at once: leases keep their batches apart, ingest is idempotent.
+Several consumers may run at once, in one process (``run_together``, ``PULL_CONCURRENCY``) or
+many: leases keep their batches apart, ingest is idempotent.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass, fields
 
 from producer.intake import Incoming, Intake, Verdict
 from producer.queues_api import (
@@ -84,6 +86,12 @@ class PullStats:
     rejected: int = 0
     retried: int = 0
     api_errors: int = 0
+
+    @classmethod
+    def total(cls, many: Iterable[PullStats]) -> PullStats:
+        """The sum of several consumers' stats."""
+        many = list(many)
+        return cls(**{f.name: sum(getattr(s, f.name) for s in many) for f in fields(cls)})
 
 
 class PullConsumer:
@@ -179,6 +187,27 @@ class PullConsumer:
             delay = max(delay, min(exc.retry_after_s, self._backoff_max_s))
         logger.warning("Queue API unavailable, next pull in %.1f s: %s", delay, exc)
         self._stop.wait(delay)
+
+
+def run_together(consumers: Sequence[PullConsumer], stop: threading.Event) -> PullStats:
+    """Run ``consumers`` side by side in threads of this process until ``stop`` is set.
+
+    Against Cloudflare each pull and ack is a round trip of tens of milliseconds in which a
+    lone consumer sits idle; several keep several batches in flight while their ingests, mostly
+    CPU, take turns. The first consumer to fail stops the others (each finishes the batch in
+    hand) and its error is raised.
+
+    Raises:
+        QueueApiRefused: from any consumer; retrying is futile.
+    """
+    with ThreadPoolExecutor(len(consumers), thread_name_prefix="pull") as pool:
+        running = [pool.submit(consumer.run) for consumer in consumers]
+        done, _ = wait(running, return_when=FIRST_EXCEPTION)
+        if any(future.exception() is not None for future in done):
+            stop.set()
+    for future in running:
+        future.result()
+    return PullStats.total(consumer.stats for consumer in consumers)
 
 
 def _incoming(message: PulledMessage) -> Incoming:

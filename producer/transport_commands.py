@@ -13,7 +13,7 @@ import click
 
 from producer.intake import Intake
 from producer.publish import ChainPublisher
-from producer.pullconsumer import SOURCE, PullConsumer
+from producer.pullconsumer import SOURCE, PullConsumer, run_together
 from producer.queues_api import QueueApiRefused, QueuesApi
 from producer.rejections import RejectionLog, newest_rejections
 from producer.report import format_table
@@ -63,15 +63,21 @@ def pull(settings: Settings) -> None:
                 rules=EventRules.from_settings(settings),
                 storage=make_s3_client(settings),
             )
-            consumer = PullConsumer(settings, api, intake, stop=stop)
-            logger.info("Pull consumer: pulling queue %s", settings.cf_queue_id)
-            consumer.run()
+            consumers = [
+                PullConsumer(settings, api, intake, stop=stop)
+                for _ in range(settings.pull_concurrency)
+            ]
+            logger.info(
+                "Pull consumer: pulling queue %s, %d batch(es) in flight",
+                settings.cf_queue_id,
+                len(consumers),
+            )
+            stats = run_together(consumers, stop)
     except QueueApiRefused as exc:
         raise click.ClickException(str(exc)) from exc
     finally:
         api.close()
         engine.dispose()
-    stats = consumer.stats
     logger.info(
         "Pull consumer: stopped after %d messages (%d accepted, %d rejected, %d retried)",
         stats.messages,

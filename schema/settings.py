@@ -37,6 +37,8 @@ DEFAULT_POLL_INTERVAL_S = 30.0
 DEFAULT_POLL_LOOKBACK_S = 3600
 PLACEHOLDER_SECRETS = frozenset({"", DEFAULT_S3_KEY, "changeme", "change-me", "secret"})
 DEFAULT_CF_API_BASE_URL = "https://api.cloudflare.com/client/v4"
+# Pull loops per ``videofleet pull`` process: beyond a few, run more processes instead.
+MAX_PULL_CONCURRENCY = 16
 MAX_PULL_BATCH_SIZE = 100
 MAX_QUEUE_DELAY_S = 43_200  # Cloudflare Queues: longest retry delay and visibility timeout (12 h)
 DEFAULT_RECOVERY_PENDING_AFTER_S = 900
@@ -171,6 +173,7 @@ class Settings(BaseSettings):
     cf_api_base_url: str = DEFAULT_CF_API_BASE_URL
     cf_api_timeout_s: float = Field(default=30.0, gt=0)
     pull_batch_size: int = Field(default=100, ge=1, le=MAX_PULL_BATCH_SIZE)
+    pull_concurrency: int = Field(default=1, ge=1, le=MAX_PULL_CONCURRENCY)
     pull_visibility_timeout_ms: int = Field(default=60_000, ge=1, le=MAX_QUEUE_DELAY_S * 1000)
     pull_retry_delay_s: int = Field(default=30, ge=0, le=MAX_QUEUE_DELAY_S)
     pull_retry_delay_max_s: int = Field(default=MAX_QUEUE_DELAY_S, ge=0, le=MAX_QUEUE_DELAY_S)

@@ -11,7 +11,8 @@
 - Late acks (expired or superseded lease) are accepted, as the docs say.
 - ``json`` bodies are base64 (or plain, to exercise both variants seen), ``text`` plain,
   ``bytes`` base64, ``v8`` opaque.
-- Fault injection: ``fail_next(path, status, count)``; ``pull_delay_s`` holds pull responses.
+- Fault injection: ``fail_next(path, status, count)``; ``pull_delay_s`` and ``ack_delay_s``
+  hold responses (a slow or distant API); ``max_pulls_in_flight`` tells whether pulls overlapped.
 """
 
 from __future__ import annotations
@@ -60,7 +61,10 @@ class QueuesState:
         self.ack_requests: list[dict[str, Any]] = []
         self.faults: dict[str, list[tuple[int, dict[str, str]]]] = {"pull": [], "ack": []}
         self.pull_delay_s = 0.0
+        self.ack_delay_s = 0.0
         self.pull_started = threading.Event()
+        self.pulls_in_flight = 0
+        self.max_pulls_in_flight = 0
 
     def send(self, body: Any, *, content_type: str = "json", plain_json: bool = False) -> str:
         """Publish a message as a producer with ``content_type`` would; return its id."""
@@ -233,16 +237,20 @@ def _handler(state: QueuesState) -> type[BaseHTTPRequestHandler]:
                 return self._reply(400, _envelope(False, errors=["batch_size out of range"]))
             with state.lock:
                 state.pull_requests.append(payload)
+                state.pulls_in_flight += 1
+                state.max_pulls_in_flight = max(state.max_pulls_in_flight, state.pulls_in_flight)
             state.pull_started.set()
-            if state.pull_delay_s:
-                time.sleep(state.pull_delay_s)
+            time.sleep(state.pull_delay_s)
             messages = state.pull(batch_size, int(visibility))
+            with state.lock:
+                state.pulls_in_flight -= 1
             result = {"message_backlog_count": state.backlog(), "messages": messages}
             return self._reply(200, _envelope(True, result=result))
 
         def _ack(self, payload: dict[str, Any]) -> None:
             with state.lock:
                 state.ack_requests.append(payload)
+            time.sleep(state.ack_delay_s)
             acks, retries, warnings = state.ack(
                 payload.get("acks") or [], payload.get("retries") or []
             )

@@ -283,6 +283,40 @@ def test_two_consumers_at_once_process_each_message_once(
     assert broker.queued() == 200
 
 
+def test_pull_concurrency_keeps_several_batches_in_flight_and_processes_each_once(
+    queues: QueuesServer, broker: RedisServer, transports_engine: Engine
+) -> None:
+    # given 300 uploads behind a slow API (every pull and ack takes 0.1 s)
+    for n in range(300):
+        queues.state.send(r2_body(bucket="b", key=f"uploads/{n:03}.mp4", etag=f"{n:032x}"))
+    queues.state.pull_delay_s = queues.state.ack_delay_s = 0.1
+    env = consumer_env(queues, broker, transports_engine, PULL_BATCH_SIZE="10")
+    # when one `videofleet pull` process runs with PULL_CONCURRENCY=4 until the queue drains
+    proc = subprocess.Popen(
+        [*CLI, "pull"],
+        env={**os.environ, **env, "PULL_CONCURRENCY": "4"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_until(lambda: len(queues.state.acked) == 300, "every message to be acked")
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=WAIT_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    # then its pulls overlapped, yet each message was delivered, acked and ingested once
+    log = output.decode()
+    assert proc.returncode == 0, log
+    assert queues.state.max_pulls_in_flight >= 2, log
+    assert set(queues.state.deliveries.values()) == {1}
+    assert set(queues.state.acked.values()) == {1}
+    assert len(task_rows(transports_engine)) == 300
+    assert broker.queued() == 300
+    assert "stopped after 300 messages (300 accepted" in log
+
+
 def test_api_rate_limits_and_server_errors_are_backed_off_and_survived(
     queues: QueuesServer, broker: RedisServer, transports_engine: Engine
 ) -> None:
@@ -337,6 +371,24 @@ def test_a_refused_token_stops_the_consumer_with_a_clear_error(
         with pytest.raises(QueueApiRefused, match="403"):
             consumer.run()
     api.close()
+
+
+def test_a_refusal_in_one_concurrent_loop_stops_them_all_and_the_command_exits_1(
+    queues: QueuesServer, broker: RedisServer, transports_engine: Engine
+) -> None:
+    # given `videofleet pull` with three loops, one of whose pulls is refused (403)
+    queues.state.fail_next("pull", 403, 1)
+    env = consumer_env(queues, broker, transports_engine)
+    result = subprocess.run(
+        [*CLI, "pull"],
+        env={**os.environ, **env, "PULL_CONCURRENCY": "3"},
+        capture_output=True,
+        timeout=WAIT_S,
+    )
+    # then the other two stop too (the queue is empty: alone they would poll forever), and the
+    # command exits 1 with the API's answer
+    assert result.returncode == 1, result.stderr
+    assert b"403" in result.stderr
 
 
 def test_sigterm_during_a_pull_acks_the_batch_in_hand_and_exits_0(
