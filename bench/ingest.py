@@ -287,9 +287,11 @@ def report(results: list[Result]) -> str:
         (PULL_MODES[3][0], PULL_MODES[2][0]),
     ):
         b, s = by_mode[batched], by_mode[single]
+        cpu_ratio = s.cpu_ms_per_event / b.cpu_ms_per_event
+        cpu = f"{cpu_ratio:.1f}x less" if cpu_ratio >= 1 else f"{1 / cpu_ratio:.1f}x more"
         lines.append(
             f"{batched} vs {single}: {b.events_per_s / s.events_per_s:.1f}x events/s, "
-            f"{s.cpu_ms_per_event / b.cpu_ms_per_event:.1f}x less CPU per event"
+            f"{cpu} CPU per event"
         )
     return "\n".join(lines)
 
