@@ -42,6 +42,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+# Per row, ingest offers these columns; the others of a new row are the same for the whole batch.
+OFFERED = ("id", "video_key", "bucket", "etag", "workflow_id")
+COMMON = ("status", "created_at", "updated_at", "retry_count")
+
 
 class Publisher(Protocol):
     """What ingest needs from the broker side (``ChainPublisher`` in production).
@@ -199,9 +203,6 @@ def _claiming(insert: postgresql.Insert | sqlite.Insert) -> sa.Executable:
     ).returning(tasks.c.id, tasks.c.workflow_id)
 
 
-# Per row, ingest offers these columns; the others of a new row are the same for the whole batch.
-OFFERED = ("id", "video_key", "bucket", "etag", "workflow_id")
-COMMON = ("status", "created_at", "updated_at", "retry_count")
 _POSTGRES_UPSERT = _postgres_upsert()
 
 

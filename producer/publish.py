@@ -73,10 +73,12 @@ class ChainPublisher:
         """
         remaining = STEPS[STEPS.index(start) :]
         queued: list[str] = []
+        batched = False
         with self._app.producer_or_acquire() as producer:
-            batched = producer.supports_batch_publish
             try:
-                producer.maybe_declare(self._app.amqp.queues[QUEUE], retry=True)
+                batched = producer.supports_batch_publish
+                queue = self._app.amqp.queues[QUEUE]
+                producer.maybe_declare(queue, retry=True, **PUBLISH_RETRY_POLICY)
                 with producer.batch(max_size=PIPELINE_MAX_COMMANDS):
                     for task_id, workflow_id in chains:
                         self._send_chain(producer, task_id, workflow_id, remaining)

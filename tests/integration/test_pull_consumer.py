@@ -105,6 +105,22 @@ def running(settings: Settings, engine: Engine) -> Iterator[PullConsumer]:
         assert not errors, errors
 
 
+def pull_until_sigterm(env: dict[str, str], until: Callable[[], object]) -> tuple[int, str]:
+    """Run `videofleet pull` until ``until()`` returns, then SIGTERM it; its exit code and log."""
+    proc = subprocess.Popen(
+        [*CLI, "pull"], env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        until()
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=WAIT_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.returncode, output.decode()
+
+
 def wait_until(predicate: Callable[[], bool], what: str, timeout_s: float = WAIT_S) -> None:
     deadline = time.monotonic() + timeout_s
     while not predicate():
@@ -292,23 +308,12 @@ def test_pull_concurrency_keeps_several_batches_in_flight_and_processes_each_onc
     queues.state.pull_delay_s = queues.state.ack_delay_s = 0.1
     env = consumer_env(queues, broker, transports_engine, PULL_BATCH_SIZE="10")
     # when one `videofleet pull` process runs with PULL_CONCURRENCY=4 until the queue drains
-    proc = subprocess.Popen(
-        [*CLI, "pull"],
-        env={**os.environ, **env, "PULL_CONCURRENCY": "4"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+    returncode, log = pull_until_sigterm(
+        {**env, "PULL_CONCURRENCY": "4"},
+        lambda: wait_until(lambda: len(queues.state.acked) == 300, "every message to be acked"),
     )
-    try:
-        wait_until(lambda: len(queues.state.acked) == 300, "every message to be acked")
-        proc.send_signal(signal.SIGTERM)
-        output, _ = proc.communicate(timeout=WAIT_S)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     # then its pulls overlapped, yet each message was delivered, acked and ingested once
-    log = output.decode()
-    assert proc.returncode == 0, log
+    assert returncode == 0, log
     assert queues.state.max_pulls_in_flight >= 2, log
     assert set(queues.state.deliveries.values()) == {1}
     assert set(queues.state.acked.values()) == {1}
@@ -398,25 +403,13 @@ def test_sigterm_during_a_pull_acks_the_batch_in_hand_and_exits_0(
     for n in range(5):
         queues.state.send(r2_body(bucket="b", key=f"uploads/{n}.mp4", etag=f"{n:032x}"))
     queues.state.pull_delay_s = 1.5
-    env = {**os.environ, **consumer_env(queues, broker, transports_engine)}
-    proc = subprocess.Popen(
-        [*CLI, "pull"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+    # when SIGTERM arrives while the batch is on its way
+    returncode, log = pull_until_sigterm(
+        consumer_env(queues, broker, transports_engine),
+        lambda: queues.state.pull_started.wait(WAIT_S) or pytest.fail("the consumer never pulled"),
     )
-    try:
-        assert queues.state.pull_started.wait(WAIT_S), "the consumer never pulled"
-        # when SIGTERM arrives while the batch is on its way
-        proc.send_signal(signal.SIGTERM)
-        output, _ = proc.communicate(timeout=WAIT_S)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     # then the batch was ingested and acked, no further pull was made, and the exit code is 0
-    log = output.decode()
-    assert proc.returncode == 0, log
+    assert returncode == 0, log
     assert "SIGTERM received" in log
     assert len(queues.state.acked) == 5, log
     assert len(queues.state.pull_requests) == 1
