@@ -22,7 +22,7 @@ import time
 import uuid
 from typing import Any
 
-import httpx
+import httpx2
 from billiard.einfo import ExceptionInfo
 from celery import Celery
 from kombu.exceptions import OperationalError
@@ -107,10 +107,10 @@ def deliver(settings: Settings, payload: dict[str, Any], *, deadline_ms: int) ->
         SIGNATURE_HEADER: signature(secret.get_secret_value(), body, int(time.time())),
     }
     try:
-        response = httpx.post(
+        response = httpx2.post(
             url, content=body, headers=headers, timeout=settings.completion_webhook_timeout_s
         )
-    except httpx.HTTPError as exc:
+    except httpx2.HTTPError as exc:
         raise WebhookUndelivered(f"webhook receiver unreachable: {exc!r}") from exc
     if not response.is_success:
         raise WebhookUndelivered(f"webhook receiver answered {response.status_code}")

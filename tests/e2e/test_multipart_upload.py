@@ -1,7 +1,7 @@
 """Multipart uploads through the API, end to end: parts PUT to presigned URLs, resume, complete,
 the R2 event, a real worker, thumbnails in the status; and the ways a client can get it wrong.
 
-The producer runs under uvicorn; the client is httpx, as a script or another service would be.
+The producer runs under uvicorn; the client is httpx2, as a script or another service would be.
 Parts are R2's minimum of 5 MiB, so an 11 MiB video goes up in three parts.
 """
 
@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 import sqlalchemy as sa
 
@@ -30,8 +30,8 @@ MIB = 1024 * 1024
 @pytest.fixture
 def api(
     fleet: Fleet, jwks: JwksServer, access_key: SigningKey, limits_redis: tuple[str, str]
-) -> Iterator[httpx.Client]:
-    """An httpx client of the producer on uvicorn, with 5 MiB parts, as the token's user."""
+) -> Iterator[httpx2.Client]:
+    """An httpx2 client of the producer on uvicorn, with 5 MiB parts, as the token's user."""
     port = _free_port()
     settings = upload_settings(
         fleet.settings,
@@ -42,19 +42,19 @@ def api(
     )
     with (
         serve(settings, port) as base_url,
-        httpx.Client(base_url=base_url, headers=bearer(access_key.token())) as client,
+        httpx2.Client(base_url=base_url, headers=bearer(access_key.token())) as client,
     ):
         yield client
 
 
-def _create(api: httpx.Client, path: Path) -> dict[str, Any]:
+def _create(api: httpx2.Client, path: Path) -> dict[str, Any]:
     body = {"filename": path.name, "contentType": "video/x-matroska", "size": path.stat().st_size}
     response = api.post("/api/multipart", json=body)
     assert response.status_code == 201, response.text
     return dict(response.json())
 
 
-def _put_parts(api: httpx.Client, upload: dict[str, Any], data: bytes, numbers: list[int]) -> None:
+def _put_parts(api: httpx2.Client, upload: dict[str, Any], data: bytes, numbers: list[int]) -> None:
     response = api.post(
         f"/api/multipart/{upload['uploadId']}/part-urls", json={"partNumbers": numbers}
     )
@@ -64,12 +64,12 @@ def _put_parts(api: httpx.Client, upload: dict[str, Any], data: bytes, numbers: 
         n = part["partNumber"]
         chunk = data[(n - 1) * size : n * size]
         assert part["size"] == len(chunk)
-        put = httpx.put(part["url"], content=chunk)
+        put = httpx2.put(part["url"], content=chunk)
         assert put.status_code == 200, put.text
 
 
 def test_a_multipart_upload_resumes_completes_and_is_processed_into_thumbnails(
-    api: httpx.Client, fleet: Fleet, raw_mkv: Path
+    api: httpx2.Client, fleet: Fleet, raw_mkv: Path
 ) -> None:
     # given an 11 MiB video and a created multipart upload: three parts of 5 MiB, the last smaller
     data = raw_mkv.read_bytes()
@@ -110,14 +110,14 @@ def test_a_multipart_upload_resumes_completes_and_is_processed_into_thumbnails(
     assert status["metadata"]["probe"]["video_codec"] == "rawvideo"
     assert len(status["thumbnails"]) == 5
     for thumb in status["thumbnails"]:
-        image = httpx.get(thumb["url"])
+        image = httpx2.get(thumb["url"])
         assert image.status_code == 200
         assert image.content[:2] == b"\xff\xd8"  # JPEG
-    assert httpx.get(status["videoUrl"], headers={"Range": "bytes=0-3"}).content == data[:4]
+    assert httpx2.get(status["videoUrl"], headers={"Range": "bytes=0-3"}).content == data[:4]
 
 
 def test_only_the_owner_can_touch_an_upload_and_only_with_its_own_key(
-    api: httpx.Client, access_key: SigningKey, raw_mkv: Path
+    api: httpx2.Client, access_key: SigningKey, raw_mkv: Path
 ) -> None:
     upload = _create(api, raw_mkv)
     base = f"/api/multipart/{upload['uploadId']}"
@@ -135,7 +135,7 @@ def test_only_the_owner_can_touch_an_upload_and_only_with_its_own_key(
     assert api.get("/api/multipart/no-such-upload/parts").status_code == 404
 
 
-def test_bad_part_lists_are_refused_with_a_clear_error(api: httpx.Client, raw_mkv: Path) -> None:
+def test_bad_part_lists_are_refused_with_a_clear_error(api: httpx2.Client, raw_mkv: Path) -> None:
     upload = _create(api, raw_mkv)
     base = f"/api/multipart/{upload['uploadId']}"
     missing = api.post(f"{base}/complete", json={"parts": [{"partNumber": 1, "etag": "e"}]})
@@ -147,7 +147,7 @@ def test_bad_part_lists_are_refused_with_a_clear_error(api: httpx.Client, raw_mk
 
 
 def test_an_aborted_upload_is_gone_and_its_video_marked_deleted(
-    api: httpx.Client, fleet: Fleet, raw_mkv: Path
+    api: httpx2.Client, fleet: Fleet, raw_mkv: Path
 ) -> None:
     upload = _create(api, raw_mkv)
     _put_parts(api, upload, raw_mkv.read_bytes(), [1])

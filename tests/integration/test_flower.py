@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 
 from producer import localstack
@@ -36,8 +36,8 @@ class FlowerProcess:
     url: str
     log: Path
 
-    def get(self, path: str, *, auth: tuple[str, str] | None = USERS) -> httpx.Response:
-        return httpx.get(f"{self.url}{path}", auth=auth, timeout=5)
+    def get(self, path: str, *, auth: tuple[str, str] | None = USERS) -> httpx2.Response:
+        return httpx2.get(f"{self.url}{path}", auth=auth, timeout=5)
 
     def poll(self, what: str, check: Callable[[], Any]) -> Any:
         """Call ``check`` until it returns something truthy, or fail with Flower's log."""
@@ -71,7 +71,7 @@ def _start_flower(stack: ExitStack, fleet: Fleet, *, db: Path, log: Path) -> Flo
             pytest.fail(f"Flower exited with {proc.returncode}; log:\n{log.read_text()[-3000:]}")
         try:
             return flower.get("/healthcheck", auth=None).status_code == 200
-        except httpx.TransportError:
+        except httpx2.TransportError:
             return False
 
     flower.poll("the health check", healthy)

@@ -10,7 +10,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
 import redis
 from celery import Celery
@@ -264,7 +264,7 @@ def test_videofleet_metrics_serves_the_same_metrics_on_its_own_port(
         )
         localstack.wait_listening("127.0.0.1", port, what="videofleet metrics")
         # when Prometheus scrapes it
-        response = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
+        response = httpx2.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
     # then it reports the rows like the producer does
     assert response.status_code == 200
     families = {f.name: f for f in text_string_to_metric_families(response.text)}

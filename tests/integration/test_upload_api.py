@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-import httpx
+import httpx2
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
@@ -55,11 +55,11 @@ class Api:
         self.key = key
         self.headers = bearer(key.token())
 
-    def post(self, path: str, body: Any, **kwargs: Any) -> httpx.Response:
+    def post(self, path: str, body: Any, **kwargs: Any) -> httpx2.Response:
         kwargs.setdefault("headers", self.headers)
         return self.client.post(path, json=body, **kwargs)
 
-    def get(self, path: str, **kwargs: Any) -> httpx.Response:
+    def get(self, path: str, **kwargs: Any) -> httpx2.Response:
         kwargs.setdefault("headers", self.headers)
         return self.client.get(path, **kwargs)
 
@@ -95,7 +95,7 @@ def make_api(
         client.__exit__(None, None, None)
 
 
-def _error(response: httpx.Response) -> tuple[int, str, str]:
+def _error(response: httpx2.Response) -> tuple[int, str, str]:
     body = response.json()
     return response.status_code, body["error"]["code"], body["error"]["message"]
 
@@ -126,7 +126,7 @@ def test_upload_url_is_a_presigned_put_bound_to_type_and_length_and_creates_the_
     assert (row.content_type, row.size_bytes) == ("video/mp4", len(data))
     assert row.owner == "7335d417-61da-459d-899c-0a01c76a2f94"
     # and the URL takes the file, as a browser would send it
-    put = httpx.put(out["uploadUrl"], content=data, headers={"Content-Type": "video/mp4"})
+    put = httpx2.put(out["uploadUrl"], content=data, headers={"Content-Type": "video/mp4"})
     assert put.status_code == 200, put.text
     s3 = make_s3_client(api.settings)
     assert s3.head_object(Bucket=API_BUCKET, Key=out["key"])["ContentLength"] == len(data)
