@@ -1,4 +1,4 @@
-"""Run every media benchmark in order: ``python -m bench`` (see bench/README.md).
+"""Run every benchmark in order: ``python -m bench`` (see bench/README.md).
 
 Each bench is its own process, so one's memory or imports never colour another's figures.
 Options after ``--quick`` shorten the run (fewer rounds, no full decode) for a smoke check.
@@ -15,6 +15,7 @@ FULL = [
     ["bench.memory", "--runs", "3"],
     ["bench.fleet"],
     ["bench.storyboard"],
+    ["bench.ingest", "--events", "2000"],
 ]
 QUICK = [
     ["bench.media"],
@@ -22,6 +23,7 @@ QUICK = [
     ["bench.memory", "--runs", "1"],
     ["bench.fleet", "--chains", "5", "--videos", "10"],
     ["bench.storyboard"],
+    ["bench.ingest", "--events", "300"],
 ]
 
 
