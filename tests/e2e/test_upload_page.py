@@ -12,13 +12,14 @@ answers preflights itself while it intercepts).
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 import sqlalchemy as sa
-from playwright.sync_api import BrowserContext, Page, Route, expect
+from playwright.sync_api import BrowserContext, Page, Request, Route, expect
 
 from producer import cors
 from schema.tables import tasks, videos
@@ -32,11 +33,18 @@ pytestmark = pytest.mark.e2e
 
 MIB = 1024 * 1024
 PAGE_TIMEOUT_MS = 90_000
+RESUME_KEY = "videofleet.multipart"  # upload.js: the multipart uploads this browser left open
 
 
 def _video(fleet: Fleet, video_id: str) -> Any:
     with fleet.engine.connect() as conn:
         return conn.execute(sa.select(videos).where(videos.c.id == video_id)).one()
+
+
+def _part_number(request: Request) -> str | None:
+    """The part number of a multipart part PUT, else None."""
+    numbers = parse_qs(urlparse(request.url).query).get("partNumber")
+    return numbers[0] if request.method == "PUT" and numbers else None
 
 
 def _fail_first_try_of_part(page: Page, s3_url: str, part_number: int) -> list[str]:
@@ -45,10 +53,8 @@ def _fail_first_try_of_part(page: Page, s3_url: str, part_number: int) -> list[s
     failed: list[str] = []
 
     def maybe_fail(route: Route) -> None:
-        request = route.request
-        query = parse_qs(urlparse(request.url).query)
-        if request.method == "PUT" and "partNumber" in query:
-            number = query["partNumber"][0]
+        number = _part_number(route.request)
+        if number is not None:
             seen.append(number)
             if number == str(part_number) and not failed:
                 failed.append(number)
@@ -198,3 +204,65 @@ def test_without_cors_rules_for_the_pages_origin_the_browser_cannot_put_to_the_b
         # then the bucket refuses the browser's preflight, no PUT is sent, the page says so
         expect(page.locator("#error")).to_contain_text("network error", timeout=PAGE_TIMEOUT_MS)
     assert fleet.keys("uploads/") == []
+
+
+def test_a_multipart_upload_cut_off_by_a_reload_resumes_with_only_the_missing_parts(
+    fleet: Fleet,
+    jwks: JwksServer,
+    access_key: SigningKey,
+    limits_redis: tuple[str, str],
+    browser_context: BrowserContext,
+    raw_mkv: Path,
+) -> None:
+    # given the page with 5 MiB parts, and a bucket that never answers the third part's PUT
+    port = _free_port()
+    settings = upload_settings(
+        fleet.settings,
+        jwks_url=jwks.url,
+        limits=limits_redis,
+        upload_allowed_origins=f"http://127.0.0.1:{port}",
+        multipart_threshold_bytes=5 * MIB,
+        multipart_part_size_bytes=5 * MIB,
+    )
+    cors.apply(settings)
+    s3_routes = f"{fleet.s3_server.url}/**"
+    with serve(settings, port, access_token=access_key.token()) as base_url:
+        page = browser_context.new_page()
+
+        def hold_third_part(route: Route) -> None:
+            if _part_number(route.request) != "3":
+                route.continue_()  # part 3 is left hanging, as on a dead connection
+
+        page.route(s3_routes, hold_third_part)
+        page.goto(f"{base_url}/")
+        page.locator("#file").set_input_files(str(raw_mkv))
+        # when parts 1 and 2 are stored and the user reloads the page
+        page.wait_for_function(f"localStorage.getItem('{RESUME_KEY}')")
+        [upload_id] = page.evaluate(f"Object.values(JSON.parse(localStorage['{RESUME_KEY}']))")
+        with fleet.engine.connect() as conn:
+            found = conn.execute(sa.select(videos.c.r2_key).where(videos.c.upload_id == upload_id))
+            key = found.scalar_one()
+
+        def stored_parts() -> int:
+            listing = fleet.s3.list_parts(Bucket=BUCKET, Key=key, UploadId=upload_id)
+            return len(listing.get("Parts", []))
+
+        deadline = time.monotonic() + PAGE_TIMEOUT_MS / 1000
+        while stored_parts() < 2:
+            assert time.monotonic() < deadline, "parts 1 and 2 were never stored"
+            page.wait_for_timeout(100)  # not time.sleep: Playwright runs route handlers meanwhile
+        page.reload()  # before unroute, which would let the held part through
+        page.unroute(s3_routes)
+        sent_after_reload: list[str] = []
+        page.on("request", lambda r: (n := _part_number(r)) and sent_after_reload.append(n))
+        # and chooses the same file again
+        page.locator("#file").set_input_files(str(raw_mkv))
+        # then the page resumes the same upload, sends the third part only, and completes it
+        expect(page.locator("#status")).to_have_attribute(
+            "data-state", "uploaded", timeout=PAGE_TIMEOUT_MS
+        )
+        assert sent_after_reload == ["3"]
+        head = fleet.s3.head_object(Bucket=BUCKET, Key=key)
+        assert head["ETag"].strip('"').endswith("-3")
+        assert head["ContentLength"] == raw_mkv.stat().st_size
+        assert page.evaluate(f"localStorage.getItem('{RESUME_KEY}')") == "{}"

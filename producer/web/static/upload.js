@@ -93,14 +93,55 @@ async function uploadSingle(file, target) {
   return target.videoId;
 }
 
+// Open multipart uploads by file (name, size, mtime), so that choosing the same file again
+// after a reload or a closed tab resumes instead of sending every part again.
+const RESUME_KEY = "videofleet.multipart";
+const fileId = (file) => `${file.name}|${file.size}|${file.lastModified}`;
+
+function openUploads() {
+  try { return JSON.parse(localStorage.getItem(RESUME_KEY)) || {}; } catch { return {}; }
+}
+
+function rememberUpload(file, uploadId) {
+  const open = openUploads();
+  if (uploadId) open[fileId(file)] = uploadId; else delete open[fileId(file)];
+  try { localStorage.setItem(RESUME_KEY, JSON.stringify(open)); } catch { /* storage full or off */ }
+}
+
+// The upload this browser left open for the same file, with its stored parts; null to start anew.
+async function openUploadOf(file) {
+  const uploadId = openUploads()[fileId(file)];
+  if (!uploadId) return null;
+  try {
+    const stored = await api("GET", `/api/multipart/${encodeURIComponent(uploadId)}/parts`);
+    return { uploadId, ...stored };
+  } catch {
+    rememberUpload(file, null); // completed, aborted or expired: nothing to resume
+    return null;
+  }
+}
+
 async function uploadMultipart(file, contentType) {
-  const upload = await api("POST", "/api/multipart",
+  const resumed = await openUploadOf(file);
+  const upload = resumed || await api("POST", "/api/multipart",
     { filename: file.name, contentType, size: file.size });
+  rememberUpload(file, upload.uploadId);
   const base = `/api/multipart/${encodeURIComponent(upload.uploadId)}`;
   const loaded = new Array(upload.partCount + 1).fill(0);
   const report = () => setProgress(loaded.reduce((a, b) => a + b, 0), file.size);
   const etags = new Array(upload.partCount + 1);
-  const queue = Array.from({ length: upload.partCount }, (_, i) => i + 1);
+  const sizeOf = (n) => Math.min(upload.partSize, file.size - (n - 1) * upload.partSize);
+  for (const part of (resumed ? resumed.parts : [])) {
+    if (part.size === sizeOf(part.partNumber)) { // a part cut short is sent again
+      etags[part.partNumber] = part.etag;
+      loaded[part.partNumber] = part.size;
+    }
+  }
+  const queue = Array.from({ length: upload.partCount }, (_, i) => i + 1).filter((n) => !etags[n]);
+  if (resumed) {
+    setStatus("uploading", `Resuming: ${upload.partCount - queue.length} of ${upload.partCount} parts already stored`);
+    report();
+  }
 
   async function partUrl(number) {
     const answer = await api("POST", `${base}/part-urls`, { partNumbers: [number] });
@@ -138,6 +179,8 @@ async function uploadMultipart(file, contentType) {
   } catch (error) {
     await api("DELETE", base).catch(() => undefined);
     throw error;
+  } finally {
+    rememberUpload(file, null);
   }
   return upload.videoId;
 }
