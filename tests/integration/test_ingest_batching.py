@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 
 from producer.ingest import Result, ingest
 from producer.sources import parse_body
+from schema.errors import BrokerUnavailable
 from tests.factories import r2_body
 from tests.integration.conftest import BUCKET, Fleet
 
@@ -70,4 +71,33 @@ def test_a_batch_of_a_hundred_events_is_one_upsert_and_one_pipeline(
     assert [o.result for o in outcomes].count(Result.DUPLICATE) == 10
     assert len(fleet.rows()) == 100
     for outcome in outcomes[:100]:
+        assert fleet.wait(outcome.task_id).error_message.startswith("validate-video: object")
+
+
+def test_a_failed_pipeline_releases_every_claim_of_its_batch_and_the_next_delivery_sends_all(
+    fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # given a batch of five whose Redis pipeline breaks when it is sent
+    bodies = [
+        r2_body(bucket=BUCKET, key=f"uploads/cut-{i}.mp4", etag=f"{i:032x}") for i in range(5)
+    ]
+    events = [e for b in bodies for e in parse_body(b)]
+
+    def connection_lost(self: redis.client.Pipeline, *args: Any, **kwargs: Any) -> Any:
+        if any(str(command[0]) == "LPUSH" for command, _options in self.command_stack):
+            raise redis.exceptions.ConnectionError("connection reset by peer")
+        return execute(self, *args, **kwargs)
+
+    execute = redis.client.Pipeline.execute
+    with monkeypatch.context() as patch:
+        patch.setattr(redis.client.Pipeline, "execute", connection_lost)
+        # when it is ingested, then the sender is told to retry (a 503 or a Queues retry)
+        with pytest.raises(BrokerUnavailable):
+            ingest(fleet.engine, fleet.publisher, events)
+    # and no row keeps a claim: any part of the pipeline may or may not have arrived
+    assert {(r.status, r.workflow_id) for r in fleet.rows()} == {("pending", None)}
+    # when the batch is delivered again, every chain is published and runs
+    outcomes = ingest(fleet.engine, fleet.publisher, events)
+    assert [o.result for o in outcomes] == [Result.PUBLISHED] * 5
+    for outcome in outcomes:
         assert fleet.wait(outcome.task_id).error_message.startswith("validate-video: object")
