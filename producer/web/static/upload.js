@@ -116,7 +116,7 @@ async function openUploadOf(file) {
     const stored = await api("GET", `/api/multipart/${encodeURIComponent(uploadId)}/parts`);
     return { uploadId, ...stored };
   } catch {
-    rememberUpload(file, null); // completed, aborted or expired: nothing to resume
+    rememberUpload(file, null); // completed, aborted, expired or unreachable: start anew
     return null;
   }
 }
