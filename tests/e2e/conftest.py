@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
@@ -79,23 +80,26 @@ def serve(settings: Settings, port: int, *, access_token: str | None = None) -> 
         thread.join(timeout=SERVER_START_TIMEOUT_S)
 
 
-@pytest.fixture
-def browser_context(tmp_path: Path) -> Iterator[BrowserContext]:
-    """Headless Chromium with a fresh user-data-dir."""
+@contextmanager
+def chromium(profile: Path, **options: Any) -> Iterator[BrowserContext]:
+    """Headless Debian Chromium with its own user-data-dir ``profile``; Playwright ``options``."""
     if shutil.which(CHROMIUM) is None:
         pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (make services does it)")
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"),
-            executable_path=CHROMIUM,
-            headless=True,
-            args=CHROMIUM_ARGS,
-            viewport={"width": 1000, "height": 900},
+            str(profile), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS, **options
         )
         try:
             yield context
         finally:
             context.close()
+
+
+@pytest.fixture
+def browser_context(tmp_path: Path) -> Iterator[BrowserContext]:
+    """Headless Chromium with a fresh user-data-dir."""
+    with chromium(tmp_path / "chromium-profile", viewport={"width": 1000, "height": 900}) as ctx:
+        yield ctx
 
 
 @pytest.fixture(scope="session")

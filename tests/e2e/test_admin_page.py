@@ -7,37 +7,20 @@ the task completes through the fleet's worker. Screenshots go to ``artifacts/``.
 
 from __future__ import annotations
 
-import tempfile
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import HttpCredentials, Page, expect
 
-from producer.web import create_app
 from schema.lifecycle import load_metadata
 from schema.settings import Settings
+from tests.e2e.conftest import chromium, serve
 from tests.integration.conftest import Fleet, _free_port
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = Path("/usr/bin/chromium")
-# --user-data-dir is the persistent context's directory, a fresh one per test.
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ADMIN = ("ops", "a-long-admin-password")
-ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 
 
 @pytest.fixture
@@ -46,44 +29,19 @@ def admin_server(fleet: Fleet) -> Iterator[str]:
     settings = Settings.model_validate(
         {**fleet.settings.model_dump(), "admin_username": ADMIN[0], "admin_password": ADMIN[1]}
     )
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve(settings, _free_port()) as base_url:
+        yield base_url
 
 
 @pytest.fixture
-def page() -> Iterator[Page]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium")
-    with (
-        tempfile.TemporaryDirectory(prefix="vf-chromium-") as profile,
-        sync_playwright() as playwright,
-    ):
-        context = playwright.chromium.launch_persistent_context(
-            profile,
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=CHROMIUM_FLAGS,
-            http_credentials={"username": ADMIN[0], "password": ADMIN[1]},
-        )
-        try:
-            yield context.new_page()
-        finally:
-            context.close()
+def page(tmp_path: Path) -> Iterator[Page]:
+    credentials: HttpCredentials = {"username": ADMIN[0], "password": ADMIN[1]}
+    with chromium(tmp_path / "chromium-profile", http_credentials=credentials) as context:
+        yield context.new_page()
 
 
 def test_admin_requeues_a_failed_task_from_the_page_and_it_completes(
-    fleet: Fleet, h264_mp4: Path, admin_server: str, page: Page
+    fleet: Fleet, h264_mp4: Path, admin_server: str, page: Page, artifacts_dir: Path
 ) -> None:
     # given a video uploaded while storage was down for longer than its retries lasted
     body = fleet.upload(h264_mp4, "uploads/during-outage.mp4")
@@ -95,7 +53,6 @@ def test_admin_requeues_a_failed_task_from_the_page_and_it_completes(
         fleet.s3_server.start()
     assert failed.status == "failed"
     backend = fleet.worker_name.removeprefix("test-")
-    ARTIFACTS.mkdir(exist_ok=True)
     # when an admin opens the page, the failed task is listed with its error
     page.goto(f"{admin_server}/admin/")
     row = page.locator(f'tr[data-task-id="{failed.id}"]')
@@ -103,7 +60,7 @@ def test_admin_requeues_a_failed_task_from_the_page_and_it_completes(
     expect(row).to_contain_text("uploads/during-outage.mp4")
     expect(row).to_contain_text("validate-video: gave up after 3 retries")
     expect(page.locator('button[data-status="failed"]')).to_have_text("failed (1)")
-    before = ARTIFACTS / f"admin-page-failed-{backend}.png"
+    before = artifacts_dir / f"admin-page-failed-{backend}.png"
     page.screenshot(path=str(before), full_page=True)
     # and clicks Requeue, accepting the confirmation
     dialogs: list[str] = []
@@ -120,7 +77,7 @@ def test_admin_requeues_a_failed_task_from_the_page_and_it_completes(
     page.locator('button[data-status="all"]').click()
     expect(row).to_have_attribute("data-status", "completed", timeout=90_000)
     expect(page.locator('button[data-status="failed"]')).to_have_text("failed (0)")
-    after = ARTIFACTS / f"admin-page-completed-{backend}.png"
+    after = artifacts_dir / f"admin-page-completed-{backend}.png"
     page.screenshot(path=str(after), full_page=True)
     print(f"screenshots: {before} {after}")
     done = fleet.row(failed.id)

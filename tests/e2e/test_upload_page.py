@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from playwright.sync_api import BrowserContext, Page, Request, Route, expect
 
 from producer import cors
+from schema.settings import Settings
 from schema.tables import tasks, videos
 from tests.access_keys import JwksServer, SigningKey
 from tests.e2e.conftest import serve
@@ -39,6 +40,21 @@ RESUME_KEY = "videofleet.multipart"  # upload.js: the multipart uploads this bro
 def _video(fleet: Fleet, video_id: str) -> Any:
     with fleet.engine.connect() as conn:
         return conn.execute(sa.select(videos).where(videos.c.id == video_id)).one()
+
+
+def _page_settings(
+    fleet: Fleet, jwks: JwksServer, limits: tuple[str, str], origin: str, **overrides: Any
+) -> Settings:
+    """The fleet's settings for the upload API, with the bucket's CORS rules set for ``origin``."""
+    settings = upload_settings(
+        fleet.settings,
+        jwks_url=jwks.url,
+        limits=limits,
+        upload_allowed_origins=origin,
+        **overrides,
+    )
+    cors.apply(settings)
+    return settings
 
 
 def _part_number(request: Request) -> str | None:
@@ -80,11 +96,10 @@ def test_a_video_chosen_in_the_page_is_uploaded_processed_and_shows_its_thumbnai
 ) -> None:
     # given the producer on uvicorn, the bucket's CORS rules for its origin, and a signed-in user
     port = _free_port()
-    overrides: dict[str, Any] = {"upload_allowed_origins": f"http://127.0.0.1:{port}"}
+    overrides: dict[str, Any] = {}
     if mode == "multipart":
         overrides |= {"multipart_threshold_bytes": 5 * MIB, "multipart_part_size_bytes": 5 * MIB}
-    settings = upload_settings(fleet.settings, jwks_url=jwks.url, limits=limits_redis, **overrides)
-    cors.apply(settings)
+    settings = _page_settings(fleet, jwks, limits_redis, f"http://127.0.0.1:{port}", **overrides)
     video_file = h264_mp4 if mode == "single" else raw_mkv
     with serve(settings, port, access_token=access_key.token()) as base_url:
         page = browser_context.new_page()
@@ -151,12 +166,7 @@ def test_the_page_refuses_a_non_video_and_a_file_over_5_gb_before_uploading(
 ) -> None:
     # given the page, with every request it makes recorded
     port = _free_port()
-    settings = upload_settings(
-        fleet.settings,
-        jwks_url=jwks.url,
-        limits=limits_redis,
-        upload_allowed_origins=f"http://127.0.0.1:{port}",
-    )
+    settings = _page_settings(fleet, jwks, limits_redis, f"http://127.0.0.1:{port}")
     with serve(settings, port, access_token=access_key.token()) as base_url:
         page = browser_context.new_page()
         requests: list[str] = []
@@ -189,13 +199,7 @@ def test_without_cors_rules_for_the_pages_origin_the_browser_cannot_put_to_the_b
 ) -> None:
     # given a bucket whose CORS rules allow another origin only
     port = _free_port()
-    settings = upload_settings(
-        fleet.settings,
-        jwks_url=jwks.url,
-        limits=limits_redis,
-        upload_allowed_origins="https://videos.example.com",
-    )
-    cors.apply(settings)
+    settings = _page_settings(fleet, jwks, limits_redis, "https://videos.example.com")
     with serve(settings, port, access_token=access_key.token()) as base_url:
         page = browser_context.new_page()
         page.goto(f"{base_url}/upload")
@@ -216,15 +220,14 @@ def test_a_multipart_upload_cut_off_by_a_reload_resumes_with_only_the_missing_pa
 ) -> None:
     # given the page with 5 MiB parts, and a bucket that never answers the third part's PUT
     port = _free_port()
-    settings = upload_settings(
-        fleet.settings,
-        jwks_url=jwks.url,
-        limits=limits_redis,
-        upload_allowed_origins=f"http://127.0.0.1:{port}",
+    settings = _page_settings(
+        fleet,
+        jwks,
+        limits_redis,
+        f"http://127.0.0.1:{port}",
         multipart_threshold_bytes=5 * MIB,
         multipart_part_size_bytes=5 * MIB,
     )
-    cors.apply(settings)
     s3_routes = f"{fleet.s3_server.url}/**"
     with serve(settings, port, access_token=access_key.token()) as base_url:
         page = browser_context.new_page()
