@@ -16,6 +16,7 @@ reason, and deletes go to ``producer.deletion``.
 
 from __future__ import annotations
 
+import functools
 import logging
 import sqlite3
 import uuid
@@ -157,7 +158,7 @@ def _record_and_claim(engine: Engine, events: list[ObjectEvent]) -> dict[str, st
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             columns = {name: [offer[i] for offer in offers] for i, name in enumerate(OFFERED)}
-            result = conn.execute(_POSTGRES_UPSERT, columns | common)
+            result = conn.execute(_postgres_upsert(), columns | common)
         else:
             # A list of parameter sets: SQLAlchemy sends multi-row VALUES pages of one cached
             # statement ("insertmanyvalues"), results combined.
@@ -166,6 +167,7 @@ def _record_and_claim(engine: Engine, events: list[ObjectEvent]) -> dict[str, st
         return {row.id: row.workflow_id for row in result}
 
 
+@functools.cache
 def _postgres_upsert() -> sa.Executable:
     """``INSERT ... SELECT FROM unnest(arrays)``: one short statement whatever the batch size.
 
@@ -201,9 +203,6 @@ def _claiming(insert: postgresql.Insert | sqlite.Insert) -> sa.Executable:
         },
         where=sa.and_(tasks.c.workflow_id.is_(None), tasks.c.status == TaskStatus.PENDING.value),
     ).returning(tasks.c.id, tasks.c.workflow_id)
-
-
-_POSTGRES_UPSERT = _postgres_upsert()
 
 
 def _publish_or_release(engine: Engine, publisher: Publisher, claims: dict[str, str]) -> None:
