@@ -13,16 +13,19 @@ own upload, whose key comes from its ``videos`` row.
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
 from producer.upload_policy import MAX_PARTS
-from producer.uploads import MultipartUpload, NewUpload
+from producer.uploads import MultipartUpload, NewMultipart, NewUpload
 from producer.web.errors import ErrorRoute, api_error, openapi_errors
 from producer.web.upload_deps import CallerDep, ServicesDep, upload_lifespan
 from schema.errors import StorageUnavailable, UploadRejected
+
+Started = TypeVar("Started", NewUpload, NewMultipart)
 
 router = APIRouter(
     prefix="/api",
@@ -146,16 +149,7 @@ def _url_out(upload: NewUpload) -> UploadUrlOut:
 def upload_url(body: UploadRequest, caller: CallerDep, services: ServicesDep) -> UploadUrlOut:
     """Create the video's row and a presigned PUT bound to its content type and length."""
     _admit(body, caller, services, single=True)
-    try:
-        upload = services.uploads.start_single(
-            owner=caller.user_id,
-            filename=body.filename,
-            content_type=body.contentType,
-            size=body.size,
-        )
-    except (UploadRejected, StorageUnavailable) as exc:
-        raise api_error(exc) from exc
-    return _url_out(upload)
+    return _url_out(_start(services.uploads.start_single, body, caller))
 
 
 def _admit(body: UploadRequest, caller: CallerDep, services: ServicesDep, *, single: bool) -> None:
@@ -169,6 +163,19 @@ def _admit(body: UploadRequest, caller: CallerDep, services: ServicesDep, *, sin
         raise api_error(exc) from exc
 
 
+def _start(start: Callable[..., Started], body: UploadRequest, caller: CallerDep) -> Started:
+    """Create the video's row and the upload (``start_single`` or ``start_multipart``)."""
+    try:
+        return start(
+            owner=caller.user_id,
+            filename=body.filename,
+            content_type=body.contentType,
+            size=body.size,
+        )
+    except (UploadRejected, StorageUnavailable) as exc:
+        raise api_error(exc) from exc
+
+
 @router.post(
     "/multipart",
     status_code=201,
@@ -178,15 +185,7 @@ def _admit(body: UploadRequest, caller: CallerDep, services: ServicesDep, *, sin
 def create_multipart(body: UploadRequest, caller: CallerDep, services: ServicesDep) -> MultipartOut:
     """Create the video's row and the multipart upload; parts are equal, at least 5 MiB."""
     _admit(body, caller, services, single=False)
-    try:
-        upload = services.uploads.start_multipart(
-            owner=caller.user_id,
-            filename=body.filename,
-            content_type=body.contentType,
-            size=body.size,
-        )
-    except (UploadRejected, StorageUnavailable) as exc:
-        raise api_error(exc) from exc
+    upload = _start(services.uploads.start_multipart, body, caller)
     return MultipartOut(
         uploadId=upload.upload_id,
         key=upload.key,
