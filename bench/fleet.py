@@ -5,7 +5,7 @@ processes) and a bare no-op worker (``celery -A bench.noop``) on one Redis broke
 
 - orchestration: the whole 3-step chain on a tiny video vs a bare chain of three no-op tasks,
   run one at a time, interleaved, medians; "overhead" is the chain's latency minus the media
-  work measured inside the steps (ffprobe and the capture), i.e. what the DB writes, S3 calls
+  work measured inside the steps (the probe and the capture), i.e. what the DB writes, S3 calls
   and broker hops add;
 - latency: 50 ten-second clips delivered as notifications at a steady pace, p50/p95 from the
   notification's ingest to the task row's ``completed`` time.
@@ -123,7 +123,7 @@ class Fleet:
         }
 
     def worker_cpu_s(self) -> float:
-        """CPU seconds used so far by the fleet worker and its pool processes (and ffprobe)."""
+        """CPU seconds used so far by the fleet worker and its pool processes ."""
         root = psutil.Process(self.worker.pid)
         total = 0.0
         for proc in [root, *root.children(recursive=True)]:
@@ -202,7 +202,7 @@ def orchestration(fleet: Fleet, *, chains: int) -> None:
     w, o, b = (statistics.median(x) for x in (whole, overhead, bare))
     print(f"\n## Orchestration: {chains} chains each, one at a time, medians")
     print(f"  whole chain, tiny video ({tiny.stat().st_size / 1e6:.1f} MB): {w:7.0f} ms")
-    print(f"  of which orchestration (minus ffprobe and capture): {o:7.0f} ms")
+    print(f"  of which orchestration (minus probe and capture): {o:7.0f} ms")
     print(f"  bare chain of three no-op tasks:                    {b:7.0f} ms")
     print(f"  whole / bare = {w / b:.2f}x; orchestration / bare = {o / b:.2f}x")
     print(f"  [{'PASS' if o / b <= 2 else 'FAIL'}] orchestration at most 2x the bare chain")
@@ -235,7 +235,7 @@ def latency(fleet: Fleet, *, videos: int, interval_s: float) -> None:
     ]
     print(f"  failed: {len(failed)}; all done in {elapsed:.1f} s")
     print(f"  median time inside the three steps: {1000 * statistics.median(steps):.0f} ms")
-    print(f"  worker CPU per video (pool, ffprobe, Celery, DB, S3): {worker_cpu / videos:.3f} s")
+    print(f"  worker CPU per video (pool, Celery, DB, S3): {worker_cpu / videos:.3f} s")
     per_event_ms = 1000 * ingest_cpu / videos
     print(f"  producer CPU per event (ingest: insert, claim, publish): {per_event_ms:.1f} ms")
 

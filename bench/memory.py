@@ -1,9 +1,9 @@
 """Worker peak memory with a 10 MB source vs a 2 GB source.
 
 Each measurement is a fresh process that imports the worker (Celery app, tasks, PyAV), probes
-the source with ffprobe and runs the thumbnail step's capture (10 thumbnails and the default
-storyboard) over HTTP, then reports its own peak RSS (``ru_maxrss``) and ffprobe's. A fresh
-process per run keeps one run's peak from hiding the next one's.
+the source in-process and runs the thumbnail step's capture (10 thumbnails and the default
+storyboard) over HTTP, then reports its peak RSS (``ru_maxrss``). A fresh process per run keeps
+one run's peak from hiding the next one's.
 """
 
 from __future__ import annotations
@@ -29,9 +29,15 @@ def child(url: str) -> None:
     from schema.settings import Settings
     from workers import storyboard
     from workers.media import plan_thumbnails, probe
+    from workers.rangereader import RangeSource
     from workers.thumbnails import ReadLimits, capture
 
-    info = probe(url, video_key="bench", timeout_s=120)
+    settings = Settings()
+    pool = urllib3.PoolManager()
+    source = RangeSource(url, video_key="bench", pool=pool)
+    info = probe(
+        source.cursor(), video_key="bench", size_bytes=None, max_pixels=settings.max_video_pixels
+    )
     board = storyboard.plan_storyboard(
         info.duration_s, min_interval_s=2, max_tiles=30, columns=6, tile_width=160, tile_height=90
     )
@@ -44,13 +50,13 @@ def child(url: str) -> None:
         search_attempts=5,
         board=board,
         limits=ReadLimits(128 * 1024, 4 * 1024 * 1024, 8 * 1024 * 1024, 30),
-        pool=urllib3.PoolManager(),
-        decoders=Settings().thumbnail_decoders,
+        pool=pool,
+        decoders=settings.thumbnail_decoders,
+        max_pixels=settings.max_video_pixels,
     )
     peak = {
         "worker_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "ffprobe_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
-        "bytes_read": result.bytes_read,
+        "bytes_read": source.bytes_read + result.bytes_read,
     }
     print(json.dumps(peak))
 
@@ -77,14 +83,13 @@ def main() -> None:
                 )
                 results[name].append(json.loads(out.stdout.strip().splitlines()[-1]))
     print("\n## Worker peak RSS (probe + 10 thumbnails + 30-tile storyboard, fresh process)")
-    print("source    size MB   worker MB  ffprobe MB   read MB  runs")
+    print("source    size MB   worker MB   read MB  runs")
     medians = {}
     for name, path in sources.items():
         rows = results[name]
         medians[name] = statistics.median(r["worker_mb"] for r in rows)
         print(
             f"{name:<8} {path.stat().st_size / 1e6:>8.0f} {medians[name]:>11.1f}"
-            f" {statistics.median(r['ffprobe_mb'] for r in rows):>11.1f}"
             f" {statistics.median(r['bytes_read'] for r in rows) / 1e6:>9.2f} {len(rows):>5}"
         )
     ratio = medians["2 GB"] / medians["10 MB"]

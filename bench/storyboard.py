@@ -90,6 +90,7 @@ def main() -> None:
             limits=ReadLimits(128 * 1024, 4 * 1024 * 1024, 8 * 1024 * 1024, 30),
             pool=urllib3.PoolManager(),
             decoders=settings.thumbnail_decoders,
+            max_pixels=settings.max_video_pixels,
         )
     assert result.sprite_jpeg is not None
     assert result.vtt is not None

@@ -14,7 +14,7 @@ For each source (10-minute 1080p H.264 with the index at the front and at the en
 - ``step-2dec``: the same with two decoders in parallel (``THUMBNAIL_DECODERS=2``), which
   overlaps round trips to a distant store at the price of a second demuxer;
 - ``step+board``: the same with the default 30-tile storyboard;
-- ``probe``: the validate step's ffprobe, for the "probe plus 10 thumbnails" CPU figure.
+- ``probe``: the validate step's in-process probe, for the "probe plus 10 thumbnails" CPU figure.
 
 Wall and CPU seconds are medians over the rounds (``naive`` runs once unless asked); bytes and
 requests are what the server sent.
@@ -38,10 +38,11 @@ import urllib3
 
 from bench import media
 from bench.fileserver import FileServer
-from schema.settings import Settings
+from schema.settings import DEFAULT_MAX_VIDEO_PIXELS, Settings
 from workers import media as worker_media
 from workers import storyboard
 from workers.frames import encode_jpeg, output_size
+from workers.rangereader import RangeSource
 from workers.thumbnails import ReadLimits, capture
 
 COUNT = 10
@@ -145,6 +146,7 @@ def _step(
             board=board,
             limits=LIMITS,
             pool=pool,
+            max_pixels=DEFAULT_MAX_VIDEO_PIXELS,
             decoders=decoders,
         )
         for index, shot in enumerate(result.shots):
@@ -156,8 +158,11 @@ def _step(
 
 
 def probe(url: str, times: list[float], out: Path) -> None:
-    """The validate step's ffprobe."""
-    worker_media.probe(url, video_key="bench", timeout_s=120)
+    """The validate step's in-process probe over the bounded range reader."""
+    source = RangeSource(url, video_key="bench", pool=urllib3.PoolManager())
+    worker_media.probe(
+        source.cursor(), video_key="bench", size_bytes=None, max_pixels=DEFAULT_MAX_VIDEO_PIXELS
+    )
 
 
 def measure(

@@ -9,7 +9,9 @@
     │   └── WebhookUndelivered
     └── PermanentError        never retried; the task fails at once with the reason recorded
         ├── NotAVideo
+        │   └── VideoTooLarge   more pixels per frame than MAX_VIDEO_PIXELS
         ├── ObjectMissing
+        ├── Superseded      the object was overwritten: the newer version's task processes it
         ├── InvalidEvent
         ├── IllegalTransition
         ├── WebhookExpired
@@ -73,12 +75,41 @@ class PermanentError(VideofleetError):
 
 
 class NotAVideo(PermanentError):
-    """Raised when ffprobe reads the object but finds no decodable video stream."""
+    """Raised when the bytes were read but hold no decodable video in an allowed container."""
 
     def __init__(self, message: str, *, video_key: str, stderr_tail: str = "") -> None:
         super().__init__(message)
         self.video_key = video_key
         self.stderr_tail = stderr_tail
+
+
+class VideoTooLarge(NotAVideo):
+    """Raised when a frame has more pixels than the fleet decodes (``MAX_VIDEO_PIXELS``).
+
+    One such frame can take gigabytes to decode, so it is refused before any frame is decoded.
+    """
+
+    def __init__(self, *, video_key: str, width: int, height: int, max_pixels: int) -> None:
+        super().__init__(
+            f"the video is {width}x{height}, more than the {max_pixels} pixels per frame"
+            " this fleet decodes (MAX_VIDEO_PIXELS)",
+            video_key=video_key,
+        )
+        self.width = width
+        self.height = height
+        self.max_pixels = max_pixels
+
+
+class Superseded(PermanentError):
+    """Raised when the object no longer is the version a task was created for.
+
+    The key was overwritten (or the notification named a version that never was): the task for
+    the version in the bucket processes it, so this one ends without work or writes.
+    """
+
+    def __init__(self, message: str, *, video_key: str) -> None:
+        super().__init__(message)
+        self.video_key = video_key
 
 
 class ObjectMissing(PermanentError):

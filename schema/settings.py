@@ -48,6 +48,10 @@ DEFAULT_RECOVERY_INTERVAL_S = 60
 PLACEHOLDER_ADMIN_PASSWORDS = PLACEHOLDER_SECRETS | {"admin", "password", "videofleet"}
 
 
+# 8K UHD (7680x4320) fits; a 16000x16000 frame (a gigabyte decoded) does not.
+DEFAULT_MAX_VIDEO_PIXELS = 7680 * 4320
+
+
 class Settings(BaseSettings):
     """Every tunable of the fleet; see ``.env.example`` for what each one means."""
 
@@ -122,6 +126,8 @@ class Settings(BaseSettings):
     thumbnails_prefix: str = "thumbnails/"
     thumbnail_count: int = Field(default=5, ge=1, le=100)
     thumbnail_width_px: int = Field(default=320, ge=16, le=3840)
+    # Frames larger than this are refused at validation: decoding one costs its size in memory.
+    max_video_pixels: int = Field(default=DEFAULT_MAX_VIDEO_PIXELS, ge=64 * 64)
 
     # -- media fast path (issue 6) --
     thumbnail_jpeg_quality: int = Field(default=3, ge=2, le=31)

@@ -10,10 +10,12 @@ accurate seek decodes forward to the time.
 
 from __future__ import annotations
 
+import functools
 import io
 import itertools
 import logging
 import math
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,10 +23,12 @@ from fractions import Fraction
 
 import av
 import av.error
+import av.logging
 from av.video.frame import VideoFrame
 from av.video.stream import VideoStream
 
-from schema.errors import NotAVideo
+from schema.errors import NotAVideo, VideoTooLarge
+from workers import formats
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +104,11 @@ class FrameSource:
         self._stream: VideoStream = streams[0]
         self._stream.thread_count = 1
         self._width_px = width_px
+        self._sar = sample_aspect(self._stream)
+        # Times are on the video's own timeline: 0 is its first frame, whatever offset the
+        # container puts before it (MPEG-TS clocks, MP4 edit lists, audio that leads).
+        start, time_base = self._stream.start_time, self._stream.time_base
+        self._origin_s = float(start * time_base) if start is not None and time_base else 0.0
         self._last: Picture | None = None
         self._last_key_pts: int | None = None
         self._forward_s: float | None = None
@@ -107,9 +116,8 @@ class FrameSource:
 
     @property
     def duration_s(self) -> float:
-        """The container's duration (0 when unknown)."""
-        duration = self._container.duration
-        return duration / av.time_base if duration else 0.0
+        """The video's duration by the one rule of ``playable_duration_s`` (0 when unknown)."""
+        return playable_duration_s(self._container)
 
     def picture_at(self, at_s: float, *, max_distance_s: float) -> Picture | None:
         """The keyframe at or before ``at_s``; an accurate decode when that yields nothing.
@@ -161,15 +169,10 @@ class FrameSource:
         return max(tried, key=lambda p: (p.contrast, p.mean_luma))
 
     def _keyframe(self, at_s: float) -> Picture | None:
-        stream = self._stream
-        target = self._pts(at_s)
         self._forward_s = None
-        try:
-            self._container.seek(target, stream=stream, backward=True, any_frame=False)
-        except av.error.FFmpegError:
+        # Seeking flushes the decoder: a drained one stays at end-of-stream until flushed.
+        if not self._seek(self._pts(at_s)):
             return None
-        # A drained decoder stays at end-of-stream until flushed.
-        stream.codec_context.flush_buffers()
         try:
             return self._first_keyframe(at_s)
         except av.error.FFmpegError:
@@ -194,7 +197,11 @@ class FrameSource:
                 # Reordering delay (B-frames): drain to get the keyframe out.
                 frames = stream.codec_context.decode(None)
             if frames:
-                packet_s = float(packet.pts * packet.time_base) if packet.pts is not None else at_s
+                packet_s = (
+                    float(packet.pts * packet.time_base) - self._origin_s
+                    if packet.pts is not None
+                    else at_s
+                )
                 self._last = self._picture(frames[0], at_s, "keyframe", fallback_s=packet_s)
                 self._last_key_pts = packet.pts
                 return self._last
@@ -204,25 +211,44 @@ class FrameSource:
     def _accurate(self, at_s: float, *, seek: bool = True) -> Picture | None:
         target = self._pts(at_s)
         self._forward_s = None
-        if seek:
-            try:
-                self._container.seek(target, stream=self._stream, backward=True, any_frame=False)
-            except av.error.FFmpegError:
+        if seek and not self._seek(target):
+            return None
+        latest, exhausted = self._decode_until(target)
+        if latest is None and seek:
+            # Without an index (MPEG-TS) a timestamp seek can land past the only keyframe, and
+            # then nothing decodes: decode from the first frame instead.
+            if not self._seek(0):
                 return None
-            self._stream.codec_context.flush_buffers()
+            latest, exhausted = self._decode_until(target)
+        if latest is None:
+            return None
+        picture = self._picture(latest, at_s, "accurate")
+        # A decoder that reached the end of the stream is drained: it cannot decode on.
+        self._forward_s = None if exhausted else picture.frame_s
+        return picture
+
+    def _seek(self, target: int) -> bool:
+        try:
+            self._container.seek(target, stream=self._stream, backward=True, any_frame=False)
+        except av.error.FFmpegError:
+            return False
+        self._stream.codec_context.flush_buffers()
+        return True
+
+    def _decode_until(self, target: int) -> tuple[VideoFrame | None, bool]:
+        """The first frame at or after ``target`` (else the last), and whether the stream ended."""
         latest: VideoFrame | None = None
         try:
             for frame in self._container.decode(self._stream):
                 latest = frame
                 if frame.pts is not None and frame.pts >= target:
-                    break
+                    return latest, False
+        except av.error.EOFError:
+            # The decoder was drained by an earlier pass that reached the last frame.
+            pass
         except av.error.InvalidDataError:
             pass
-        if latest is None:
-            return None
-        picture = self._picture(latest, at_s, "accurate")
-        self._forward_s = picture.frame_s
-        return picture
+        return latest, True
 
     def _pts(self, at_s: float) -> int:
         time_base = self._stream.time_base or Fraction(1, 1000)
@@ -233,10 +259,9 @@ class FrameSource:
         self, frame: VideoFrame, at_s: float, method: str, *, fallback_s: float | None = None
     ) -> Picture:
         self.decoded += 1
-        sar = self._stream.codec_context.sample_aspect_ratio or Fraction(1)
         rotation = int(frame.rotation or 0) % 360
         out_w, out_h = output_size(
-            frame.width, frame.height, sar=Fraction(sar), rotation=rotation, width_px=self._width_px
+            frame.width, frame.height, sar=self._sar, rotation=rotation, width_px=self._width_px
         )
         turned = rotation % 180 == 90
         scaled = frame.reformat(
@@ -245,27 +270,162 @@ class FrameSource:
         if rotation in _TRANSPOSE:
             scaled = _rotate(scaled, _TRANSPOSE[rotation])
         mean, contrast = luma_stats(scaled)
-        frame_s = float(frame.time) if frame.time is not None else math.nan
+        frame_s = float(frame.time) - self._origin_s if frame.time is not None else math.nan
         if math.isnan(frame_s):
             frame_s = fallback_s if fallback_s is not None else at_s
         return Picture(at_s, round(frame_s, 3), scaled, mean, contrast, method)
 
 
 @contextmanager
-def open_source(reader: io.RawIOBase, *, video_key: str, width_px: int) -> Iterator[FrameSource]:
-    """Open ``reader`` with PyAV, reading only through it.
+def open_source(
+    reader: io.RawIOBase, *, video_key: str, width_px: int, max_pixels: int
+) -> Iterator[FrameSource]:
+    """Open ``reader`` with PyAV as an allowed container, reading only through it.
+
+    The demuxer is forced to the container ``workers.formats`` recognises, and any attempt to
+    open another resource (a URL, a path) is refused, so nothing but the object's own bytes is
+    ever read. Decoders refuse frames above ``max_pixels`` before allocating them.
 
     Raises:
-        NotAVideo: PyAV cannot read it as a video.
+        NotAVideo: not an allowed container, or PyAV cannot read it as one.
+        VideoTooLarge: its frames have more than ``max_pixels`` pixels.
+        ObjectMissing / StorageUnavailable: from the reader.
     """
-    try:
-        container = av.open(reader, mode="r", buffer_size=IO_BUFFER_BYTES)
-    except (av.error.InvalidDataError, av.error.FFmpegError) as exc:
-        raise NotAVideo(f"not a readable video: {exc}", video_key=video_key) from exc
+    container = open_container(reader, video_key=video_key, max_pixels=max_pixels)
     try:
         yield FrameSource(container, video_key=video_key, width_px=width_px)
     finally:
         container.close()
+
+
+def open_container(
+    reader: io.RawIOBase, *, video_key: str, max_pixels: int
+) -> av.container.InputContainer:
+    """The allow-listed, no-nested-opens PyAV container behind ``open_source``."""
+    head = reader.read(formats.HEAD_BYTES) or b""
+    reader.seek(0)
+    if not head:
+        raise NotAVideo("the object is empty", video_key=video_key)
+    kind = formats.sniff(head)
+    if kind is None:
+        raise NotAVideo(
+            "not a video: the content is no container this fleet reads "
+            f"({', '.join(c.label for c in formats.ALLOWED)})",
+            video_key=video_key,
+        )
+    nested: list[str] = []
+    with _ffmpeg_errors() as logs:
+        try:
+            container = av.open(
+                reader,
+                mode="r",
+                format=kind.demuxer,
+                buffer_size=IO_BUFFER_BYTES,
+                options={"max_pixels": str(max_pixels)},
+                io_open=functools.partial(_refuse_nested_open, nested),
+            )
+        except (av.error.FFmpegError, _NestedOpenRefused) as exc:
+            raise _open_failure(exc, kind, logs, nested, video_key, max_pixels) from exc
+    if nested:
+        container.close()
+        raise _nested_failure(kind, video_key)
+    too_large = _pixel_limit_hit(logs)
+    if too_large is not None:
+        container.close()
+        width, height = too_large
+        raise VideoTooLarge(video_key=video_key, width=width, height=height, max_pixels=max_pixels)
+    return container
+
+
+class _NestedOpenRefused(OSError):
+    """Raised into ffmpeg when a demuxer tries to open anything but the object itself."""
+
+
+def _refuse_nested_open(attempts: list[str], url: str, flags: int, options: object) -> None:
+    # Only the fact is kept: the URL is the uploader's text and may name internal hosts.
+    attempts.append(url)
+    raise _NestedOpenRefused("nested open refused")
+
+
+def _open_failure(
+    exc: Exception,
+    kind: formats.Container,
+    logs: list[tuple[int, str, str]],
+    nested: list[str],
+    video_key: str,
+    max_pixels: int,
+) -> NotAVideo:
+    too_large = _pixel_limit_hit(logs)
+    if too_large is not None:
+        width, height = too_large
+        return VideoTooLarge(video_key=video_key, width=width, height=height, max_pixels=max_pixels)
+    if nested:
+        return _nested_failure(kind, video_key)
+    reason = (
+        exc.strerror if isinstance(exc, av.error.FFmpegError) and exc.strerror else "unreadable"
+    )
+    return NotAVideo(f"not a readable {kind.label} video: {reason}", video_key=video_key)
+
+
+def _nested_failure(kind: formats.Container, video_key: str) -> NotAVideo:
+    return NotAVideo(
+        f"not a video: the {kind.label} file refers to other files or URLs", video_key=video_key
+    )
+
+
+_PIXEL_LIMIT_RE = re.compile(r"Picture size (\d+)x(\d+) exceeds specified max pixel count")
+
+
+def _pixel_limit_hit(logs: list[tuple[int, str, str]]) -> tuple[int, int] | None:
+    """The frame size a decoder refused for ``max_pixels`` (ffmpeg says so only in its log)."""
+    for _level, _name, message in logs:
+        match = _PIXEL_LIMIT_RE.search(message)
+        if match:
+            return int(match[1]), int(match[2])
+    return None
+
+
+@contextmanager
+def _ffmpeg_errors() -> Iterator[list[tuple[int, str, str]]]:
+    """Collect ffmpeg's error lines from this thread: the pixel limit is reported nowhere else.
+
+    PyAV forwards no ffmpeg log by default; it is switched on only while a container opens, so
+    decoders' chatter about damaged frames does not flood the worker's log.
+    """
+    previous = av.logging.get_level()
+    av.logging.set_level(av.logging.ERROR)
+    try:
+        with av.logging.Capture(local=True) as logs:
+            yield logs
+    finally:
+        av.logging.set_level(previous)
+
+
+def sample_aspect(stream: VideoStream) -> Fraction:
+    """The one rule for a picture's shape: the container's sample aspect ratio, else the codec's.
+
+    It is ffmpeg's own guess (``av_guess_sample_aspect_ratio``), what players show; the probe,
+    the thumbnails and the storyboard all use it, so their display sizes agree.
+    """
+    for ratio in (stream.sample_aspect_ratio, stream.codec_context.sample_aspect_ratio):
+        if ratio:
+            return Fraction(ratio)
+    return Fraction(1)
+
+
+def playable_duration_s(container: av.container.InputContainer) -> float:
+    """How long the video really plays: what its streams say, else what the container says.
+
+    A container header can claim anything (an MP4 whose ``mvhd`` says 49.7 days over a 3-second
+    track); the streams' own durations are measured from their samples, so they win.
+    """
+    streams = [*container.streams.video, *container.streams.audio]
+    measured = [
+        float(s.duration * s.time_base) for s in streams if s.duration and s.time_base is not None
+    ]
+    if measured:
+        return max(measured)
+    return container.duration / av.time_base if container.duration else 0.0
 
 
 def _rotate(frame: VideoFrame, filters: tuple[str, ...]) -> VideoFrame:

@@ -1,41 +1,29 @@
-"""Media facts and plans: probing a video over HTTP and cutting thumbnails by input seeking.
+"""Media facts and plans: probing a video in-process and planning where thumbnails are cut.
 
-Parsing and planning are pure functions; ``probe`` is the only I/O and reads the object through
-a presigned URL with HTTP range requests, never downloading it. Thumbnails are cut in-process
-(``workers.thumbnails``); ``thumbnail_command`` is the best command line, kept for the bench.
+``probe`` reads the object through the same bounded, retrying range reader as the thumbnails
+(``workers.rangereader``), opened by ``workers.frames.open_container``: only allow-listed
+containers, no nested opens, a pixel limit before any frame is decoded. Planning is pure.
+``thumbnail_command`` is the best ffmpeg command line for the same job, kept for the bench.
 """
 
 from __future__ import annotations
 
-import json
+import io
 import logging
-import subprocess
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import av
+import av.error
 import ffmpeg
+from av.video.stream import VideoStream
 
-from schema.errors import NotAVideo, ObjectMissing, StorageUnavailable, VideofleetError
-from workers import supervise
+from schema.errors import NotAVideo, VideoTooLarge
+from workers import formats, frames
 
 logger = logging.getLogger(__name__)
-
-# Demuxers that read still images: ffprobe reports a "video" stream for them.
-_IMAGE_FORMATS = ("image2", "png_pipe", "jpeg_pipe", "webp_pipe", "gif", "bmp_pipe", "tiff_pipe")
-_TRANSIENT_MARKERS = (
-    "Connection refused",
-    "Connection timed out",
-    "Operation timed out",
-    "Server returned 5",
-    "Server returned 403",  # an expired presigned URL: a retry presigns a new one
-    "Server returned 429",
-    "Input/output error",
-    "Network is unreachable",
-)
-_MISSING_MARKERS = ("Server returned 404",)
-STDERR_TAIL_CHARS = 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,41 +48,52 @@ class MediaInfo:
         return asdict(self)
 
 
-def parse_probe(data: dict[str, Any], *, video_key: str) -> MediaInfo:
-    """Turn ffprobe's JSON into ``MediaInfo``.
+def probe(
+    reader: io.RawIOBase, *, video_key: str, size_bytes: int | None, max_pixels: int
+) -> MediaInfo:
+    """Learn what the object is, reading it only through ``reader``.
+
+    The first frame is decoded: it carries the display rotation and proves the stream decodes.
 
     Raises:
-        NotAVideo: no video stream, a still image, or no positive duration.
+        NotAVideo: no allowed container, no video stream, no size or duration, undecodable.
+        VideoTooLarge: frames above ``max_pixels``.
+        ObjectMissing / StorageUnavailable: from the reader (never a fact about the file).
     """
-    fmt = data.get("format") or {}
-    streams = data.get("streams") or []
-    video = next(
-        (
-            s
-            for s in streams
-            if s.get("codec_type") == "video"
-            and not (s.get("disposition") or {}).get("attached_pic")
-        ),
-        None,
-    )
-    container = str(fmt.get("format_name", ""))
+    container = frames.open_container(reader, video_key=video_key, max_pixels=max_pixels)
+    try:
+        return describe(
+            container, video_key=video_key, size_bytes=size_bytes, max_pixels=max_pixels
+        )
+    finally:
+        container.close()
+
+
+def describe(
+    container: av.container.InputContainer,
+    *,
+    video_key: str,
+    size_bytes: int | None,
+    max_pixels: int,
+) -> MediaInfo:
+    """``MediaInfo`` of an opened container (see ``probe``)."""
+    video = _video_stream(container)
     if video is None:
         raise NotAVideo("the file has no video stream", video_key=video_key)
-    if container in _IMAGE_FORMATS:
-        raise NotAVideo(
-            f"the file is a still image ({container}), not a video", video_key=video_key
-        )
-    duration = _number(fmt.get("duration")) or _number(video.get("duration"))
-    if not duration or duration <= 0:
-        raise NotAVideo("the video has no duration", video_key=video_key)
-    width, height = int(video.get("width") or 0), int(video.get("height") or 0)
+    width, height = video.codec_context.width, video.codec_context.height
     if width <= 0 or height <= 0:
         raise NotAVideo("the video stream has no picture size", video_key=video_key)
-    rotation = _rotation(video)
+    if width * height > max_pixels:
+        raise VideoTooLarge(video_key=video_key, width=width, height=height, max_pixels=max_pixels)
+    duration = frames.playable_duration_s(container)
+    if duration <= 0:
+        raise NotAVideo("the video has no duration", video_key=video_key)
+    rotation = _first_frame_rotation(container, video, video_key=video_key)
     display_w, display_h = display_size(
-        width, height, sar=video.get("sample_aspect_ratio"), rotation=rotation
+        width, height, sar=frames.sample_aspect(video), rotation=rotation
     )
-    audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
+    audio = next(iter(container.streams.audio), None)
+    rate = video.average_rate or video.guessed_rate
     return MediaInfo(
         duration_s=round(duration, 3),
         width=width,
@@ -102,19 +101,46 @@ def parse_probe(data: dict[str, Any], *, video_key: str) -> MediaInfo:
         display_width=display_w,
         display_height=display_h,
         rotation=rotation,
-        video_codec=str(video.get("codec_name", "unknown")),
-        audio_codec=str(audio["codec_name"]) if audio and audio.get("codec_name") else None,
-        frame_rate=_rate(video.get("avg_frame_rate")) or _rate(video.get("r_frame_rate")),
-        bit_rate=_int(fmt.get("bit_rate")) or _int(video.get("bit_rate")),
-        size_bytes=_int(fmt.get("size")),
-        container=container,
+        video_codec=video.codec_context.name,
+        audio_codec=audio.codec_context.name if audio is not None else None,
+        frame_rate=round(float(rate), 3) if rate else None,
+        bit_rate=container.bit_rate or video.codec_context.bit_rate or None,
+        size_bytes=size_bytes,
+        container=_container_name(container),
     )
 
 
-def display_size(width: int, height: int, *, sar: str | None, rotation: int) -> tuple[int, int]:
+def _container_name(container: av.container.InputContainer) -> str:
+    """ffmpeg's full demuxer name (``mov,mp4,m4a,3gp,3g2,mj2``), as ffprobe reports it."""
+    kind = formats.named(container.format.name)
+    return kind.names if kind is not None else container.format.name
+
+
+def _video_stream(container: av.container.InputContainer) -> VideoStream | None:
+    """The first video stream that is a moving picture, not cover art."""
+    for stream in container.streams.video:
+        if not stream.disposition & av.stream.Disposition.attached_pic:
+            return stream
+    return None
+
+
+def _first_frame_rotation(
+    container: av.container.InputContainer, video: VideoStream, *, video_key: str
+) -> int:
+    """The display rotation (degrees counterclockwise, 0-359) the first frame carries."""
+    video.thread_count = 1
+    try:
+        for frame in container.decode(video):
+            return int(frame.rotation or 0) % 360
+    except av.error.FFmpegError as exc:
+        reason = exc.strerror or "undecodable"
+        raise NotAVideo(f"not a readable video: {reason}", video_key=video_key) from exc
+    raise NotAVideo("not a readable video: no frame could be decoded", video_key=video_key)
+
+
+def display_size(width: int, height: int, *, sar: Fraction, rotation: int) -> tuple[int, int]:
     """The size a player shows: the stored size stretched by the sample aspect ratio, rotated."""
-    ratio = _ratio(sar)
-    display_w = round(width * ratio) if ratio else width
+    display_w = round(width * sar) if sar > 0 else width
     if rotation % 180 == 90:
         return height, display_w
     return display_w, height
@@ -128,20 +154,6 @@ def plan_thumbnails(duration_s: float, count: int) -> list[float]:
     if count < 1 or duration_s <= 0:
         return []
     return [round(duration_s * (i + 0.5) / count, 3) for i in range(count)]
-
-
-def probe(url: str, *, video_key: str, timeout_s: float) -> MediaInfo:
-    """Probe the object behind ``url`` with ffprobe (the command line ``ffmpeg.probe`` runs)."""
-    args = ["ffprobe", "-v", "error", "-show_format", "-show_streams", "-of", "json", url]
-    try:
-        out = supervise.run(args, timeout_s=timeout_s)
-    except ffmpeg.Error as exc:
-        raise classify_failure(exc.stderr, url=url, video_key=video_key) from exc
-    except subprocess.TimeoutExpired as exc:
-        raise StorageUnavailable(
-            f"ffprobe timed out after {timeout_s:.0f} s", video_key=video_key
-        ) from exc
-    return parse_probe(json.loads(out or b"{}"), video_key=video_key)
 
 
 def thumbnail_command(url: str, times: list[float], *, width_px: int, out_dir: Path) -> list[str]:
@@ -180,61 +192,3 @@ def thumbnail_command(url: str, times: list[float], *, width_px: int, out_dir: P
         .global_args("-nostdin", "-loglevel", "error")
         .compile(cmd="ffmpeg", overwrite_output=True)
     )
-
-
-def classify_failure(stderr: bytes | None, *, url: str, video_key: str) -> VideofleetError:
-    """Decide from ffmpeg's stderr whether a failure was the network's or the file's.
-
-    ffmpeg prefixes its messages with the input URL; the presigned URL (a credential, and long)
-    is replaced by the object key before anything is stored or logged.
-    """
-    text = (stderr or b"").decode("utf-8", "replace").replace(url, video_key).strip()
-    tail = " ".join(text.splitlines()[-2:])[-STDERR_TAIL_CHARS:]
-    if any(marker in text for marker in _MISSING_MARKERS):
-        return ObjectMissing(
-            f"object {video_key} disappeared while being read", video_key=video_key
-        )
-    if any(marker in text for marker in _TRANSIENT_MARKERS):
-        return StorageUnavailable(f"reading {video_key} failed: {tail}", video_key=video_key)
-    reason = tail or "ffmpeg could not read it"
-    return NotAVideo(f"not a readable video: {reason}", video_key=video_key, stderr_tail=tail)
-
-
-def _number(value: Any) -> float | None:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _int(value: Any) -> int | None:
-    number = _number(value)
-    return int(number) if number is not None else None
-
-
-def _ratio(value: str | None) -> Fraction | None:
-    if not value or ":" not in value:
-        return None
-    num, den = value.split(":", 1)
-    try:
-        ratio = Fraction(int(num), int(den))
-    except (ValueError, ZeroDivisionError):
-        return None
-    return ratio if ratio > 0 else None
-
-
-def _rate(value: str | None) -> float | None:
-    if not value or "/" not in value:
-        return None
-    num, den = value.split("/", 1)
-    try:
-        return round(int(num) / int(den), 3) if int(den) else None
-    except ValueError:
-        return None
-
-
-def _rotation(stream: dict[str, Any]) -> int:
-    for side in stream.get("side_data_list") or []:
-        if "rotation" in side:
-            return int(_number(side["rotation"]) or 0) % 360
-    return int(_number((stream.get("tags") or {}).get("rotate")) or 0) % 360

@@ -37,6 +37,7 @@ class TaskRow:
     retry_count: int
     metadata: dict[str, Any]
     error_message: str | None = None
+    etag: str | None = None
 
 
 @contextmanager
@@ -66,6 +67,7 @@ def load(conn: Connection, task_id: str) -> TaskRow:
         retry_count=row.retry_count or 0,
         metadata=load_metadata(row.metadata),
         error_message=row.error_message,
+        etag=row.etag,
     )
 
 

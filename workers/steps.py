@@ -12,12 +12,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from schema.errors import NotAVideo, PermanentError
+from schema.errors import NotAVideo, PermanentError, Superseded
 from schema.settings import Settings
 from schema.status import Step
 from workers import media, records, storage, storyboard
 from workers import thumbnails as thumbnail_capture
 from workers.context import Deps
+from workers.rangereader import RangeSource
 
 logger = logging.getLogger(__name__)
 
@@ -33,17 +34,23 @@ def validate(deps: Deps, task_id: str) -> bool:
     row = records.begin_step(deps.engine, task_id, Step.VALIDATE)
     if row is None:
         return False
-    bucket = row.bucket or deps.settings.s3_bucket
-    size = storage.object_size(deps.s3, bucket, row.video_key)
-    if size == 0:
+    settings = deps.settings
+    bucket = row.bucket or settings.s3_bucket
+    head = storage.object_head(deps.s3, bucket, row.video_key)
+    _check_version(row.video_key, wanted=row.etag, found=head.etag)
+    if head.size == 0:
         raise NotAVideo("the object is empty (0 bytes)", video_key=row.video_key)
-    url = storage.presigned_get(
-        deps.s3, bucket, row.video_key, expires_s=deps.settings.presign_expiry_s
-    )
+    url = storage.presigned_get(deps.s3, bucket, row.video_key, expires_s=settings.presign_expiry_s)
     probe_started = time.monotonic()
-    info = media.probe(url, video_key=row.video_key, timeout_s=_ffmpeg_budget_s(deps))
+    source = _range_source(deps, url, row.video_key, deadline=started + _ffmpeg_budget_s(deps))
+    info = media.probe(
+        source.cursor(),
+        video_key=row.video_key,
+        size_bytes=head.size,
+        max_pixels=settings.max_video_pixels,
+    )
     probe_s = _since(probe_started)
-    records.attach_video(deps.engine, row, size_bytes=size)
+    records.attach_video(deps.engine, row, size_bytes=head.size)
     records.save_step(
         deps.engine,
         task_id,
@@ -51,8 +58,9 @@ def validate(deps: Deps, task_id: str) -> bool:
         {
             "probe": info.as_dict(),
             "timings_s": {Step.VALIDATE.value: _since(started)},
-            # Media work alone (ffprobe, capture): the rest of a step is orchestration.
+            # Media work alone (probe, capture): the rest of a step is orchestration.
             "media_s": {"probe": probe_s},
+            "reads": {"probe_requests": source.requests, "probe_bytes": source.bytes_read},
         },
     )
     logger.info(
@@ -65,6 +73,34 @@ def validate(deps: Deps, task_id: str) -> bool:
         info.duration_s,
     )
     return True
+
+
+def _check_version(video_key: str, *, wanted: str | None, found: str) -> None:
+    """Refuse to process another version than the one the task's notification named.
+
+    An overwritten key's older notification can arrive late, and a made-up eTag names no
+    version at all: either way the bytes in the bucket belong to another task.
+    """
+    if wanted and found and storage.normal_etag(wanted) != found:
+        raise Superseded(
+            f"superseded: {video_key} now holds another version (ETag {found}, this task was"
+            f" for {storage.normal_etag(wanted)}); that version is processed by its own task",
+            video_key=video_key,
+        )
+
+
+def _range_source(deps: Deps, url: str, video_key: str, *, deadline: float) -> RangeSource:
+    settings = deps.settings
+    return RangeSource(
+        url,
+        video_key=video_key,
+        pool=storage.http_pool(),
+        block_bytes=settings.range_read_block_bytes,
+        max_request_bytes=settings.range_read_max_request_bytes,
+        cache_bytes=settings.range_read_cache_bytes,
+        timeout_s=settings.s3_read_timeout_s,
+        deadline=deadline,
+    )
 
 
 def thumbnails(deps: Deps, task_id: str) -> bool:
@@ -100,6 +136,7 @@ def thumbnails(deps: Deps, task_id: str) -> bool:
         pool=storage.http_pool(),
         deadline=started + _ffmpeg_budget_s(deps),
         decoders=settings.thumbnail_decoders,
+        max_pixels=settings.max_video_pixels,
     )
     capture_s = _since(capture_started)
     prefix = settings.thumbnails_prefix

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,17 +19,31 @@ if TYPE_CHECKING:
 THUMBNAIL_CONTENT_TYPE = "image/jpeg"
 
 
-def object_size(s3: S3Client, bucket: str, key: str) -> int:
-    """Return the object's size in bytes (a HEAD request).
+@dataclass(frozen=True, slots=True)
+class ObjectHead:
+    """What a HEAD request tells: the size, and the ETag naming the version in the bucket."""
+
+    size: int
+    etag: str
+
+
+def object_head(s3: S3Client, bucket: str, key: str) -> ObjectHead:
+    """HEAD the object.
 
     Raises:
         ObjectMissing: there is no such object.
         StorageUnavailable: the endpoint failed.
     """
     try:
-        return int(s3.head_object(Bucket=bucket, Key=key)["ContentLength"])
+        head = s3.head_object(Bucket=bucket, Key=key)
     except (BotoCoreError, ClientError) as exc:
         raise storage_error(exc, video_key=key) from exc
+    return ObjectHead(size=int(head["ContentLength"]), etag=normal_etag(head.get("ETag", "")))
+
+
+def normal_etag(etag: str) -> str:
+    """An ETag as notifications spell it: no quotes, lower case (S3 quotes it in headers)."""
+    return etag.strip().strip('"').lower()
 
 
 def presigned_get(s3: S3Client, bucket: str, key: str, *, expires_s: int) -> str:

@@ -20,7 +20,7 @@ def _run(step_fn: steps.StepFn, task_id: str) -> None:
 
 @app.task(bind=True, base=StepTask, name=TASK_NAMES[Step.VALIDATE], step=Step.VALIDATE)
 def validate_video(self: StepTask, task_id: str) -> None:
-    """validate-video: ffprobe the object through a presigned URL."""
+    """validate-video: probe the object in-process over bounded range reads."""
     _run(steps.validate, task_id)
 
 

@@ -128,6 +128,7 @@ def capture(
     board: storyboard.StoryboardPlan | None,
     limits: ReadLimits,
     pool: urllib3.PoolManager,
+    max_pixels: int,
     deadline: float | None = None,
     decoders: int = 1,
 ) -> Capture:
@@ -168,7 +169,9 @@ def capture(
         if not first:
             index_ready.wait(limits.timeout_s)
         try:
-            with open_source(source.cursor(), video_key=video_key, width_px=width_px) as frames:
+            with open_source(
+                source.cursor(), video_key=video_key, width_px=width_px, max_pixels=max_pixels
+            ) as frames:
                 index_ready.set()
                 return _decode_run(
                     frames, chunk, count=len(times), board=board, attempts=search_attempts

@@ -6,6 +6,7 @@ stay importable from here.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -13,10 +14,13 @@ from pathlib import Path
 import pytest
 import redis
 import sqlalchemy as sa
+import urllib3
 from sqlalchemy.engine import Engine
 
 from producer import localstack
 from schema.db import make_engine
+from schema.settings import Settings
+from schema.storage import make_s3_client
 from schema.tables import metadata_obj
 from tests.fleet import (
     BUCKET,
@@ -33,6 +37,7 @@ from tests.fleet import (
     redis_url,
     reset_database,
 )
+from tests.integration.media_bucket import Bucket, CountingProxy
 
 __all__ = [
     "BUCKET",
@@ -136,3 +141,16 @@ def _empty(engine: Engine) -> None:
     with engine.begin() as conn:
         for table in reversed(metadata_obj.sorted_tables):
             conn.execute(table.delete())
+
+
+@pytest.fixture(scope="module")
+def bucket(s3_server: S3Server) -> Iterator[Bucket]:
+    proxy = CountingProxy(s3_server.port)
+    settings = Settings(s3_endpoint_url=f"http://127.0.0.1:{proxy.port}", s3_bucket=BUCKET)
+    s3 = make_s3_client(settings)
+    with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
+        s3.create_bucket(Bucket=BUCKET)
+    pool = urllib3.PoolManager()
+    yield Bucket(s3, proxy, pool)
+    pool.clear()
+    proxy.close()

@@ -6,145 +6,24 @@ endpoint sent, so the bounded-read promise is checked in bytes and requests, not
 
 from __future__ import annotations
 
-import contextlib
 import io
-import socket
 import subprocess
-import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import av
 import pytest
-import urllib3
 
 from producer.samples import make_video
 from schema.errors import ObjectMissing, StorageUnavailable
 from schema.lifecycle import load_metadata
-from schema.settings import Settings
-from schema.storage import make_s3_client
-from tests.integration.conftest import BUCKET, Fleet, S3Server
+from schema.settings import DEFAULT_MAX_VIDEO_PIXELS
+from tests.integration.conftest import BUCKET, Fleet
+from tests.integration.media_bucket import LIMITS, Bucket
 from tests.unit.test_storyboard import _parse_vtt
-from workers import storyboard
 from workers.media import plan_thumbnails
-from workers.thumbnails import Capture, ReadLimits, capture
-
-LIMITS = ReadLimits(
-    block_bytes=128 * 1024,
-    max_request_bytes=4 * 1024 * 1024,
-    cache_bytes=8 * 1024 * 1024,
-    timeout_s=30,
-)
-
-
-class CountingProxy:
-    """A TCP proxy counting the bytes moto sent back and the GET requests it was asked."""
-
-    def __init__(self, upstream_port: int) -> None:
-        self._upstream = upstream_port
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self._listener.getsockname()[1]
-        self.bytes_sent = 0
-        self.requests = 0
-        self._lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def reset(self) -> None:
-        with self._lock:
-            self.bytes_sent = 0
-            self.requests = 0
-
-    def close(self) -> None:
-        self._listener.close()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(("127.0.0.1", self._upstream))
-            threading.Thread(target=self._pipe, args=(client, upstream, False), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(upstream, client, True), daemon=True).start()
-
-    def _pipe(self, src: socket.socket, dst: socket.socket, downstream: bool) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-                with self._lock:
-                    if downstream:
-                        self.bytes_sent += len(data)
-                    else:
-                        self.requests += data.count(b"GET /")
-        except OSError:
-            pass
-        finally:
-            for sock in (src, dst):
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-                sock.close()
-
-
-@dataclass
-class Bucket:
-    """Objects in moto, read back through the counting proxy."""
-
-    s3: Any
-    proxy: CountingProxy
-    pool: urllib3.PoolManager
-
-    def put(self, path: Path, key: str) -> int:
-        data = path.read_bytes()
-        self.s3.put_object(Bucket=BUCKET, Key=key, Body=data)
-        return len(data)
-
-    def capture(
-        self, key: str, duration_s: float, *, count: int = 5, tiles: int = 0, decoders: int = 1
-    ) -> Capture:
-        url = self.s3.generate_presigned_url(
-            "get_object", Params={"Bucket": BUCKET, "Key": key}, ExpiresIn=600
-        )
-        board = (
-            storyboard.plan_storyboard(
-                duration_s,
-                min_interval_s=1,
-                max_tiles=tiles,
-                columns=5,
-                tile_width=96,
-                tile_height=54,
-            )
-            if tiles
-            else None
-        )
-        self.proxy.reset()
-        return capture(
-            url,
-            plan_thumbnails(duration_s, count),
-            video_key=key,
-            width_px=160,
-            jpeg_quality=3,
-            search_attempts=5,
-            board=board,
-            limits=LIMITS,
-            pool=self.pool,
-            decoders=decoders,
-        )
-
-
-@pytest.fixture(scope="module")
-def bucket(s3_server: S3Server) -> Iterator[Bucket]:
-    proxy = CountingProxy(s3_server.port)
-    settings = Settings(s3_endpoint_url=f"http://127.0.0.1:{proxy.port}", s3_bucket=BUCKET)
-    s3 = make_s3_client(settings)
-    with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
-        s3.create_bucket(Bucket=BUCKET)
-    pool = urllib3.PoolManager()
-    yield Bucket(s3, proxy, pool)
-    pool.clear()
-    proxy.close()
+from workers.thumbnails import capture
 
 
 def _jpeg(data: bytes) -> tuple[int, int, float]:
@@ -312,6 +191,7 @@ def test_a_read_past_the_step_budget_stops_with_a_retryable_error(
             board=None,
             limits=LIMITS,
             pool=bucket.pool,
+            max_pixels=DEFAULT_MAX_VIDEO_PIXELS,
             deadline=time.monotonic() - 1,
         )
 
@@ -331,6 +211,7 @@ def test_a_vanished_object_is_reported_missing(bucket: Bucket) -> None:
             board=None,
             limits=LIMITS,
             pool=bucket.pool,
+            max_pixels=DEFAULT_MAX_VIDEO_PIXELS,
         )
 
 
