@@ -39,9 +39,26 @@ BLANK_MIN_CONTRAST = 6.0
 # Bytes the demuxer asks the reader for at a time; the reader's blocks are larger.
 IO_BUFFER_BYTES = 64 * 1024
 STATS_WIDTH_PX = 64
+# How far before a time an accurate decode starts, tried in turn when a seek lands past the
+# time; None is the first frame.
+SEEK_BACKOFF_S: tuple[float | None, ...] = (0.0, 1.0, 4.0, 16.0, None)
+# A keyframe this far after its time still counts as "at" it (timestamps are rounded to 1 ms).
+_AT_TOLERANCE_S = 0.001
 # PyAV reports the display matrix angle counterclockwise (libavutil's convention), as ffmpeg's
 # autorotate reads it: 90 means turn the picture a quarter counterclockwise.
 _TRANSPOSE = {90: ("transpose=cclock",), 180: ("hflip", "vflip"), 270: ("transpose=clock",)}
+
+
+@dataclass(frozen=True, slots=True)
+class _Towards:
+    """What decoding towards a time gave: a frame, whether the stream ended, whether it was late.
+
+    ``overshot``: the first frame decoded was already past the time (the seek landed after it).
+    """
+
+    frame: VideoFrame | None
+    exhausted: bool
+    overshot: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +150,8 @@ class FrameSource:
             if picture is not None:
                 return picture
         picture = self._keyframe(at_s)
-        if picture is not None and at_s - picture.frame_s <= max_distance_s:
+        # A seek that lands after the time (MPEG-TS) shows a later part of the video.
+        if picture is not None and -_AT_TOLERANCE_S <= at_s - picture.frame_s <= max_distance_s:
             return picture
         return self._accurate(at_s) or picture
 
@@ -211,21 +229,32 @@ class FrameSource:
     def _accurate(self, at_s: float, *, seek: bool = True) -> Picture | None:
         target = self._pts(at_s)
         self._forward_s = None
-        if seek and not self._seek(target):
+        decoded = self._seek_before(target) if seek else self._decode_until(target)
+        if decoded.frame is None:
             return None
-        latest, exhausted = self._decode_until(target)
-        if latest is None and seek:
-            # Without an index (MPEG-TS) a timestamp seek can land past the only keyframe, and
-            # then nothing decodes: decode from the first frame instead.
-            if not self._seek(0):
-                return None
-            latest, exhausted = self._decode_until(target)
-        if latest is None:
-            return None
-        picture = self._picture(latest, at_s, "accurate")
+        picture = self._picture(decoded.frame, at_s, "accurate")
         # A decoder that reached the end of the stream is drained: it cannot decode on.
-        self._forward_s = None if exhausted else picture.frame_s
+        self._forward_s = None if decoded.exhausted else picture.frame_s
         return picture
+
+    def _seek_before(self, target: int) -> _Towards:
+        """Seek so that decoding starts at or before ``target``, and decode up to it.
+
+        Without an index (MPEG-TS) ffmpeg's timestamp search can land on the keyframe after the
+        target, or past the only keyframe so that nothing decodes: start earlier, and at last
+        at the first frame.
+        """
+        time_base = self._stream.time_base or Fraction(1, 1000)
+        first = self._stream.start_time or 0
+        decoded = _Towards(None, exhausted=True, overshot=False)
+        for back_s in SEEK_BACKOFF_S:
+            start = max(target - int(back_s / time_base), 0) if back_s is not None else 0
+            if not self._seek(start):
+                return decoded
+            decoded = self._decode_until(target)
+            if (decoded.frame is not None and not decoded.overshot) or start <= first:
+                return decoded
+        return decoded
 
     def _seek(self, target: int) -> bool:
         try:
@@ -235,20 +264,22 @@ class FrameSource:
         self._stream.codec_context.flush_buffers()
         return True
 
-    def _decode_until(self, target: int) -> tuple[VideoFrame | None, bool]:
-        """The first frame at or after ``target`` (else the last), and whether the stream ended."""
+    def _decode_until(self, target: int) -> _Towards:
+        """The first frame at or after ``target`` (else the last one)."""
         latest: VideoFrame | None = None
         try:
             for frame in self._container.decode(self._stream):
+                if latest is None and frame.pts is not None and frame.pts > target:
+                    return _Towards(frame, exhausted=False, overshot=True)
                 latest = frame
                 if frame.pts is not None and frame.pts >= target:
-                    return latest, False
+                    return _Towards(latest, exhausted=False, overshot=False)
         except av.error.EOFError:
             # The decoder was drained by an earlier pass that reached the last frame.
             pass
         except av.error.InvalidDataError:
             pass
-        return latest, True
+        return _Towards(latest, exhausted=True, overshot=False)
 
     def _pts(self, at_s: float) -> int:
         time_base = self._stream.time_base or Fraction(1, 1000)
