@@ -11,6 +11,7 @@ import os
 import random
 import shutil
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -68,22 +69,35 @@ class PersistentRedis:
 
 
 class PostgresCluster:
-    """A private PostgreSQL 15 cluster; ``stop()`` and ``start()`` make a database outage."""
+    """A private PostgreSQL 15 cluster; ``stop()`` and ``start()`` make a database outage.
 
-    def __init__(self, directory: Path) -> None:
+    Its directory is made under the system temp directory, not pytest's (which only root may
+    enter), and removed by ``remove()``.
+    """
+
+    def __init__(self) -> None:
         self.port = _free_port()
         self.url = f"postgresql+psycopg://postgres@{HOST}:{self.port}/postgres"
-        self._dir = directory
-        self._data = directory / "data"
-        shutil.chown(directory, user="postgres")
+        self._dir = Path(tempfile.mkdtemp(prefix="videofleet-pg-"))
+        self._data = self._dir / "data"
+        if os.geteuid() == 0:
+            shutil.chown(self._dir, user="postgres")
         self._as_postgres([str(PG_BIN / "initdb"), "-D", str(self._data), "-A", "trust"])
+        self.running = False
 
     def start(self) -> None:
         options = f"-p {self.port} -k {self._dir} -c listen_addresses={HOST}"
         self._pg_ctl("-l", str(self._dir / "postgres.log"), "-o", options, "-w", "start")
+        self.running = True
 
     def stop(self) -> None:
-        self._pg_ctl("-m", "fast", "-w", "stop")
+        if self.running:
+            self._pg_ctl("-m", "fast", "-w", "stop")
+            self.running = False
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self._dir, ignore_errors=True)
 
     def _pg_ctl(self, *args: str) -> None:
         self._as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(self._data), *args])
