@@ -33,7 +33,8 @@ def make_s3_client(settings: Settings) -> S3Client:
         response_checksum_validation="when_required",
         connect_timeout=settings.s3_connect_timeout_s,
         read_timeout=settings.s3_read_timeout_s,
-        retries={"max_attempts": settings.s3_max_attempts, "mode": settings.s3_retry_mode},
+        # botocore's "max_attempts" counts retries; "total_max_attempts" counts requests.
+        retries={"total_max_attempts": settings.s3_max_attempts, "mode": settings.s3_retry_mode},
     )
     return boto3.client(
         "s3",

@@ -40,8 +40,7 @@ class StepTask(BackoffTask):
 
     step: ClassVar[Step]
     autoretry_for = (TransientError, SoftTimeLimitExceeded)
-    # Expected failures: Celery logs them at INFO without a traceback; ``on_failure`` logs the
-    # one WARNING line an operator reads.
+    # Failures about the file are expected: Celery logs them at INFO without a traceback.
     throws = (PermanentError,)
     acks_late = True
     reject_on_worker_lost = True
@@ -104,11 +103,11 @@ class StepTask(BackoffTask):
         except DatabaseUnavailable as db_exc:
             self._requeue(row_id, f"failure not recorded ({one_line(db_exc)}): {message}")
             return
-        if isinstance(exc, PermanentError):
-            key = failed.video_key if failed is not None else "-"
-            logger.warning("Task %s: %s failed permanently (key %s)", row_id, message, key)
-        else:
-            logger.error("Task %s: %s", row_id, message)
+        key = failed.video_key if failed is not None else "-"
+        # About the file: one line at WARNING. Celery's own line is INFO without a traceback
+        # (``throws``); a transient error that outlasted the retries stays an ERROR.
+        level = logging.WARNING if isinstance(exc, PermanentError) else logging.ERROR
+        logger.log(level, "Task %s (%s) failed: %s", row_id, key, message)
         if failed is not None:
             notify.enqueue(self.app, row_id)
 
