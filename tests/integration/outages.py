@@ -204,6 +204,7 @@ class OwnFleet:
     publisher: ChainPublisher
     log: Path
     bucket: str
+    worker: subprocess.Popen[bytes]
 
     def upload_and_deliver(self, media: Path, keys: list[str], *, s3_url: str) -> list[str]:
         """PUT ``media`` under each key straight to the store, deliver the notifications."""
@@ -273,7 +274,9 @@ def own_fleet(
     name = f"own-{_free_port()}"
     with ExitStack() as stack:
         stack.callback(engine.dispose)
-        localstack.start_worker(stack, logdir=tmp, name=name, concurrency=concurrency, env=full_env)
+        worker = localstack.start_worker(
+            stack, logdir=tmp, name=name, concurrency=concurrency, env=full_env
+        )
         _wait_worker_ready(broker_url, f"{name}@", tmp / f"{name}.log")
         publisher = stack.enter_context(ChainPublisher(settings))
-        yield OwnFleet(settings, engine, publisher, tmp / f"{name}.log", bucket)
+        yield OwnFleet(settings, engine, publisher, tmp / f"{name}.log", bucket, worker)

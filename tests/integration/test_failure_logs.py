@@ -25,12 +25,9 @@ _LEVEL = re.compile(r": (DEBUG|INFO|WARNING|ERROR|CRITICAL)/")
 def truncated_mp4(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The first half of an MP4 whose index is at the end: ffmpeg finds no moov atom."""
     whole = tmp_path_factory.mktemp("truncated") / "whole.mp4"
-    subprocess.run(
-        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=d=2:s=160x120:r=25"]
-        + ["-c:v", "libx264", "-pix_fmt", "yuv420p", str(whole)],
-        check=True,
-        timeout=60,
-    )
+    source = ["-f", "lavfi", "-i", "testsrc=d=2:s=160x120:r=25"]
+    encode = ["-c:v", "libx264", "-pix_fmt", "yuv420p", str(whole)]
+    subprocess.run(["ffmpeg", "-v", "error", "-y", *source, *encode], check=True, timeout=60)
     half = whole.with_name("half.mp4")
     half.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
     return half
