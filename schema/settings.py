@@ -81,7 +81,7 @@ class Settings(BaseSettings):
     s3_retry_mode: Literal["standard", "adaptive"] = "standard"
     presign_expiry_s: int = Field(default=3600, ge=1, le=604_800)
 
-    # -- upload API (issue 5) --
+    # -- upload API: presigned uploads, Cloudflare Access, rate limits, bucket CORS --
     upload_max_bytes: int = Field(default=DEFAULT_UPLOAD_MAX_BYTES, ge=1)
     multipart_threshold_bytes: int = Field(default=DEFAULT_MULTIPART_BYTES, ge=MIN_PART_BYTES)
     multipart_part_size_bytes: int = Field(
@@ -138,7 +138,7 @@ class Settings(BaseSettings):
     # Frames larger than this are refused at validation: decoding one costs its size in memory.
     max_video_pixels: int = Field(default=DEFAULT_MAX_VIDEO_PIXELS, ge=64 * 64)
 
-    # -- media fast path (issue 6) --
+    # -- media fast path: thumbnails, bounded range reads, storyboard --
     thumbnail_jpeg_quality: int = Field(default=3, ge=2, le=31)
     thumbnail_search_attempts: int = Field(default=5, ge=1, le=20)
     thumbnail_decoders: int = Field(default=1, ge=1, le=8)
@@ -156,7 +156,7 @@ class Settings(BaseSettings):
     retry_backoff_max_s: int = Field(default=DEFAULT_RETRY_BACKOFF_MAX_S, ge=1)
     retry_jitter: bool = True
 
-    # -- ingestion (issue 3) --
+    # -- ingestion rules and the bucket poller --
 
     ingest_key_prefix: str = ""
     ingest_extensions: Annotated[tuple[str, ...], NoDecode] = DEFAULT_INGEST_EXTENSIONS
@@ -209,7 +209,7 @@ class Settings(BaseSettings):
     webhook_max_body_bytes: int = Field(default=1_048_576, ge=1024)
     webhook_retry_after_s: int = Field(default=10, ge=1)
 
-    # -- operations (issue 4) --
+    # -- operations: Flower, metrics, completion webhook, admin, recovery --
 
     # flower, metrics, notifications
     flower_basic_auth: SecretStr | None = None

@@ -37,6 +37,30 @@ from tests.fleet import (
 )
 from tests.integration.webhook_receiver import SECRET, WebhookReceiver
 
+# The folder a test lives in is its layer; the layer's marker must say the same, so that
+# ``-m "not integration and not e2e"`` selects exactly tests/unit.
+LAYER_MARKERS = ("integration", "e2e")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Refuse to run when a test's layer marker does not match its folder."""
+    tests_dir = Path(__file__).resolve().parent
+    wrong: set[str] = set()
+    for item in items:
+        try:
+            module = item.path.resolve().relative_to(tests_dir)
+        except ValueError:  # collected from outside tests/ (an explicit path): no layer
+            continue
+        expected = {marker for marker in LAYER_MARKERS if marker == module.parts[0]}
+        present = {marker for marker in LAYER_MARKERS if item.get_closest_marker(marker)}
+        if present != expected:
+            wrong.add(f"tests/{module}: marked {sorted(present)}, its folder {sorted(expected)}")
+    if wrong:
+        raise pytest.UsageError(
+            "layer markers do not match folders (set pytestmark in the module):\n  "
+            + "\n  ".join(sorted(wrong))
+        )
+
 
 @pytest.fixture(scope="session")
 def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:

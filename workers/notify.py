@@ -8,8 +8,9 @@ step, and a delivery survives worker restarts like any other message.
 
 Each attempt is signed anew, Stripe-style: ``X-Videofleet-Signature: t=<unix seconds>,v1=<hex>``
 where ``<hex>`` is HMAC-SHA256 of ``"<t>.<body>"`` under ``COMPLETION_WEBHOOK_SECRET``; the
-receiver checks the MAC in constant time and rejects stale timestamps (README, "Completion
-webhook"). ``delivery_id`` stays the same across attempts so receivers can drop duplicates.
+receiver checks the MAC in constant time and rejects stale timestamps (docs/operations.md,
+"Completion webhook"). ``delivery_id`` stays the same across attempts so receivers can drop
+duplicates.
 """
 
 from __future__ import annotations

@@ -25,6 +25,8 @@ from tests.unit.test_storyboard import _parse_vtt
 from workers.media import plan_thumbnails
 from workers.thumbnails import capture
 
+pytestmark = pytest.mark.integration
+
 
 def _jpeg(data: bytes) -> tuple[int, int, float]:
     """Width, height and mean luma of a JPEG, decoded with PyAV."""

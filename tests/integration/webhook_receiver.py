@@ -1,4 +1,4 @@
-"""A completion-webhook receiver on a free local port, and the README's verification recipe.
+"""A completion-webhook receiver on a free local port, and the docs' verification recipe.
 
 It records every delivery (headers and raw body) and can be told to refuse the first N
 deliveries for a task with HTTP 503, to watch the worker retry.
@@ -19,18 +19,19 @@ from typing import Any
 SECRET = "test-webhook-secret-0123456789"
 
 
-def _readme_recipe() -> Callable[..., bool]:
-    """The README's receiver recipe, executed as written there, so the docs cannot drift."""
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    found = re.search(r"```python\n(import hashlib, hmac, time\n.*?)```", readme, re.DOTALL)
-    assert found, "README.md lost its webhook verification recipe"
+def _documented_recipe() -> Callable[..., bool]:
+    """The documented receiver recipe, executed as written there, so the docs cannot drift."""
+    page = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
+    recipe_re = r"```python\n(import hashlib, hmac, time\n.*?)```"
+    found = re.search(recipe_re, page.read_text(), re.DOTALL)
+    assert found, f"{page.name} lost its webhook verification recipe"
     namespace: dict[str, Any] = {}
-    exec(compile(found.group(1), "README.md", "exec"), namespace)  # noqa: S102
+    exec(compile(found.group(1), str(page), "exec"), namespace)  # noqa: S102
     recipe: Callable[..., bool] = namespace["verify_signature"]
     return recipe
 
 
-verify_signature = _readme_recipe()
+verify_signature = _documented_recipe()
 
 
 @dataclass(frozen=True)

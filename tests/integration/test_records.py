@@ -1,0 +1,269 @@
+"""The worker's row bookkeeping (``workers.records``) on real SQLite and PostgreSQL, no broker.
+
+Each test builds the rows a step would find, calls one records function the way a task does,
+and reads the rows back: the steps' persistence is checked without Celery in between.
+"""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from schema.db import make_engine
+from schema.errors import DatabaseUnavailable, PermanentError, TransientError
+from schema.lifecycle import load_metadata, now_ms
+from schema.status import Step, TaskStatus, VideoStatus
+from schema.tables import tasks, videos
+from tests.fleet import reset_database
+from workers import records
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """A migrated, empty database of either dialect."""
+    if request.param == "postgresql":
+        yield request.getfixturevalue("transports_engine")
+        return
+    engine = reset_database(f"sqlite:///{tmp_path}/records.db")
+    yield engine
+    engine.dispose()
+
+
+def _task(engine: Engine, *, status: TaskStatus = TaskStatus.PENDING, **values: Any) -> str:
+    """Insert a task row as ingest leaves it, and return its id."""
+    task_id = str(uuid.uuid4())
+    now = now_ms()
+    row = {
+        "id": task_id,
+        "video_key": "uploads/clip.mp4",
+        "bucket": "video-uploads",
+        "etag": "0" * 32,
+        "status": status.value,
+        "created_at": now,
+        "updated_at": now,
+        **values,
+    }
+    with engine.begin() as conn:
+        conn.execute(sa.insert(tasks).values(row))
+    return task_id
+
+
+def _video(engine: Engine, *, status: VideoStatus = VideoStatus.UPLOADING) -> str:
+    """Insert a videos row as the upload API creates it, and return its id."""
+    video_id = str(uuid.uuid4())
+    now = now_ms()
+    with engine.begin() as conn:
+        conn.execute(
+            sa.insert(videos).values(
+                id=video_id,
+                r2_key="uploads/clip.mp4",
+                status=status.value,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    return video_id
+
+
+def _begun(engine: Engine, task_id: str) -> records.TaskRow:
+    """The row as the validate step holds it after ``begin_step``."""
+    row = records.begin_step(engine, task_id, Step.VALIDATE)
+    assert row is not None
+    return row
+
+
+def _row(engine: Engine, table: sa.Table, row_id: str) -> Any:
+    with engine.connect() as conn:
+        return conn.execute(sa.select(table).where(table.c.id == row_id)).one()
+
+
+def test_begin_step_moves_a_pending_task_to_processing_and_counts_each_start(
+    engine: Engine,
+) -> None:
+    task_id = _task(engine)
+
+    first = records.begin_step(engine, task_id, Step.VALIDATE)
+    records.begin_step(engine, task_id, Step.VALIDATE)  # a redelivery of the same step
+
+    assert first is not None
+    assert first.status is TaskStatus.PENDING
+    row = _row(engine, tasks, task_id)
+    assert row.status == TaskStatus.PROCESSING.value
+    assert row.step == Step.VALIDATE.value
+    assert load_metadata(row.metadata)["runs"] == {Step.VALIDATE.value: 2}
+
+
+def test_begin_step_on_a_completed_task_changes_nothing(engine: Engine) -> None:
+    task_id = _task(engine, status=TaskStatus.COMPLETED, metadata='{"probe": {"x": 1}}')
+    before = _row(engine, tasks, task_id)
+
+    assert records.begin_step(engine, task_id, Step.THUMBNAILS) is None
+
+    assert _row(engine, tasks, task_id) == before
+
+
+def test_a_message_for_a_missing_task_is_a_permanent_error(engine: Engine) -> None:
+    with pytest.raises(PermanentError, match="not found"):
+        records.begin_step(engine, "no-such-task", Step.VALIDATE)
+
+
+def test_save_step_merges_what_each_step_learnt(engine: Engine) -> None:
+    task_id = _task(engine, status=TaskStatus.PROCESSING, metadata='{"runs": {"a": 1}}')
+
+    records.save_step(engine, task_id, Step.VALIDATE, {"probe": {"duration_s": 4.0}})
+    records.save_step(engine, task_id, Step.THUMBNAILS, {"probe": {"video_codec": "h264"}})
+
+    row = _row(engine, tasks, task_id)
+    assert row.status == TaskStatus.PROCESSING.value
+    assert row.step == Step.THUMBNAILS.value
+    assert load_metadata(row.metadata) == {
+        "runs": {"a": 1},
+        "probe": {"duration_s": 4.0, "video_codec": "h264"},
+    }
+
+
+def test_direct_uploads_of_one_key_share_one_videos_row(engine: Engine) -> None:
+    first = _task(engine, status=TaskStatus.PROCESSING)
+    second = _task(engine, status=TaskStatus.PROCESSING, etag="1" * 32)
+
+    ids = [records.attach_video(engine, _begun(engine, t), size_bytes=101) for t in (first, second)]
+
+    assert ids[0] == ids[1]
+    video = _row(engine, videos, ids[0])
+    assert (video.r2_key, video.filename, video.size_bytes, video.status) == (
+        "uploads/clip.mp4",
+        "clip.mp4",
+        101,
+        VideoStatus.PROCESSING.value,
+    )
+    assert {_row(engine, tasks, t).video_id for t in (first, second)} == {ids[0]}
+
+
+def test_an_uploaded_video_row_is_used_and_moves_to_processing(engine: Engine) -> None:
+    video_id = _video(engine)
+    task_id = _task(engine, status=TaskStatus.PROCESSING, video_id=video_id)
+
+    assert records.attach_video(engine, _begun(engine, task_id), size_bytes=101) == video_id
+
+    assert _row(engine, videos, video_id).status == VideoStatus.PROCESSING.value
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(videos)).scalar() == 1
+
+
+def test_a_task_naming_a_missing_video_fails_as_the_design_says(engine: Engine) -> None:
+    row = _begun(engine, _task(engine, status=TaskStatus.PROCESSING, video_id="gone"))
+
+    with pytest.raises(PermanentError, match="Video gone not found"):
+        records.attach_video(engine, row, size_bytes=101)
+
+
+def test_complete_ends_the_task_and_makes_its_video_ready_in_one_go(engine: Engine) -> None:
+    video_id = _video(engine, status=VideoStatus.PROCESSING)
+    task_id = _task(
+        engine, status=TaskStatus.PROCESSING, video_id=video_id, error_message="a retry"
+    )
+
+    records.complete(
+        engine, task_id, patch={"timings_s": {"total": 1.5}}, thumbnail_url="thumbnails/x/000.jpg"
+    )
+
+    task = _row(engine, tasks, task_id)
+    assert (task.status, task.error_message) == (TaskStatus.COMPLETED.value, None)
+    assert load_metadata(task.metadata) == {"timings_s": {"total": 1.5}}
+    video = _row(engine, videos, video_id)
+    assert (video.status, video.thumbnail_url) == (
+        VideoStatus.READY.value,
+        "thumbnails/x/000.jpg",
+    )
+
+
+def test_fail_records_the_step_the_reason_and_the_class(engine: Engine) -> None:
+    video_id = _video(engine, status=VideoStatus.PROCESSING)
+    task_id = _task(engine, status=TaskStatus.PROCESSING, video_id=video_id)
+
+    marked = records.fail(
+        engine,
+        task_id,
+        step=Step.VALIDATE,
+        message="validate-video: not a video",
+        error_class="NotAVideo",
+    )
+
+    assert marked is True
+    task = _row(engine, tasks, task_id)
+    assert (task.status, task.step, task.error_message) == (
+        TaskStatus.FAILED.value,
+        Step.VALIDATE.value,
+        "validate-video: not a video",
+    )
+    assert load_metadata(task.metadata)["error_class"] == "NotAVideo"
+    assert _row(engine, videos, video_id).status == VideoStatus.FAILED.value
+
+
+def test_a_late_failure_leaves_a_completed_task_as_it_is(engine: Engine) -> None:
+    video_id = _video(engine, status=VideoStatus.READY)
+    task_id = _task(engine, status=TaskStatus.COMPLETED, video_id=video_id)
+
+    marked = records.fail(engine, task_id, step=Step.UPDATE, message="too late")
+
+    assert marked is False
+    assert _row(engine, tasks, task_id).status == TaskStatus.COMPLETED.value
+    assert _row(engine, videos, video_id).status == VideoStatus.READY.value
+
+
+def test_each_retry_is_counted_with_the_latest_reason_and_class(engine: Engine) -> None:
+    task_id = _task(engine, status=TaskStatus.PROCESSING, metadata='{"probe": {"x": 1}}')
+
+    records.count_retry(engine, task_id, step=Step.VALIDATE, reason="storage error 1")
+    records.count_retry(
+        engine,
+        task_id,
+        step=Step.THUMBNAILS,
+        reason="storage error 2",
+        error_class="StorageUnavailable",
+    )
+
+    task = _row(engine, tasks, task_id)
+    assert (task.retry_count, task.error_message, task.step, task.status) == (
+        2,
+        "storage error 2",
+        Step.THUMBNAILS.value,
+        TaskStatus.PROCESSING.value,
+    )
+    assert load_metadata(task.metadata) == {
+        "probe": {"x": 1},
+        "last_retry_class": "StorageUnavailable",
+    }
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_an_unreachable_database_is_a_retryable_error_not_a_fact_about_the_task(
+    dialect: str, tmp_path: Path
+) -> None:
+    url = (
+        f"sqlite:///{tmp_path}/no-such-dir/records.db"
+        if dialect == "sqlite"
+        else f"postgresql+psycopg://postgres@127.0.0.1:{_closed_port()}/none"
+    )
+    engine = make_engine(url)
+    try:
+        with pytest.raises(DatabaseUnavailable) as caught:
+            records.begin_step(engine, "any-task", Step.VALIDATE)
+    finally:
+        engine.dispose()
+    assert isinstance(caught.value, TransientError)
