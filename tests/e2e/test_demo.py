@@ -54,4 +54,4 @@ def test_demo_processes_every_sample_and_prints_the_rows(tmp_path: Path) -> None
     assert "240x320" in lines["portrait.mp4"]
     assert "failed" in lines["empty.mp4"]
     assert "empty (0 bytes)" in lines["empty.mp4"]
-    assert "not a readable video" in lines["shopping-list.mp4"]
+    assert "not a video: the content is no container" in lines["shopping-list.mp4"]

@@ -84,7 +84,7 @@ def test_page_and_task_list_with_counts_for_the_admin(
     assert listing["counts"] == {"pending": 0, "processing": 0, "completed": 1, "failed": 1}
     [task] = listing["tasks"]
     assert task["id"] == bad.task_id
-    assert "Invalid data" in task["error_message"]
+    assert "no container" in task["error_message"]
     by_prefix = client.get(
         "/admin/api/tasks", params={"key_prefix": "uploads/a/"}, headers=auth
     ).json()
@@ -93,7 +93,7 @@ def test_page_and_task_list_with_counts_for_the_admin(
     assert by_prefix["counts"]["failed"] == 0
     by_text = client.get(
         "/admin/api/tasks",
-        params={"error_contains": "Invalid data", "newer_than": "1h"},
+        params={"error_contains": "no container", "newer_than": "1h"},
         headers=auth,
     ).json()
     assert [t["id"] for t in by_text["tasks"]] == [bad.task_id]
@@ -133,7 +133,7 @@ def test_requeue_through_the_api_records_the_admin_and_refuses_what_it_must(
     assert "force" in completed.json()["detail"]
     assert client.post("/admin/api/tasks/nope/requeue", headers=auth).status_code == 404
     # by filter: a dry run changes nothing, then a limited run requeues the oldest two
-    body = {"error_contains": "Invalid data", "dry_run": True}
+    body = {"error_contains": "no container", "dry_run": True}
     dry = client.post("/admin/api/requeue", json=body, headers=auth).json()
     assert dry["summary"] == {"would-requeue": 3}
     done = client.post(

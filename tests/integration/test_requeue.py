@@ -174,7 +174,7 @@ def test_bulk_requeue_by_error_text_shows_a_dry_run_then_requeues_with_progress(
     [ok] = fleet.deliver(fleet.upload(h264_mp4, "uploads/fine.mp4"))
     fleet.wait(ok.task_id)
     runner = CliRunner()
-    args = ["requeue", "--error-contains", "Invalid data", "--key-prefix", "uploads/list-"]
+    args = ["requeue", "--error-contains", "no container", "--key-prefix", "uploads/list-"]
     # when an admin looks first
     dry = runner.invoke(main, [*args, "--dry-run"], env=fleet.env)
     assert dry.exit_code == 0, dry.output
@@ -215,13 +215,13 @@ def test_tasks_commands_find_tasks_by_status_prefix_age_and_show_one(
 
     failed = json.loads(run("tasks", "list", "--status", "failed", "--json"))
     assert [t["id"] for t in failed] == [bad.id]
-    assert "Invalid data" in failed[0]["error_message"]
+    assert "no container" in failed[0]["error_message"]
     by_prefix = run("tasks", "list", "--key-prefix", "uploads/y/")
     assert "uploads/y/good.mp4" in by_prefix
     assert "uploads/x/bad.mp4" not in by_prefix
     assert len(run("tasks", "list", "--older-than", "1h").splitlines()) == 2  # header only
     assert (
-        len(run("tasks", "list", "--newer-than", "1h", "--error-contains", "Invalid").splitlines())
+        len(run("tasks", "list", "--newer-than", "1h", "--error-contains", "container").splitlines())
         == 3
     )
     everything = run("tasks")
