@@ -221,7 +221,9 @@ def test_tasks_commands_find_tasks_by_status_prefix_age_and_show_one(
     assert "uploads/x/bad.mp4" not in by_prefix
     assert len(run("tasks", "list", "--older-than", "1h").splitlines()) == 2  # header only
     assert (
-        len(run("tasks", "list", "--newer-than", "1h", "--error-contains", "container").splitlines())
+        len(
+            run("tasks", "list", "--newer-than", "1h", "--error-contains", "container").splitlines()
+        )
         == 3
     )
     everything = run("tasks")
