@@ -16,7 +16,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from schema.errors import PermanentError, TransientError
 from schema.status import Step
-from workers import notify, records
+from workers import mirror, notify, records
 from workers.backoff import BackoffTask
 from workers.context import get_deps, get_settings
 
@@ -62,6 +62,7 @@ class StepTask(BackoffTask):
         )
         if failed:
             notify.enqueue(self.app, row_id)
+            mirror.enqueue(self.app, row_id)
 
 
 def failure_message(step: Step, exc: BaseException, *, retries: int) -> str:
