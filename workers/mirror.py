@@ -1,5 +1,8 @@
 """The D1 write-back on the worker: after a task ends, its rows are mirrored into D1.
 
+Sent here when a task completes or fails for good, and by the producer when an admin requeues
+one (``ChainPublisher.send_d1_mirror``), so the app sees the task pending again.
+
 Optional per deployment (``D1_ACCOUNT_ID``, ``D1_DATABASE_ID``, ``D1_API_TOKEN``). The follow-up
 task ``videofleet.mirror_to_d1`` reads the task row and its ``videos`` row when it runs (not when
 it was sent), so whichever mirror runs last writes the newest state, and D1's upsert refuses an

@@ -8,11 +8,14 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from celery import Celery
 
+from producer.requeue import Request, Result, requeue_task
 from producer.sources.r2 import parse_r2
 from schema.d1 import execute, make_d1_client, upsert
 from schema.errors import D1Unavailable
 from schema.lifecycle import load_metadata
+from schema.message import QUEUE
 from schema.tables import tasks, videos
 from tests.cloudflare.workerd import D1Api
 from tests.integration.conftest import D1Fleet, videofleet
@@ -152,6 +155,44 @@ def test_d1_sync_backfills_rows_missing_from_d1(
     assert d1_api.query(VIDEO_IN_D1, row.video_id)[0]["status"] == "ready"
     again = videofleet("d1", "sync", env=d1_fleet.env)
     assert "video_processing_tasks: 1 rows sent, 0 changed in D1" in again.stdout
+
+
+def test_a_requeued_task_is_mirrored_when_requeued_and_again_when_it_ends(
+    d1_fleet: D1Fleet, d1_api: D1Api, not_a_video: Path
+) -> None:
+    # given a failed task, mirrored as failed, and a worker that stopped consuming
+    body = d1_fleet.upload(not_a_video, "uploads/requeued.mp4")
+    task_id = parse_r2(body).task_id
+    d1_fleet.deliver(body)
+    d1_fleet.wait(task_id)
+    d1_api.wait_row(TASK_IN_D1, task_id, until=_status_is("failed"))
+    control = Celery(broker=d1_fleet.settings.broker_url, set_as_current=False)
+    control.control.cancel_consumer(QUEUE, reply=True)
+    try:
+        # when an admin requeues it
+        outcome = requeue_task(d1_fleet.engine, d1_fleet.publisher, task_id, Request(by="ann"))
+        assert outcome.result is Result.REQUEUED
+        # then the chain and a D1 mirror of the pending row wait on the queue
+        with d1_fleet.broker.client() as client:
+            queued = [json.loads(m)["headers"] for m in client.lrange(QUEUE, 0, -1)]
+        assert sorted(h["task"] for h in queued) == [
+            "videofleet.mirror_to_d1",
+            "videofleet.validate_video",
+        ]
+        [mirror] = [h for h in queued if h["task"] == "videofleet.mirror_to_d1"]
+        assert task_id in mirror["argsrepr"]
+    finally:
+        control.control.add_consumer(QUEUE, reply=True)
+        control.close()
+    # and once the rerun ends, D1 holds the newest row: failed again, with the requeue recorded
+    row = d1_fleet.wait(task_id)
+    [task] = d1_api.wait_row(
+        TASK_IN_D1,
+        task_id,
+        until=lambda rows: bool(rows) and rows[0]["updated_at"] == row.updated_at,
+    )
+    assert task["status"] == "failed"
+    assert len(json.loads(task["metadata"])["requeues"]) == 1
 
 
 def _task_row(
