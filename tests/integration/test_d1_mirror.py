@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from celery import Celery
+from pydantic import SecretStr
 
 from producer.requeue import Request, Result, requeue_task
 from producer.sources.r2 import parse_r2
 from schema.d1 import execute, make_d1_client, upsert
-from schema.errors import D1Unavailable
+from schema.errors import D1Rejected, D1Unavailable
 from schema.lifecycle import load_metadata
 from schema.message import QUEUE
 from schema.tables import tasks, videos
@@ -133,6 +134,14 @@ def test_a_d1_outage_delays_the_mirror_and_never_fails_the_video(
     assert task["updated_at"] == d1_fleet.row(task_id).updated_at
     assert video["thumbnail_url"] is not None
     assert d1_fleet.row(task_id).status == "completed"
+
+
+def test_a_refused_token_is_a_permanent_error_not_an_outage(d1_fleet: D1Fleet) -> None:
+    # given a token D1 does not accept
+    settings = d1_fleet.settings.model_copy(update={"d1_api_token": SecretStr("wrong-token")})
+    # when a batch is sent, then it is refused for good (403), not retried as an outage
+    with pytest.raises(D1Rejected, match="403"):
+        execute(make_d1_client(settings), settings, [upsert(tasks, _task_row())])
 
 
 def test_d1_sync_backfills_rows_missing_from_d1(
