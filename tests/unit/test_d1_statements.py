@@ -6,9 +6,11 @@ from datetime import UTC, datetime
 
 import click
 import pytest
+from pydantic import ValidationError
 
 from producer.d1_commands import parse_since
 from schema.d1 import ddl_statements, upsert
+from schema.settings import Settings
 from schema.tables import tasks, videos
 
 
@@ -55,3 +57,10 @@ def test_since_takes_a_duration_or_an_iso_time() -> None:
     assert parse_since("2026-12-01") == int(datetime(2026, 12, 1, tzinfo=UTC).timestamp() * 1000)
     with pytest.raises(click.BadParameter):
         parse_since("yesterday")
+
+
+def test_the_d1_settings_go_together_and_empty_means_off() -> None:
+    assert not Settings(d1_account_id="", d1_database_id="", d1_api_token="").d1_enabled
+    assert Settings(d1_account_id="a", d1_database_id="d", d1_api_token="t").d1_enabled
+    with pytest.raises(ValidationError, match="D1_API_TOKEN"):
+        Settings(d1_account_id="a", d1_database_id="d")
