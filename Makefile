@@ -3,6 +3,8 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Miniflare (workerd) and wrangler for tests/cloudflare, pinned by its package-lock.json.
+NODE_TEST_DEPS := tests/cloudflare/node_modules/.installed
 
 .PHONY: install demo test lint format typecheck check services bench clean
 
@@ -20,7 +22,12 @@ demo: install
 
 services: install
 	bash deploy/install-system-deps.sh --for-tests
+	$(MAKE) --no-print-directory $(NODE_TEST_DEPS)
 	bash deploy/start-test-services.sh
+
+$(NODE_TEST_DEPS): tests/cloudflare/package-lock.json
+	npm ci --prefix tests/cloudflare --no-audit --no-fund
+	touch $@
 
 # --cov enforces the coverage floor (fail_under in pyproject.toml) on the whole suite only.
 test: services
@@ -43,4 +50,4 @@ bench: install
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache videofleet.db*
+	rm -rf $(VENV) tests/cloudflare/node_modules .demo .pytest_cache .mypy_cache .ruff_cache videofleet.db*

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the system programs videofleet needs (Debian/Ubuntu): ffmpeg, redis-server, and, with
-# --for-tests, PostgreSQL and headless Chromium for the test suite. As root it installs what is missing; otherwise it
+# --for-tests, PostgreSQL, headless Chromium and Node (npm) for the test suite. As root it installs what is missing; otherwise it
 # prints the one command to run and fails.
 set -euo pipefail
 
@@ -12,6 +12,9 @@ if [[ "${1:-}" == "--for-tests" ]]; then
   command -v chromium >/dev/null 2>&1 || want+=(chromium)
   # systemd-analyze verifies deploy/systemd/ in the tests.
   command -v systemd-analyze >/dev/null 2>&1 || want+=(systemd)
+  # Node runs Miniflare (workerd) and wrangler for tests/cloudflare (npm ci by make services).
+  command -v node >/dev/null 2>&1 || want+=(nodejs)
+  command -v npm >/dev/null 2>&1 || want+=(npm)
 fi
 [[ ${#want[@]} -eq 0 ]] && exit 0
 

@@ -139,3 +139,6 @@ main.add_command(rejected)
 main.add_command(tasks_group)
 main.add_command(requeue_command)
 main.add_command(recover_command)
+from producer.d1_commands import d1_group  # noqa: E402
+
+main.add_command(d1_group)

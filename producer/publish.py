@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,9 +14,12 @@ from kombu.exceptions import (  # type: ignore[attr-defined]  # celery-types pre
 )
 
 from schema.errors import BrokerUnavailable, PartialPublish
-from schema.message import QUEUE, TASK_NAMES
+from schema.lifecycle import now_ms
+from schema.message import D1_MIRROR_TASK_NAME, QUEUE, TASK_NAMES
 from schema.settings import Settings
 from schema.status import STEPS, Step
+
+logger = logging.getLogger(__name__)
 
 PUBLISH_RETRY_POLICY = {
     "max_retries": 2,
@@ -39,6 +43,7 @@ class ChainPublisher:
             task_serializer="json",
             task_send_sent_event=True,
         )
+        self._d1_expiry_ms = settings.d1_mirror_expiry_s * 1000 if settings.d1_enabled else None
 
     def publish(self, task_id: str, *, workflow_id: str, start: Step = Step.VALIDATE) -> None:
         """Publish the chain from ``start`` on; its first message's id is ``workflow_id``.
@@ -113,6 +118,25 @@ class ChainPublisher:
             argsrepr=repr(args),
             kwargsrepr="{}",
         )
+
+    def send_d1_mirror(self, task_ids: Sequence[str]) -> None:
+        """Have a worker mirror these task rows into D1 (``workers.mirror``), when configured.
+
+        Never raises for the broker: the rows are committed either way, and
+        ``videofleet d1 sync`` catches up with a mirror that was not sent.
+        """
+        if self._d1_expiry_ms is None or not task_ids:
+            return
+        try:
+            self._app.send_task(
+                D1_MIRROR_TASK_NAME,
+                args=(list(task_ids), now_ms() + self._d1_expiry_ms),
+                queue=QUEUE,
+                retry=True,
+                retry_policy=PUBLISH_RETRY_POLICY,
+            )
+        except (OperationalError, OSError) as exc:
+            logger.error("Tasks %s: D1 mirror not enqueued: %s", ",".join(task_ids), exc)
 
     def ping(self) -> None:
         """Check the broker connection (readiness)."""

@@ -19,10 +19,10 @@ import dataclasses
 import functools
 import logging
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -35,6 +35,12 @@ from schema.status import Step, TaskStatus
 from schema.tables import tasks
 
 logger = logging.getLogger(__name__)
+
+
+class RequeuePublisher(Publisher, Protocol):
+    """Ingest's publisher, which also tells the D1 write-back of the requeued row."""
+
+    def send_d1_mirror(self, task_ids: Sequence[str]) -> None: ...
 
 
 class Result(StrEnum):
@@ -115,7 +121,9 @@ def plan(view: TaskView, request: Request) -> Step | str:
     return Step.VALIDATE if request.from_start else resume_step(view)
 
 
-def requeue_task(engine: Engine, publisher: Publisher, task_id: str, request: Request) -> Outcome:
+def requeue_task(
+    engine: Engine, publisher: RequeuePublisher, task_id: str, request: Request
+) -> Outcome:
     """Requeue one task (see the module docstring for the order of events).
 
     Raises:
@@ -159,6 +167,7 @@ def requeue_task(engine: Engine, publisher: Publisher, task_id: str, request: Re
     except Exception:
         _restore(engine, row, workflow_id)
         raise
+    publisher.send_d1_mirror([task_id])
     logger.info(
         "Task %s: requeued from %s by %s (chain %s)", task_id, decision, request.by, workflow_id
     )
@@ -190,7 +199,7 @@ def _restore(engine: Engine, row: Any, workflow_id: str) -> None:
 
 def requeue_many(
     engine: Engine,
-    publisher: Publisher,
+    publisher: RequeuePublisher,
     task_ids: Iterable[str],
     request: Request,
     *,

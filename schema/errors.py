@@ -6,7 +6,8 @@
     │   ├── DatabaseUnavailable
     │   ├── BrokerUnavailable
     │   │   └── PartialPublish
-    │   └── WebhookUndelivered
+    │   ├── WebhookUndelivered
+    │   └── D1Unavailable     the D1 query API answered 429/5xx or not at all
     └── PermanentError        never retried; the task fails at once with the reason recorded
         ├── NotAVideo
         │   └── VideoTooLarge   more pixels per frame than MAX_VIDEO_PIXELS
@@ -15,6 +16,7 @@
         ├── InvalidEvent
         ├── IllegalTransition
         ├── WebhookExpired
+        ├── D1Rejected        the D1 query API refused the request (SQL, token, database id)
         └── UploadRejected    the upload API refuses a request (bad type, too large, bad parts)
 
 Workers retry exactly the ``TransientError`` subtree; everything else ends the task.
@@ -140,6 +142,17 @@ class WebhookUndelivered(TransientError):
 
 class WebhookExpired(PermanentError):
     """Raised when a completion notification was still undelivered at its deadline."""
+
+
+class D1Unavailable(TransientError):
+    """Raised when Cloudflare's D1 query API could not be reached, throttled, or failed (5xx)."""
+
+
+class D1Rejected(PermanentError):
+    """Raised when the D1 query API refused a request (4xx): bad SQL, token, or database id.
+
+    Retrying cannot help; after fixing the cause, ``videofleet d1 sync --since`` catches up.
+    """
 
 
 class UploadRejected(PermanentError):

@@ -23,6 +23,8 @@ TASK_NAMES: dict[Step, str] = {
 
 # The completion webhook's delivery task: one per completed or failed task row, when configured.
 NOTIFY_TASK_NAME = "videofleet.notify_completion"
+# The D1 write-back: mirrors task rows (and their videos rows) into Cloudflare D1, when configured.
+D1_MIRROR_TASK_NAME = "videofleet.mirror_to_d1"
 
 # Fixed namespace so that every process derives the same task id from the same object version.
 _TASK_ID_NAMESPACE = uuid.UUID("6f1c6f2e-7a55-4a55-9d1e-0c1d2b3a4f5e")

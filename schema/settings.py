@@ -47,6 +47,8 @@ DEFAULT_CF_API_BASE_URL = "https://api.cloudflare.com/client/v4"
 # Pull loops per ``videofleet pull`` process: beyond a few, run more processes instead.
 MAX_PULL_CONCURRENCY = 16
 MAX_PULL_BATCH_SIZE = 100
+# D1 write-back: statements per query API call (each one row; a call must finish within 30 s).
+MAX_D1_BATCH_STATEMENTS = 500
 MAX_QUEUE_DELAY_S = 43_200  # Cloudflare Queues: longest retry delay and visibility timeout (12 h)
 DEFAULT_RECOVERY_PENDING_AFTER_S = 900
 DEFAULT_RECOVERY_MARGIN_S = 120
@@ -219,6 +221,14 @@ class Settings(BaseSettings):
     completion_webhook_secret: SecretStr | None = None
     completion_webhook_expiry_s: int = Field(default=86_400, ge=1)
     completion_webhook_timeout_s: float = Field(default=10.0, gt=0)
+    # D1 write-back: mirror task and videos rows into a Cloudflare app's D1 (workers/mirror.py).
+    d1_account_id: str = ""
+    d1_database_id: str = ""
+    d1_api_token: SecretStr = SecretStr("")
+    d1_api_base_url: str = DEFAULT_CF_API_BASE_URL
+    d1_timeout_s: float = Field(default=30.0, gt=0)
+    d1_batch_statements: int = Field(default=50, ge=1, le=MAX_D1_BATCH_STATEMENTS)
+    d1_mirror_expiry_s: int = Field(default=86_400, ge=1)
 
     @field_validator(
         "flower_basic_auth",
@@ -330,6 +340,24 @@ class Settings(BaseSettings):
             if value in PLACEHOLDER_SECRETS:
                 raise ValueError(f"{name} is a placeholder; set a real secret")
         return self
+
+    @model_validator(mode="after")
+    def _check_d1(self) -> Self:
+        """The D1 write-back needs its account, database and token together, or none of them."""
+        given = {
+            "D1_ACCOUNT_ID": self.d1_account_id,
+            "D1_DATABASE_ID": self.d1_database_id,
+            "D1_API_TOKEN": self.d1_api_token.get_secret_value(),
+        }
+        missing = [name for name, value in given.items() if not value]
+        if missing and len(missing) < len(given):
+            raise ValueError(f"the D1 write-back also needs {', '.join(missing)}")
+        return self
+
+    @property
+    def d1_enabled(self) -> bool:
+        """Whether task and video rows are mirrored into a Cloudflare D1 database."""
+        return bool(self.d1_account_id)
 
     @property
     def webhook_auth_configured(self) -> bool:

@@ -26,14 +26,13 @@ from typing import Any
 import httpx2
 from billiard.einfo import ExceptionInfo
 from celery import Celery
-from kombu.exceptions import OperationalError
 
 from schema.errors import DatabaseUnavailable, PermanentError, WebhookExpired, WebhookUndelivered
 from schema.lifecycle import now_ms
-from schema.message import NOTIFY_TASK_NAME, QUEUE
+from schema.message import NOTIFY_TASK_NAME
 from schema.settings import Settings
 from schema.status import TaskStatus
-from workers import records
+from workers import followup, records
 from workers.app import app
 from workers.backoff import BackoffTask
 from workers.context import get_deps, get_settings
@@ -134,10 +133,13 @@ def enqueue(celery_app: Celery, task_id: str) -> None:
         return
     payload = completion_summary(row)
     deadline_ms = now_ms() + settings.completion_webhook_expiry_s * 1000
-    try:
-        celery_app.send_task(NOTIFY_TASK_NAME, args=(payload, deadline_ms), queue=QUEUE)
-    except (OperationalError, OSError) as exc:
-        logger.error("Task %s: completion webhook not enqueued: %s", task_id, exc)
+    followup.send(
+        celery_app,
+        NOTIFY_TASK_NAME,
+        (payload, deadline_ms),
+        row_id=task_id,
+        what="completion webhook",
+    )
 
 
 class NotifyTask(BackoffTask):

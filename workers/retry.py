@@ -24,7 +24,7 @@ from kombu.exceptions import OperationalError as BrokerError
 
 from schema.errors import DatabaseUnavailable, PermanentError, TransientError
 from schema.status import Step
-from workers import notify, records
+from workers import mirror, notify, records
 from workers.backoff import BackoffTask
 from workers.context import get_deps, get_settings
 
@@ -110,6 +110,7 @@ class StepTask(BackoffTask):
         logger.log(level, "Task %s (%s) failed: %s", row_id, key, message)
         if failed is not None:
             notify.enqueue(self.app, row_id)
+            mirror.enqueue(self.app, row_id)
 
     def _count_retries(self, row_id: str, retries: int, **why: Any) -> None:
         try:

@@ -6,7 +6,7 @@ from celery.exceptions import Ignore
 
 from schema.message import TASK_NAMES
 from schema.status import Step
-from workers import notify, steps
+from workers import mirror, notify, steps
 from workers.app import app
 from workers.context import get_deps
 from workers.retry import StepTask
@@ -35,3 +35,4 @@ def update_database(self: StepTask, task_id: str) -> None:
     """update-database: mark the task completed and the video ready, then notify if configured."""
     _run(steps.update, task_id)
     notify.enqueue(self.app, task_id)
+    mirror.enqueue(self.app, task_id)

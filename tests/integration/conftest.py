@@ -7,8 +7,12 @@ stay importable from here.
 from __future__ import annotations
 
 import contextlib
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -18,10 +22,13 @@ import urllib3
 from sqlalchemy.engine import Engine
 
 from producer import localstack
+from producer.publish import ChainPublisher
 from schema.db import make_engine
 from schema.settings import Settings
 from schema.storage import make_s3_client
 from schema.tables import metadata_obj
+from tests.cloudflare import workerd
+from tests.cloudflare.workerd import D1_ACCOUNT_ID, D1_API_TOKEN, D1_DATABASE_ID, D1Api
 from tests.fleet import (
     BUCKET,
     ENDED,
@@ -33,7 +40,9 @@ from tests.fleet import (
     TEST_TUNING,
     Fleet,
     S3Server,
+    _clean,
     _free_port,
+    _wait_worker_ready,
     redis_url,
     reset_database,
 )
@@ -114,8 +123,13 @@ def broker(own_redis: RedisServer) -> Iterator[RedisServer]:
 @pytest.fixture(scope="session")
 def transports_db_url(postgres_url: str) -> str:
     """A PostgreSQL database of its own beside the fleet's, created when missing, migrated."""
+    return own_database(postgres_url, "transports")
+
+
+def own_database(postgres_url: str, suffix: str) -> str:
+    """The URL of database ``<fleet's>_<suffix>``, created when missing, emptied and migrated."""
     url = sa.engine.make_url(postgres_url)
-    name = f"{url.database}_transports"
+    name = f"{url.database}_{suffix}"
     admin = make_engine(url.set(database="postgres").render_as_string(hide_password=False))
     with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         exists = conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name})
@@ -154,3 +168,100 @@ def bucket(s3_server: S3Server) -> Iterator[Bucket]:
     yield Bucket(s3, proxy, pool)
     pool.clear()
     proxy.close()
+
+
+# -- Cloudflare (issue 15): a local D1 in workerd, and a fleet that mirrors into it --
+
+D1_FLEET_WEBHOOK_TOKEN = "d1-fleet-webhook-token"
+
+
+@dataclass
+class D1Fleet(Fleet):
+    """A fleet whose broker is a private ``redis-server``: ``broker.stop()`` is an outage."""
+
+    broker: RedisServer = field(kw_only=True)
+
+
+@pytest.fixture(scope="session")
+def d1_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[D1Api]:
+    """workerd's local D1 behind the D1 query route, with the mirrored tables."""
+    with ExitStack() as stack:
+        workdir = tmp_path_factory.mktemp("d1-api")
+        yield D1Api(workerd.serve(stack, "d1-api", D1_DATABASE_ID, D1_API_TOKEN, workdir=workdir))
+
+
+@pytest.fixture(scope="session")
+def d1_fleet_service(
+    s3_server: S3Server,
+    d1_api: D1Api,
+    postgres_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[D1Fleet]:
+    """A fleet of its own (PostgreSQL database, private broker, worker) with D1 configured.
+
+    The D1 tables are created by ``videofleet d1 schema --apply``, the command a user runs.
+    """
+    tmp = tmp_path_factory.mktemp("d1-fleet")
+    db_url = own_database(postgres_url, "d1")
+    broker = RedisServer(tmp)
+    broker.start()
+    env = {
+        **os.environ,
+        **TEST_TUNING,
+        "DATABASE_URL": db_url,
+        "BROKER_URL": broker.url,
+        "S3_ENDPOINT_URL": s3_server.url,
+        "S3_BUCKET": BUCKET,
+        "D1_ACCOUNT_ID": D1_ACCOUNT_ID,
+        "D1_DATABASE_ID": D1_DATABASE_ID,
+        "D1_API_TOKEN": D1_API_TOKEN,
+        "D1_API_BASE_URL": d1_api.base_url,
+        "WEBHOOK_TOKEN": D1_FLEET_WEBHOOK_TOKEN,
+    }
+    settings = Settings(
+        **{k.lower(): v for k, v in env.items() if k.lower() in Settings.model_fields}
+    )
+    videofleet("d1", "schema", "--apply", env=env)
+    engine = make_engine(db_url)
+    name = "test-d1"
+    with ExitStack() as stack:
+        stack.callback(broker.stop)
+        stack.callback(engine.dispose)
+        worker = localstack.start_worker(stack, logdir=tmp, name=name, env=env)
+        _wait_worker_ready(settings.broker_url, f"{name}@", tmp / f"{name}.log")
+        publisher = stack.enter_context(ChainPublisher(settings))
+        yield D1Fleet(
+            settings, engine, publisher, env, tmp / f"{name}.log", s3_server, name, broker=broker
+        )
+        assert worker.poll() is None, "the worker process died during the session"
+
+
+@pytest.fixture
+def d1_fleet(d1_fleet_service: D1Fleet, d1_api: D1Api) -> Iterator[D1Fleet]:
+    """The D1 fleet with empty tables (its own and D1's) and D1 answering, before and after."""
+    _reset_d1_fleet(d1_fleet_service, d1_api)
+    yield d1_fleet_service
+    _reset_d1_fleet(d1_fleet_service, d1_api)
+
+
+def _reset_d1_fleet(fleet: D1Fleet, d1_api: D1Api) -> None:
+    d1_api.outage(False)
+    d1_api.query("DELETE FROM video_processing_tasks")
+    d1_api.query("DELETE FROM videos")
+    fleet.broker.start()
+    _clean(fleet)
+
+
+def videofleet(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run the ``videofleet`` command as a user would; fail the test on a non-zero exit."""
+    done = subprocess.run(
+        [sys.executable, "-m", "producer", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.fail(f"videofleet {' '.join(args)} exited {done.returncode}:\n{done.stderr}")
+    return done

@@ -4,7 +4,8 @@ import assert from "node:assert/strict";
 import http from "node:http";
 import { after, before, test } from "node:test";
 
-import worker, { retryDelaySeconds } from "../src/index.js";
+import { retryDelaySeconds } from "../src/batch.js";
+import worker from "../src/index.js";
 
 let server;
 let url;
