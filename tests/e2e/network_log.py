@@ -55,8 +55,9 @@ class NetworkLog:
         return [f for f in list(self.fetches.values())[mark:] if containing in f.url]
 
     def bytes_received(self, mark: int = 0, *, containing: str = "") -> int:
-        """Bytes received over the network by those requests."""
-        return sum(f.bytes_received for f in self.since(mark, containing=containing))
+        """Bytes received over the network by those requests (a cache hit received none)."""
+        fetches = self.since(mark, containing=containing)
+        return sum(f.bytes_received for f in fetches if not f.from_cache)
 
     def _sent(self, event: dict[str, Any]) -> None:
         # a redirect reuses the request id: keep the first URL's entry
