@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -351,6 +352,7 @@ def main() -> None:
     parser.add_argument("--load", metavar="BASE_URL", help=argparse.SUPPRESS)
     parser.add_argument("ids", nargs="*", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's access log
     if args.load:
         asyncio.run(_poll_as_fast_as_answered(args.load, args.ids, args.clients, args.seconds))
         return
