@@ -131,11 +131,11 @@ def thumbnails(deps: Deps, task_id: str) -> bool:
         sprite_key = storage.storyboard_key(
             prefix, row.video_key, storyboard.SPRITE_NAME, shot.sprite_jpeg
         )
-        vtt_key = storage.storyboard_key(
-            prefix, row.video_key, storyboard.VTT_NAME, shot.vtt.encode()
-        )
+        # the map names the sprite by its versioned key, so players find it beside the map
+        vtt = storyboard.vtt_text(board, sprite_url=sprite_key.rpartition("/")[2]).encode()
+        vtt_key = storage.storyboard_key(prefix, row.video_key, storyboard.VTT_NAME, vtt)
         uploads[sprite_key] = (shot.sprite_jpeg, storage.THUMBNAIL_CONTENT_TYPE)
-        uploads[vtt_key] = (shot.vtt.encode(), storyboard.VTT_CONTENT_TYPE)
+        uploads[vtt_key] = (vtt, storyboard.VTT_CONTENT_TYPE)
         patch["storyboard"] = {"sprite_key": sprite_key, "vtt_key": vtt_key, **board.as_dict()}
     storage.upload_many(deps.s3, bucket, uploads)
     patch["timings_s"] = {Step.THUMBNAILS.value: _since(started)}

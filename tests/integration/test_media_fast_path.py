@@ -300,7 +300,7 @@ def test_chain_stores_a_non_black_poster_and_a_storyboard(fleet: Fleet, tmp_path
         board["rows"] * board["tile_height_px"],
     )
     for _, _, name, (x, y, w, h) in cues:
-        assert name == "storyboard.jpg"
+        assert name == board["sprite_key"].rpartition("/")[2]  # resolved beside the map
         assert x + w <= width
         assert y + h <= height
     assert meta["reads"]["bytes"] <= meta["reads"]["object_bytes"]
