@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 
 from producer.video_status import describe
 from producer.web.access import HEADER as ACCESS_HEADER
+from producer.web.conditional import etag_matches
 from producer.web.deps import Resources, ResourcesDep
 from producer.web.errors import ErrorRoute, api_error, openapi_errors
 from producer.web.status_cache import StatusEntry
@@ -113,7 +114,7 @@ def video_status(
         "Cache-Control": f"private, max-age={entry.fresh_s}",
         "Vary": ACCESS_HEADER,
     }
-    if _matches(request.headers.get("if-none-match"), entry.etag):
+    if etag_matches(request.headers.get("if-none-match"), entry.etag):
         return Response(status_code=304, headers=headers)
     return Response(entry.body, media_type="application/json", headers=headers)
 
@@ -133,11 +134,3 @@ def _load(
     )
     body = VideoStatusOut.model_validate(document).model_dump_json().encode()
     return StatusEntry.of(body, status=document["status"], settings=resources.settings)
-
-
-def _matches(if_none_match: str | None, etag: str) -> bool:
-    """Whether an ``If-None-Match`` header names ``etag`` (weak comparison, RFC 9110 13.1.2)."""
-    if not if_none_match:
-        return False
-    tags = [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]
-    return "*" in tags or etag in tags

@@ -204,3 +204,13 @@ def test_a_change_shows_once_the_freshness_window_passes(make_api: Any) -> None:
     while api.get(f"/api/videos/{video_id}").json()["status"] != "ready":
         assert time.monotonic() < deadline, "the cache kept the old status past its window"
         time.sleep(0.1)
+
+
+def test_the_pages_files_answer_a_current_etag_with_304(make_api: Any) -> None:
+    api = make_api()
+    for path in ("/upload", "/static/upload.js", "/static/upload.css"):
+        first = api.client.get(path)
+        assert first.status_code == 200
+        again = api.client.get(path, headers={"If-None-Match": first.headers["etag"]})
+        assert (again.status_code, again.content) == (304, b"")
+        assert again.headers["cache-control"] == "no-cache"
