@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,19 +43,24 @@ FINAL_STATUSES = frozenset({"ready", "failed", "deleted"})
 
 @dataclass(frozen=True, slots=True)
 class StatusEntry:
-    """A status response as sent: its JSON body, the body's ETag, and how long it stays fresh."""
+    """A status response as sent: its JSON body, the body's ETag, and until when it is fresh."""
 
     body: bytes
     etag: str
-    fresh_s: int
+    fresh_until: float  # epoch seconds
 
     @classmethod
     def of(cls, body: bytes, *, status: str, settings: Settings) -> StatusEntry:
-        """The entry of ``body``; its ETag is a digest of the bytes, so equal bodies match."""
+        """The entry of ``body`` read now; its ETag is a digest of the bytes."""
         digest = hashlib.sha256(body).hexdigest()[:32]
         final = status in FINAL_STATUSES
         fresh_s = settings.status_final_fresh_s if final else settings.status_fresh_s
-        return cls(body, f'"{digest}"', fresh_s)
+        return cls(body, f'"{digest}"', time.time() + fresh_s)
+
+    @property
+    def max_age_s(self) -> int:
+        """What is left of its freshness: a browser may keep it that long, not longer."""
+        return max(0, math.ceil(self.fresh_until - time.time()))
 
 
 class StatusCache:
@@ -81,8 +87,8 @@ class StatusCache:
             raw = cast(bytes | None, self._redis.get(key))  # the sync client's answer
             if raw is not None:
                 stored = json.loads(raw)
-                entry = StatusEntry(stored["body"].encode(), stored["etag"], stored["fresh_s"])
-                if time.time() < stored["fresh_until"] or not self._claim_refresh(key):
+                entry = StatusEntry(stored["body"].encode(), stored["etag"], stored["fresh_until"])
+                if time.time() < entry.fresh_until or not self._claim_refresh(key):
                     return entry
         except redis.RedisError as exc:
             logger.warning(
@@ -97,15 +103,10 @@ class StatusCache:
         return bool(self._redis.set(f"{key}:refresh", b"1", nx=True, ex=STALE_GRACE_S))
 
     def _store(self, key: str, entry: StatusEntry) -> None:
-        value = {
-            "body": entry.body.decode(),
-            "etag": entry.etag,
-            "fresh_s": entry.fresh_s,
-            "fresh_until": time.time() + entry.fresh_s,
-        }
+        value = {"body": entry.body.decode(), "etag": entry.etag, "fresh_until": entry.fresh_until}
         try:
             with self._redis.pipeline(transaction=False) as pipe:
-                pipe.set(key, json.dumps(value), ex=entry.fresh_s + STALE_GRACE_S)
+                pipe.set(key, json.dumps(value), ex=entry.max_age_s + STALE_GRACE_S)
                 pipe.delete(f"{key}:refresh")
                 pipe.execute()
         except redis.RedisError as exc:

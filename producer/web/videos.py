@@ -111,7 +111,7 @@ def video_status(
         raise api_error(exc) from exc
     headers = {
         "ETag": entry.etag,
-        "Cache-Control": f"private, max-age={entry.fresh_s}",
+        "Cache-Control": f"private, max-age={entry.max_age_s}",
         "Vary": ACCESS_HEADER,
     }
     if etag_matches(request.headers.get("if-none-match"), entry.etag):

@@ -214,3 +214,16 @@ def test_the_pages_files_answer_a_current_etag_with_304(make_api: Any) -> None:
         again = api.client.get(path, headers={"If-None-Match": first.headers["etag"]})
         assert (again.status_code, again.content) == (304, b"")
         assert again.headers["cache-control"] == "no-cache"
+
+
+def test_a_cached_answer_is_fresh_for_what_is_left_of_its_window(make_api: Any) -> None:
+    # given a ready video's answer in the micro-cache (fresh 30 s)
+    api = make_api()
+    video_id = api.post("/api/upload-url", UPLOAD).json()["videoId"]
+    _finish(api, video_id)
+    assert api.get(f"/api/videos/{video_id}").headers["cache-control"] == "private, max-age=30"
+    # when it is served again two seconds later
+    time.sleep(2.1)
+    again = api.get(f"/api/videos/{video_id}")
+    # then browsers may keep it only for the rest of the window
+    assert again.headers["cache-control"] == "private, max-age=28"
