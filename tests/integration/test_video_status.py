@@ -16,6 +16,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from producer.web.status_cache import StatusCache, StatusEntry
+from schema.settings import Settings
 from schema.tables import tasks, videos
 from tests.integration import test_upload_api
 from tests.integration.test_upload_api import Api
@@ -227,3 +229,18 @@ def test_a_cached_answer_is_fresh_for_what_is_left_of_its_window(make_api: Any) 
     again = api.get(f"/api/videos/{video_id}")
     # then browsers may keep it only for the rest of the window
     assert again.headers["cache-control"] == "private, max-age=28"
+
+
+def test_without_its_redis_the_cache_answers_from_the_database() -> None:
+    # given a micro-cache whose Redis cannot be reached
+    cache = StatusCache(Settings(rate_limit_redis_url="redis://127.0.0.1:1/0"))
+    loads: list[StatusEntry] = []
+
+    def load() -> StatusEntry:
+        loads.append(StatusEntry.of(b"{}", status="processing", settings=Settings()))
+        return loads[-1]
+
+    # when a status is looked up twice, then each lookup reads the database and answers
+    assert cache.lookup("v1", "owner", load) is loads[0]
+    assert cache.lookup("v1", "owner", load) is loads[1]
+    cache.close()
