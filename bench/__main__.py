@@ -16,6 +16,7 @@ FULL = [
     ["bench.fleet"],
     ["bench.storyboard"],
     ["bench.ingest", "--events", "2000"],
+    ["bench.readside"],
 ]
 QUICK = [
     ["bench.media"],
@@ -24,6 +25,7 @@ QUICK = [
     ["bench.fleet", "--chains", "5", "--videos", "10"],
     ["bench.storyboard"],
     ["bench.ingest", "--events", "300"],
+    ["bench.readside", "--seconds", "3", "--page-seconds", "15", "--reload-every-s", "3"],
 ]
 
 

@@ -1,7 +1,10 @@
-"""A video's status for its owner: the row, its latest task's facts, short-lived GET URLs.
+"""A video's status for its owner: the row, its latest task's facts, and links that caches reuse.
 
-The page polls this while the fleet works; thumbnails and the video are private objects, so
-their URLs are presigned GETs that expire after ``STATUS_URL_EXPIRY_S``.
+The page polls this while the fleet works. Thumbnails and the storyboard get stable links
+(``producer.stable_links``: public, or presigned at the start of a window); the video's own URL is
+always presigned. For a given row state and link window the document is byte-for-byte the same,
+which is what lets ``producer.web.videos`` answer ``If-None-Match`` with 304 and
+``producer.status_cache`` share one database read among every poller.
 """
 
 from __future__ import annotations
@@ -11,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from producer.stable_links import ObjectLinks
 from producer.uploads import UploadNotFound
-from schema.lifecycle import load_metadata, now_ms
+from schema.lifecycle import load_metadata
 from schema.settings import Settings
 from schema.tables import tasks, videos
 
@@ -21,7 +25,7 @@ if TYPE_CHECKING:
 
 
 def describe(
-    video_id: str, *, owner: str, settings: Settings, engine: Engine, s3: S3Client
+    video_id: str, *, owner: str, settings: Settings, engine: Engine, s3: S3Client, now_s: float
 ) -> dict[str, Any]:
     """The status document of ``video_id`` (see ``VideoStatusOut`` in ``producer.web.videos``).
 
@@ -38,19 +42,13 @@ def describe(
             .order_by(tasks.c.created_at.desc(), tasks.c.id)
             .limit(1)
         ).one_or_none()
-    expires_s = settings.status_url_expiry_s
     bucket = (task.bucket if task is not None else None) or settings.s3_bucket
-
-    def get_url(key: str) -> str:
-        return s3.generate_presigned_url(
-            "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires_s
-        )
-
+    links = ObjectLinks(s3, settings, bucket, now_s=now_s)
     metadata = load_metadata(task.metadata) if task is not None else {}
     thumbs = metadata.get("thumbnails") or {}
     times = list(thumbs.get("times_s") or [])
     thumbnails = [
-        {"key": key, "url": get_url(key), "atS": times[i] if i < len(times) else None}
+        {"key": key, "url": links.derived(key), "atS": times[i] if i < len(times) else None}
         for i, key in enumerate(thumbs.get("keys") or [])
     ]
     return {
@@ -73,6 +71,23 @@ def describe(
         },
         "metadata": {k: metadata[k] for k in ("probe", "timings_s") if k in metadata},
         "thumbnails": thumbnails,
-        "videoUrl": get_url(video.r2_key) if task is not None else None,
-        "urlsExpireAt": now_ms() + expires_s * 1000,
+        "storyboard": _storyboard(metadata.get("storyboard"), links),
+        "videoUrl": links.private(video.r2_key) if task is not None else None,
+        "urlsExpireAt": links.window.expires_at_s * 1000,
+    }
+
+
+def _storyboard(board: dict[str, Any] | None, links: ObjectLinks) -> dict[str, Any] | None:
+    """The sprite and its WebVTT map, with the grid the page needs to show a tile."""
+    if not board or not board.get("sprite_key") or not board.get("vtt_key"):
+        return None
+    return {
+        "spriteUrl": links.derived(board["sprite_key"]),
+        "vttUrl": links.derived(board["vtt_key"]),
+        "tiles": board.get("tiles"),
+        "columns": board.get("columns"),
+        "rows": board.get("rows"),
+        "tileWidthPx": board.get("tile_width_px"),
+        "tileHeightPx": board.get("tile_height_px"),
+        "intervalS": board.get("interval_s"),
     }

@@ -55,6 +55,11 @@ DEFAULT_RECOVERY_MARGIN_S = 120
 DEFAULT_RECOVERY_MAX_ATTEMPTS = 3
 DEFAULT_RECOVERY_INTERVAL_S = 60
 PLACEHOLDER_ADMIN_PASSWORDS = PLACEHOLDER_SECRETS | {"admin", "password", "videofleet"}
+# Read side: a micro-cache stays under a minute; a presign window plus the URL lifetime must fit
+# in SigV4's 7-day limit.
+MAX_STATUS_FRESH_S = 59
+MAX_STATUS_URL_WINDOW_S = 86_400
+MAX_PRESIGN_S = 604_800
 
 
 # 8K UHD (7680x4320) fits; a 16000x16000 frame (a gigabyte decoded) does not.
@@ -90,6 +95,12 @@ class Settings(BaseSettings):
         default=DEFAULT_MULTIPART_BYTES, ge=MIN_PART_BYTES, le=MAX_PART_BYTES
     )
     status_url_expiry_s: int = Field(default=300, ge=1, le=604_800)
+    # -- read side (issue 14): stable links, conditional status, micro-cache --
+    status_url_window_s: int = Field(default=3600, ge=0, le=MAX_STATUS_URL_WINDOW_S)
+    thumbnails_public_base_url: str = ""
+    status_cache_enabled: bool = True
+    status_fresh_s: int = Field(default=2, ge=1, le=MAX_STATUS_FRESH_S)
+    status_final_fresh_s: int = Field(default=30, ge=1, le=MAX_STATUS_FRESH_S)
     upload_allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     cors_max_age_s: int = Field(default=3600, ge=0, le=86_400)
     access_team_domain: str = ""
@@ -132,6 +143,13 @@ class Settings(BaseSettings):
             )
         if self.multipart_threshold_bytes > self.upload_max_bytes:
             raise ValueError("MULTIPART_THRESHOLD_BYTES must not exceed UPLOAD_MAX_BYTES")
+        if self.status_url_window_s + self.status_url_expiry_s > MAX_PRESIGN_S:
+            raise ValueError("STATUS_URL_WINDOW_S + STATUS_URL_EXPIRY_S must not exceed 7 days")
+        base = self.thumbnails_public_base_url
+        if base and (not base.startswith(("http://", "https://")) or base.endswith("/")):
+            raise ValueError(
+                "THUMBNAILS_PUBLIC_BASE_URL must be an http(s) URL without a trailing slash"
+            )
         return self
 
     thumbnails_prefix: str = "thumbnails/"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -17,6 +18,9 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 THUMBNAIL_CONTENT_TYPE = "image/jpeg"
+# Thumbnails and storyboards live under content-versioned keys: any cache may keep them a year.
+IMMUTABLE_CACHE_CONTROL = "public, max-age=31536000, immutable"
+KEY_HASH_CHARS = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,14 +57,27 @@ def presigned_get(s3: S3Client, bucket: str, key: str, *, expires_s: int) -> str
     )
 
 
-def thumbnail_key(prefix: str, video_key: str, index: int) -> str:
-    """The deterministic key of a video's ``index``-th thumbnail: a re-run overwrites it."""
-    return f"{prefix}{video_key}/{index:03d}.jpg"
+def thumbnail_key(prefix: str, video_key: str, index: int, data: bytes) -> str:
+    """The key of a video's ``index``-th thumbnail, versioned by its bytes (see ``_versioned``)."""
+    return _versioned(f"{prefix}{video_key}/{index:03d}.jpg", data)
 
 
-def storyboard_key(prefix: str, video_key: str, name: str) -> str:
-    """The deterministic key of a storyboard file, beside the video's thumbnails."""
-    return f"{prefix}{video_key}/{name}"
+def storyboard_key(prefix: str, video_key: str, name: str, data: bytes) -> str:
+    """The key of a storyboard file beside the video's thumbnails, versioned by its bytes."""
+    return _versioned(f"{prefix}{video_key}/{name}", data)
+
+
+def _versioned(key: str, data: bytes) -> str:
+    """``a/000.jpg`` -> ``a/000.<hash of data>.jpg``.
+
+    Derived objects are served with an immutable ``Cache-Control``, so a browser or the edge
+    never asks again for a URL it holds: a re-run that produces other bytes must produce another
+    key, and one that produces the same bytes keeps the key (and every cached copy). The
+    objects of earlier versions stay under the video's prefix until the video is deleted.
+    """
+    stem, dot, ext = key.rpartition(".")
+    digest = hashlib.sha256(data).hexdigest()[:KEY_HASH_CHARS]
+    return f"{stem}.{digest}.{ext}" if dot and "/" not in ext else f"{key}.{digest}"
 
 
 _pools: dict[int, urllib3.PoolManager] = {}
@@ -78,10 +95,14 @@ def http_pool() -> urllib3.PoolManager:
     return _pools[pid]
 
 
-def upload_bytes(s3: S3Client, bucket: str, key: str, data: bytes, *, content_type: str) -> None:
-    """Upload a small in-memory object in one PUT."""
+def upload_bytes(
+    s3: S3Client, bucket: str, key: str, data: bytes, *, content_type: str, cache_control: str
+) -> None:
+    """Upload a small in-memory object in one PUT, with the ``Cache-Control`` it is served with."""
     try:
-        s3.put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type)
+        s3.put_object(
+            Bucket=bucket, Key=key, Body=data, ContentType=content_type, CacheControl=cache_control
+        )
     except (BotoCoreError, ClientError) as exc:
         raise storage_error(exc, video_key=key) from exc
 
@@ -90,16 +111,25 @@ UPLOAD_THREADS = 8
 
 
 def upload_many(s3: S3Client, bucket: str, objects: dict[str, tuple[bytes, str]]) -> None:
-    """Upload small objects (key -> (data, content type)) in parallel PUTs.
+    """Upload small derived objects (key -> (data, content type)) in parallel PUTs.
 
-    A dozen sequential PUTs cost a dozen round trips; boto3 clients are thread-safe.
+    A dozen sequential PUTs cost a dozen round trips; boto3 clients are thread-safe. The keys
+    are content-versioned (``thumbnail_key``), so the objects are written as immutable.
 
     Raises:
         StorageUnavailable: a PUT failed (the first failure is raised).
     """
     with ThreadPoolExecutor(max_workers=min(UPLOAD_THREADS, len(objects) or 1)) as pool:
         futures = [
-            pool.submit(upload_bytes, s3, bucket, key, data, content_type=content_type)
+            pool.submit(
+                upload_bytes,
+                s3,
+                bucket,
+                key,
+                data,
+                content_type=content_type,
+                cache_control=IMMUTABLE_CACHE_CONTROL,
+            )
             for key, (data, content_type) in objects.items()
         ]
         for future in futures:

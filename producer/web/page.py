@@ -8,15 +8,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import FileResponse, RedirectResponse
+
+from producer.web.conditional import etag_matches
 
 STATIC_DIR = Path(__file__).with_name("static")
 ASSETS = {
     "upload.js": "text/javascript; charset=utf-8",
     "upload.css": "text/css; charset=utf-8",
 }
-# The page is small and changes with releases; let browsers revalidate rather than cache.
+# The page is small and changes with releases; let browsers revalidate (a 304) rather than cache.
 NO_CACHE = {"Cache-Control": "no-cache"}
 
 router = APIRouter(tags=["page"])
@@ -29,17 +31,24 @@ def root() -> RedirectResponse:
 
 
 @router.get("/upload", include_in_schema=False)
-def upload_page() -> FileResponse:
+def upload_page(request: Request) -> Response:
     """The upload page."""
-    return FileResponse(
-        STATIC_DIR / "upload.html", media_type="text/html; charset=utf-8", headers=NO_CACHE
-    )
+    return _file(request, STATIC_DIR / "upload.html", "text/html; charset=utf-8")
 
 
 @router.get("/static/{name}", include_in_schema=False)
-def asset(name: str) -> FileResponse:
+def asset(name: str, request: Request) -> Response:
     """The page's script and style sheet (only these two names)."""
     media_type = ASSETS.get(name)
     if media_type is None:
         raise HTTPException(404, "not found")
-    return FileResponse(STATIC_DIR / name, media_type=media_type, headers=NO_CACHE)
+    return _file(request, STATIC_DIR / name, media_type)
+
+
+def _file(request: Request, path: Path, media_type: str) -> Response:
+    """The file, or a 304 when the browser's copy is current (its ETag: mtime and size)."""
+    response = FileResponse(path, media_type=media_type, headers=NO_CACHE, stat_result=path.stat())
+    etag = response.headers["etag"]
+    if etag_matches(request.headers.get("if-none-match"), etag):
+        return Response(status_code=304, headers={"ETag": etag, **NO_CACHE})
+    return response

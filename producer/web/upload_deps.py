@@ -18,6 +18,7 @@ from producer.uploads import Uploads
 from producer.web.access import AccessDenied, AccessIdentity, authenticate
 from producer.web.deps import ResourcesDep
 from producer.web.ratelimit import UploadLimits, client_ip
+from producer.web.status_cache import StatusCache
 from schema.storage import make_s3_client
 
 
@@ -27,6 +28,7 @@ class UploadServices:
 
     uploads: Uploads
     limits: UploadLimits
+    status_cache: StatusCache | None
 
 
 @asynccontextmanager
@@ -39,12 +41,17 @@ async def upload_lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = resources.settings
     s3 = make_s3_client(settings)
     limits = UploadLimits(settings)
-    app.state.uploads = UploadServices(Uploads(settings, resources.engine, s3), limits)
+    status_cache = StatusCache(settings) if settings.status_cache_enabled else None
+    app.state.uploads = UploadServices(
+        Uploads(settings, resources.engine, s3), limits, status_cache
+    )
     try:
         yield
     finally:
         app.state.uploads = None
         limits.close()
+        if status_cache is not None:
+            status_cache.close()
         s3.close()
 
 

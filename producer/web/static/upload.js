@@ -1,12 +1,16 @@
 // videofleet upload page: presigned PUT straight to the bucket, multipart in parallel parts above
-// the threshold, then live status until the thumbnails appear. No build step, no dependencies.
+// the threshold, then conditional status polling until the thumbnails and the storyboard appear.
+// /upload?video=<id> shows a video already uploaded. No build step, no dependencies.
 "use strict";
 
 const MAX_BYTES = 5_000_000_000; // the design's 5 GB
 const MULTIPART_THRESHOLD = 50 * 1024 * 1024; // the server may set a lower one (413 use_multipart)
 const PART_CONCURRENCY = 4;
 const PART_ATTEMPTS = 4; // one try and three retries per part
-const POLL_MS = 1500;
+const POLL_MS = 1500; // first interval, and again after every change
+const POLL_MAX_MS = 10_000; // backing off by POLL_BACKOFF while the status stays the same
+const POLL_BACKOFF = 1.5;
+const STATUS_KEY = "videofleet.status."; // + video id: the last answer and its ETag
 const TYPES = {
   mp4: "video/mp4", mov: "video/quicktime", avi: "video/x-msvideo",
   mkv: "video/x-matroska", webm: "video/webm",
@@ -203,11 +207,14 @@ function showVideo(video) {
     dd.textContent = v;
     return [dt, dd];
   }));
-  const shown = $("thumbnails").children.length;
-  if (video.thumbnails.length && shown !== video.thumbnails.length) {
+  // Links are stable (same URL all window long, or public), so an image is replaced only when
+  // its URL changes: the browser's cache answers for the rest.
+  const shown = [...$("thumbnails").children].map((img) => img.dataset.url).join(" ");
+  if (shown !== video.thumbnails.map((thumb) => thumb.url).join(" ")) {
     $("thumbnails").replaceChildren(...video.thumbnails.map((thumb, i) => {
       const img = document.createElement("img");
       img.src = thumb.url;
+      img.dataset.url = thumb.url;
       img.alt = `thumbnail ${i + 1}` + (thumb.atS != null ? ` at ${thumb.atS.toFixed(1)} s` : "");
       img.className = "thumbnail";
       return img;
@@ -215,24 +222,113 @@ function showVideo(video) {
   }
 }
 
+// WebVTT cues of a storyboard: "start --> end" then "<sprite>#xywh=x,y,w,h".
+function parseStoryboardVtt(text) {
+  const seconds = (t) => t.split(":").reduce((total, part) => total * 60 + parseFloat(part), 0);
+  const cues = [];
+  for (const block of text.replace(/\r/g, "").split(/\n\n+/)) {
+    const match = /([\d:.]+)\s+-->\s+([\d:.]+)[^\n]*\n[^#\n]*#xywh=(\d+),(\d+),(\d+),(\d+)/.exec(block);
+    if (match) {
+      const [x, y, w, h] = match.slice(3).map(Number);
+      cues.push({ start: seconds(match[1]), end: seconds(match[2]), x, y, w, h });
+    }
+  }
+  return cues;
+}
+
+function formatTime(s) {
+  const m = Math.floor(s / 60);
+  return `${m}:${(s - m * 60).toFixed(1).padStart(4, "0")}`;
+}
+
+// The storyboard: hovering the bar shows the sprite's tile for that time, as players do.
+async function showStoryboard(board) {
+  const section = $("storyboard");
+  if (!board || section.dataset.vtt === board.vttUrl) return;
+  const response = await fetch(board.vttUrl); // immutable: later views come from the cache
+  if (!response.ok) throw new Error(`storyboard map: storage answered ${response.status}`);
+  const cues = parseStoryboardVtt(await response.text());
+  if (!cues.length) return;
+  section.dataset.vtt = board.vttUrl;
+  const end = cues[cues.length - 1].end;
+  const tile = $("tile");
+  tile.style.backgroundImage = `url("${board.spriteUrl}")`;
+  const show = (t) => {
+    const cue = cues.find((c) => c.start <= t && t < c.end) || cues[cues.length - 1];
+    tile.style.width = `${cue.w}px`;
+    tile.style.height = `${cue.h}px`;
+    tile.style.backgroundPosition = `-${cue.x}px -${cue.y}px`;
+    tile.dataset.xywh = `${cue.x},${cue.y},${cue.w},${cue.h}`;
+    $("tile-time").textContent = formatTime(t);
+  };
+  $("scrub").onmousemove = (event) => {
+    const rect = event.currentTarget.getBoundingClientRect();
+    const t = Math.max(0, Math.min(1, (event.clientX - rect.left) / rect.width)) * end;
+    $("scrub-head").style.left = `${(t / end) * 100}%`;
+    show(t);
+  };
+  show(0);
+  section.hidden = false;
+}
+
+function storedStatus(videoId) {
+  try { return JSON.parse(sessionStorage.getItem(STATUS_KEY + videoId)); } catch { return null; }
+}
+
+function storeStatus(videoId, answer) {
+  try { sessionStorage.setItem(STATUS_KEY + videoId, JSON.stringify(answer)); } catch { /* off */ }
+}
+
+// One conditional GET: the last answer's ETag goes in If-None-Match, and a 304 (no body) means
+// nothing changed. The last answer is kept per tab, so a reload asks conditionally too.
+async function fetchStatus(videoId, last) {
+  const response = await fetch(`/api/videos/${encodeURIComponent(videoId)}`, {
+    credentials: "same-origin",
+    cache: "no-store", // the page keeps the answer itself; every poll reaches the API
+    headers: last && last.etag ? { "If-None-Match": last.etag } : {},
+  });
+  if (response.status === 304 && last) return { ...last, changed: false };
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    const error = data.error || { code: "http_" + response.status, message: response.statusText };
+    throw new ApiError(response.status, error.code, error.message);
+  }
+  const answer = { etag: response.headers.get("ETag"), video: data };
+  storeStatus(videoId, answer);
+  return { ...answer, changed: true };
+}
+
 async function poll(videoId) {
+  let last = storedStatus(videoId);
+  let delay = POLL_MS;
+  let shown = false;
   for (;;) {
-    let video;
+    let answer;
     try {
-      video = await api("GET", `/api/videos/${encodeURIComponent(videoId)}`);
+      answer = await fetchStatus(videoId, last);
     } catch (error) {
       if (error instanceof ApiError && error.status !== 429 && error.status < 500) throw error;
-      await sleep(POLL_MS * 2);
+      delay = Math.min(delay * 2, POLL_MAX_MS);
+      await sleep(delay);
       continue;
     }
-    showVideo(video);
+    last = answer;
+    const video = answer.video;
+    if (answer.changed || !shown) showVideo(video);
+    shown = true;
+    delay = answer.changed ? POLL_MS : Math.min(delay * POLL_BACKOFF, POLL_MAX_MS);
     const step = video.task && video.task.step ? ` (${video.task.step})` : "";
     if (video.status === "ready" && video.thumbnails.length) {
       setStatus("ready", `Ready: ${video.thumbnails.length} thumbnails`);
+      await showStoryboard(video.storyboard);
       return;
     }
     if (video.status === "failed") {
       showError(`Processing failed: ${(video.task && video.task.error) || "unknown error"}`);
+      return;
+    }
+    if (video.status === "deleted") {
+      setStatus("deleted", "This video was deleted");
       return;
     }
     if (video.status === "uploading") {
@@ -240,7 +336,18 @@ async function poll(videoId) {
     } else {
       setStatus("processing", `Processing${step}`);
     }
-    await sleep(POLL_MS);
+    await sleep(delay);
+  }
+}
+
+// Show a video already uploaded (/upload?video=<id>, as a reload after an upload leads to).
+async function follow(videoId) {
+  document.body.dataset.videoId = videoId;
+  setStatus("processing", "Loading…");
+  try {
+    await poll(videoId);
+  } catch (error) {
+    showError(error.message);
   }
 }
 
@@ -248,6 +355,8 @@ async function start(file) {
   $("error").hidden = true;
   $("result").hidden = true;
   $("thumbnails").replaceChildren();
+  $("storyboard").hidden = true;
+  delete $("storyboard").dataset.vtt;
   const contentType = contentTypeOf(file);
   if (!contentType) {
     showError(`${file.name} is not a supported video (MP4, MOV, AVI, MKV or WebM)`);
@@ -281,6 +390,7 @@ async function start(file) {
       }
     }
     document.body.dataset.videoId = videoId;
+    history.replaceState(null, "", `?video=${encodeURIComponent(videoId)}`);
     setStatus("uploaded", "Uploaded; waiting for processing to start");
     await poll(videoId);
   } catch (error) {
@@ -300,6 +410,8 @@ function init() {
     drop.classList.remove("over");
     if (event.dataTransfer.files.length) start(event.dataTransfer.files[0]);
   });
+  const videoId = new URLSearchParams(location.search).get("video");
+  if (videoId) follow(videoId);
 }
 
 init();
