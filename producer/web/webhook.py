@@ -21,6 +21,7 @@ target, anything posting an S3 event document, or a person with ``curl``. Status
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -45,6 +46,18 @@ router = APIRouter(tags=["webhook"])
 
 class _TooLarge(Exception):
     """Raised while reading a body that exceeds the configured limit."""
+
+
+class _AsciiJSON(JSONResponse):
+    """JSON with everything outside ASCII escaped, so that any text a sender wrote renders.
+
+    A message id or reason may hold a lone surrogate (``"\\ud800"`` is valid JSON); UTF-8
+    cannot encode it, and the default renderer would fail with a 500 after the batch was
+    ingested. Escaped, it is echoed back exactly as it came.
+    """
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, allow_nan=False).encode("ascii")
 
 
 @router.head(PATH)
@@ -86,7 +99,7 @@ def _handle(request: Request, resources: Resources, raw: bytes) -> Response:
         return _reject(log, raw, str(exc), resources.settings.webhook_retry_after_s)
     if unpacked.ignored:
         logger.info("Webhook: ignored an %s", unpacked.ignored)
-        return JSONResponse({"ignored": unpacked.ignored, "messages": []}, status_code=202)
+        return _AsciiJSON({"ignored": unpacked.ignored, "messages": []}, status_code=202)
     intake = Intake(
         resources.engine,
         resources.publisher,
@@ -105,7 +118,7 @@ def _handle(request: Request, resources: Resources, raw: bytes) -> Response:
         return _unavailable(reason, resources.settings.webhook_retry_after_s)
     if not unpacked.batch and results[0].verdict is Verdict.REJECTED:
         return _error(400, "invalid_event", results[0].reason or "invalid")
-    return JSONResponse(_report(unpacked, results), status_code=202)
+    return _AsciiJSON(_report(unpacked, results), status_code=202)
 
 
 def _reject(log: RejectionLog, raw: bytes, reason: str, retry_after_s: int) -> Response:
@@ -170,4 +183,4 @@ def _unavailable(reason: str, retry_after_s: int) -> Response:
 
 def _error(status: int, error: str, message: str, *, auth_challenge: bool = False) -> Response:
     headers = {"WWW-Authenticate": "Bearer"} if auth_challenge else None
-    return JSONResponse({"error": error, "message": message}, status_code=status, headers=headers)
+    return _AsciiJSON({"error": error, "message": message}, status_code=status, headers=headers)

@@ -153,6 +153,21 @@ def test_a_forwarded_worker_batch_reports_each_message_and_dedups(
     assert json.loads(rejection.body) == items[3]
 
 
+def test_a_lone_surrogate_message_id_is_echoed_back_not_a_500(
+    client: TestClient, transports_engine: Engine, broker: RedisServer
+) -> None:
+    # given a forwarded batch whose message id is a lone UTF-16 surrogate (valid JSON text)
+    body = json.dumps(r2_body(bucket="bkt", key="uploads/surrogate.mp4"))
+    raw = f'[{{"id":"\\ud800","attempts":1,"timestamp":"t","body":{body}}}]'.encode()
+    # when it is posted
+    response = client.post(URL, content=raw, headers=BEARER)
+    # then the message is accepted and its id comes back as it was sent
+    assert response.status_code == 202, response.text
+    [message] = response.json()["messages"]
+    assert (message["id"], message["status"]) == ("\ud800", "accepted")
+    assert task_count(transports_engine) == 1
+
+
 def test_a_malformed_notification_is_400_naming_the_problem_and_recorded(
     client: TestClient, transports_engine: Engine, broker: RedisServer
 ) -> None:
@@ -397,9 +412,11 @@ def test_a_non_numeric_content_length_is_400(client: TestClient) -> None:
 
 # -- property-based: arbitrary input never breaks the webhook and never enqueues anything --
 
+# Any code point, lone surrogates included (json.dumps writes them as \\udXXX escapes).
+ANY_TEXT = st.text(st.characters(exclude_categories=()))
 JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | ANY_TEXT,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(ANY_TEXT, inner, max_size=4),
     max_leaves=16,
 )
 # Never a usable key: not a string, or a string a database cannot store.
