@@ -10,19 +10,13 @@ import math
 import re
 import unicodedata
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from schema.errors import UploadRejected
+from schema.video_types import VIDEO_TYPES
 
 UPLOADS_PREFIX = "uploads/"
-# The design's types: extension -> the one MIME type the upload is signed with.
-VIDEO_TYPES: dict[str, str] = {
-    ".mp4": "video/mp4",
-    ".mov": "video/quicktime",
-    ".avi": "video/x-msvideo",
-    ".mkv": "video/x-matroska",
-    ".webm": "video/webm",
-}
 MAX_FILENAME_CHARS = 255
 MAX_SAFE_STEM_CHARS = 80
 MIN_PART_BYTES = 5 * 1024 * 1024
@@ -61,18 +55,29 @@ def split_name(filename: str) -> tuple[str, str]:
     return stem, f".{extension.lower()}"
 
 
-def content_type_for(filename: str, content_type: str) -> str:
+def upload_types(extensions: tuple[str, ...]) -> dict[str, str]:
+    """The video types (extension → MIME type) uploads may have: those ingest will take too.
+
+    ``extensions`` is ``INGEST_EXTENSIONS`` (empty: every video type), so an upload is never
+    accepted only to be ignored when its notification arrives.
+    """
+    return {ext: mime for ext, mime in VIDEO_TYPES.items() if not extensions or ext in extensions}
+
+
+def content_type_for(
+    filename: str, content_type: str, *, types: Mapping[str, str] = VIDEO_TYPES
+) -> str:
     """Return the canonical MIME type of a video upload, or refuse it.
 
     The extension decides the type; the declared ``content_type`` must be that type, because it
     is bound into the presigned URL and the browser must send exactly it.
 
     Raises:
-        UploadRejected: not one of the video types, or the type does not match the extension.
+        UploadRejected: not one of ``types``, or the type does not match the extension.
     """
     _, extension = split_name(filename)
-    expected = VIDEO_TYPES.get(extension)
-    allowed = ", ".join(VIDEO_TYPES)
+    expected = types.get(extension)
+    allowed = ", ".join(types)
     if expected is None:
         raise UploadRejected(
             f"{filename!r} is not a video upload: allowed extensions are {allowed}",

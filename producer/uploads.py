@@ -27,6 +27,7 @@ from producer.upload_policy import (
     content_type_for,
     object_key,
     plan_parts,
+    upload_types,
 )
 from schema.errors import StorageUnavailable, UploadRejected
 from schema.lifecycle import now_ms
@@ -258,7 +259,8 @@ class Uploads:
                 for one PUT.
         """
         name = check_filename(filename)
-        mime = content_type_for(name, content_type)
+        types = upload_types(self.settings.ingest_extensions)
+        mime = content_type_for(name, content_type, types=types)
         check_size(
             size,
             max_bytes=self.settings.upload_max_bytes,

@@ -13,6 +13,9 @@ from typing import Annotated, Literal, Self
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from schema.buckets import bucket_name_problem
+from schema.video_types import VIDEO_TYPES
+
 DEFAULT_DATABASE_URL = "sqlite:///videofleet.db"
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_S3_ENDPOINT_URL = "http://127.0.0.1:9000"
@@ -31,7 +34,7 @@ DEFAULT_MULTIPART_BYTES = 50 * 1024 * 1024
 MIN_PART_BYTES = 5 * 1024 * 1024
 MAX_PART_BYTES = 5 * 1024 * 1024 * 1024
 ORIGIN_RE = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
-DEFAULT_INGEST_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
+DEFAULT_INGEST_EXTENSIONS = tuple(VIDEO_TYPES)
 DEFAULT_INGEST_MAX_SIZE_BYTES = 5 * 1024**3
 DEFAULT_POLL_INTERVAL_S = 30.0
 DEFAULT_POLL_LOOKBACK_S = 3600
@@ -144,11 +147,36 @@ class Settings(BaseSettings):
     # -- ingestion (issue 3) --
 
     ingest_key_prefix: str = ""
+    # Buckets whose notifications are processed; empty means S3_BUCKET alone (``served_buckets``).
+    ingest_buckets: Annotated[tuple[str, ...], NoDecode] = ()
     ingest_extensions: Annotated[tuple[str, ...], NoDecode] = DEFAULT_INGEST_EXTENSIONS
     ingest_min_size_bytes: int = Field(default=0, ge=0)
     ingest_max_size_bytes: int = Field(default=DEFAULT_INGEST_MAX_SIZE_BYTES, ge=1)
     poll_interval_s: float = Field(default=DEFAULT_POLL_INTERVAL_S, gt=0)
     poll_lookback_s: int = Field(default=DEFAULT_POLL_LOOKBACK_S, ge=0)
+
+    @field_validator("ingest_buckets", mode="before")
+    @classmethod
+    def _split_buckets(cls, value: object) -> object:
+        """``INGEST_BUCKETS=uploads,archive`` → ``("uploads", "archive")``."""
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("ingest_buckets", "s3_bucket")
+    @classmethod
+    def _check_bucket_names(cls, value: str | tuple[str, ...]) -> str | tuple[str, ...]:
+        """Refuse a name no store accepts, at start-up rather than at the first event."""
+        for name in (value,) if isinstance(value, str) else value:
+            problem = bucket_name_problem(name)
+            if problem is not None:
+                raise ValueError(f"{name!r} is not a bucket name: {problem}")
+        return value
+
+    @property
+    def served_buckets(self) -> tuple[str, ...]:
+        """The buckets events may name: ``INGEST_BUCKETS``, or ``S3_BUCKET`` alone."""
+        return self.ingest_buckets or (self.s3_bucket,)
 
     @field_validator("ingest_extensions", mode="before")
     @classmethod

@@ -6,10 +6,15 @@ whole hostname at the edge, and every API call the page makes is verified at the
 
 from __future__ import annotations
 
+import html
+import json
 from pathlib import Path
 
 from fastapi import APIRouter, HTTPException
-from fastapi.responses import FileResponse, RedirectResponse
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
+
+from producer.upload_policy import upload_types
+from producer.web.deps import ResourcesDep
 
 STATIC_DIR = Path(__file__).with_name("static")
 ASSETS = {
@@ -29,11 +34,18 @@ def root() -> RedirectResponse:
 
 
 @router.get("/upload", include_in_schema=False)
-def upload_page() -> FileResponse:
-    """The upload page."""
-    return FileResponse(
-        STATIC_DIR / "upload.html", media_type="text/html; charset=utf-8", headers=NO_CACHE
+def upload_page(resources: ResourcesDep) -> HTMLResponse:
+    """The upload page, with the video types the upload API takes written in."""
+    types = upload_types(resources.settings.ingest_extensions)
+    page = (
+        (STATIC_DIR / "upload.html")
+        .read_text("utf-8")
+        .replace("{{extensions}}", html.escape(", ".join(types)))
+        .replace("{{accept}}", html.escape(",".join([*sorted(set(types.values())), *types])))
+        # In a <script> element only "</" could end it early; JSON may spell "<" as \u003c.
+        .replace("{{types}}", json.dumps(types).replace("<", "\\u003c"))
     )
+    return HTMLResponse(page, headers=NO_CACHE)
 
 
 @router.get("/static/{name}", include_in_schema=False)

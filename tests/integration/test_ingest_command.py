@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from producer.cli import main
+from schema.settings import Settings
 from tests.factories import documented_body, minio_body, s3_body
 from tests.integration.conftest import BUCKET, Fleet
 
@@ -33,7 +34,7 @@ def test_ingest_command_accepts_s3_and_minio_bodies_and_reports_each_outcome(
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert [line.split()[0] for line in lines] == ["published", "duplicate", "ignored"]
-    assert lines[2].endswith("(extension not one of .mp4, .mov, .avi, .mkv, .webm, .m4v)")
+    assert lines[2].endswith(f"(extension not one of {', '.join(Settings().ingest_extensions)})")
     assert fleet.wait(lines[0].split()[1]).status == "completed"
 
 

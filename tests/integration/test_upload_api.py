@@ -7,6 +7,8 @@ video id, thumbnails in the status) is in ``tests/e2e``.
 from __future__ import annotations
 
 import contextlib
+import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -131,6 +133,21 @@ def test_upload_url_is_a_presigned_put_bound_to_type_and_length_and_creates_the_
     s3 = make_s3_client(api.settings)
     assert s3.head_object(Bucket=API_BUCKET, Key=out["key"])["ContentLength"] == len(data)
     s3.close()
+
+
+def test_the_upload_page_offers_exactly_the_types_the_api_takes(make_api: Any) -> None:
+    # given INGEST_EXTENSIONS narrowed to three containers, one of them MPEG-TS
+    api = make_api(ingest_extensions=".mp4,.ts,.txt")
+    # when the page is loaded, then it carries the types the API will sign, and only those
+    page = api.client.get("/upload").text
+    types = json.loads(re.search(r'id="video-types"[^>]*>(.*?)</script>', page, re.S)[1])
+    assert types == {".mp4": "video/mp4", ".ts": "video/mp2t"}
+    assert 'accept="video/mp2t,video/mp4,.mp4,.ts"' in page
+    # and the API signs a .ts upload and refuses a type ingest would ignore
+    ts = api.post("/api/upload-url", {"filename": "cam.ts", "contentType": "video/mp2t", "size": 9})
+    assert ts.status_code == 201, ts.text
+    mov = {"filename": "a.mov", "contentType": "video/quicktime", "size": 9}
+    assert _error(api.post("/api/upload-url", mov))[1] == "unsupported_type"
 
 
 @pytest.mark.parametrize(

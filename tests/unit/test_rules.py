@@ -19,8 +19,13 @@ def _deleted(key: str) -> ObjectEvent:
 
 @pytest.mark.parametrize(
     "key",
-    ["uploads/a.mp4", "a.MOV", "x/y/z.avi", "clip.mkv", "clip.WebM", "clip.m4v", "a b+c.mp4"],
-)
+    [
+        "uploads/a.mp4", "a.MOV", "x/y/z.avi", "clip.mkv", "clip.WebM", "clip.m4v", "a b+c.mp4",
+        # common containers ffmpeg reads, which users upload from cameras, phones and TV
+        "cam.ts", "cam.m2ts", "CAM.MTS", "phone.3gp", "dvd.mpg", "dvd.mpeg", "free.ogv",
+        "old.flv", "old.wmv",
+    ],
+)  # fmt: skip
 def test_video_creates_are_processed_by_default(key: str) -> None:
     assert EventRules().decide(_created(key)).verdict is Verdict.PROCESS
 

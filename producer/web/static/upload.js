@@ -7,10 +7,8 @@ const MULTIPART_THRESHOLD = 50 * 1024 * 1024; // the server may set a lower one 
 const PART_CONCURRENCY = 4;
 const PART_ATTEMPTS = 4; // one try and three retries per part
 const POLL_MS = 1500;
-const TYPES = {
-  mp4: "video/mp4", mov: "video/quicktime", avi: "video/x-msvideo",
-  mkv: "video/x-matroska", webm: "video/webm",
-};
+// Extension (".mp4") -> MIME type, written into the page by the server from its one table.
+const TYPES = JSON.parse(document.getElementById("video-types").textContent);
 
 const $ = (id) => document.getElementById(id);
 
@@ -36,7 +34,7 @@ async function api(method, path, body) {
 
 function contentTypeOf(file) {
   const match = /\.([A-Za-z0-9]+)$/.exec(file.name);
-  return match ? TYPES[match[1].toLowerCase()] : undefined;
+  return match ? TYPES["." + match[1].toLowerCase()] : undefined;
 }
 
 function formatBytes(n) {
