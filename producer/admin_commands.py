@@ -117,15 +117,20 @@ def list_command(
         click.echo(json.dumps([v.as_dict() for v in views], indent=2, sort_keys=True))
         return
     now = now_ms()
-    click.echo(format_table(LIST_COLUMNS, [_list_line(v, now) for v in views]))
+    # One bucket needs no column; with several, a key alone does not say which object it is.
+    with_bucket = len(settings.served_buckets) > 1
+    columns = (LIST_COLUMNS[0], "bucket", *LIST_COLUMNS[1:]) if with_bucket else LIST_COLUMNS
+    click.echo(format_table(columns, [_list_line(v, now, with_bucket) for v in views]))
 
 
-def _list_line(view: TaskView, now: int) -> tuple[str, ...]:
+def _list_line(view: TaskView, now: int, with_bucket: bool) -> tuple[str, ...]:
     error = (view.error_message or "").replace("\n", " ")
     if len(error) > ERROR_COLUMN_CHARS:
         error = error[: ERROR_COLUMN_CHARS - 1] + "…"
+    bucket = (view.bucket or "-",) if with_bucket else ()
     return (
         view.id,
+        *bucket,
         view.video_key,
         view.status,
         view.step or "-",

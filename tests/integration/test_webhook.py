@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -47,6 +48,7 @@ def webhook_settings(engine: Engine, broker: RedisServer, **overrides: Any) -> S
         "webhook_retry_after_s": 7,
         "s3_endpoint_url": S3_ENDPOINT["url"],
         "ingest_extensions": "",  # the documented example's key has no extension
+        "ingest_buckets": "bkt,my-bucket",  # the tests' bucket and the documented example's
     }
     return Settings(**{**values, **overrides})
 
@@ -172,7 +174,7 @@ def test_a_malformed_notification_is_400_naming_the_problem_and_recorded(
     client: TestClient, transports_engine: Engine, broker: RedisServer
 ) -> None:
     # given an R2 notification without an object key
-    body = {"action": "PutObject", "bucket": "b", "object": {"size": 3}}
+    body = {"action": "PutObject", "bucket": "bkt", "object": {"size": 3}}
     # when it is posted
     response = client.post(URL, json=body, headers=BEARER)
     # then it is refused with the reason, recorded, and nothing is enqueued
@@ -184,6 +186,50 @@ def test_a_malformed_notification_is_400_naming_the_problem_and_recorded(
     assert json.loads(rejection.body) == body
     assert task_count(transports_engine) == 0
     assert broker.queued() == 0
+
+
+@pytest.mark.parametrize("build", [r2_body, s3_body, minio_body], ids=["r2", "s3", "minio"])
+@pytest.mark.parametrize(
+    ("bucket", "problem"),
+    [
+        ("x", "not a bucket name"),
+        ("Bad_Bucket", "not a bucket name"),
+        ("a" * 64, "not a bucket name"),
+        ("uploads/..%2f..%2fx.mp4", "not a bucket name"),
+        ("someone-elses-bucket", "is not served here"),
+    ],
+)
+def test_an_invalid_or_foreign_bucket_is_400_and_recorded_never_published(
+    client: TestClient,
+    transports_engine: Engine,
+    broker: RedisServer,
+    build: Any,
+    bucket: str,
+    problem: str,
+) -> None:
+    # given a notification of any source for a bucket the fleet does not serve
+    body = build(bucket=bucket, key="uploads/a.mp4")
+    # when it is posted
+    response = client.post(URL, json=body, headers=BEARER)
+    # then it is refused as an invalid event naming why, recorded, and nothing is enqueued
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] == "invalid_event"
+    assert problem in response.json()["message"]
+    [rejection] = rejections(transports_engine)
+    assert problem in rejection.reason
+    assert task_count(transports_engine) == 0
+    assert broker.queued() == 0
+
+
+def test_a_made_up_etag_is_400_and_recorded(
+    client: TestClient, transports_engine: Engine, broker: RedisServer
+) -> None:
+    body = r2_body(bucket="bkt", key="uploads/a.mp4", etag="made-up-etag")
+    response = client.post(URL, json=body, headers=BEARER)
+    assert response.status_code == 400
+    assert "not an entity tag" in response.json()["message"]
+    assert "not an entity tag" in rejections(transports_engine)[0].reason
+    assert task_count(transports_engine) == 0
 
 
 @pytest.mark.parametrize(
@@ -356,6 +402,7 @@ def test_each_method_alone_admits_its_credentials_and_refuses_none(
     settings = Settings(
         database_url=transports_engine.url.render_as_string(hide_password=False),
         broker_url=broker.url,
+        ingest_buckets="bkt",
         **configured,  # type: ignore[arg-type]
     )
     with TestClient(create_app(settings)) as client:
@@ -372,6 +419,7 @@ def test_development_without_auth_admits_anyone(
     settings = Settings(
         database_url=transports_engine.url.render_as_string(hide_password=False),
         broker_url=broker.url,
+        ingest_buckets="bkt",
     )
     with TestClient(create_app(settings)) as client:
         assert client.post(URL, content=BODY).status_code == 202
@@ -471,6 +519,44 @@ def test_arbitrary_bytes_are_never_a_500_and_never_enqueue(
         assert response.status_code == 413
     else:
         _assert_refused_or_harmless(response, transports_engine, broker)
+
+
+HEX_ETAG = st.from_regex(r"[0-9a-f]{32}(-[0-9]{1,2})?", fullmatch=True)
+
+
+@given(
+    message_id=ANY_TEXT | JSON,
+    bucket=ANY_TEXT | st.sampled_from(["bkt", "my-bucket", "video-uploads", "Bkt", "bk"]),
+    etag=ANY_TEXT | HEX_ETAG,
+)
+@PROPERTY
+def test_any_bucket_etag_and_message_id_is_published_only_when_served_and_hex(
+    client: TestClient,
+    transports_engine: Engine,
+    broker: RedisServer,
+    message_id: Any,
+    bucket: str,
+    etag: str,
+) -> None:
+    # given a forwarded message of a valid R2 body, whatever its id, bucket and eTag
+    body = r2_body(bucket=bucket, key="uploads/p.mp4", etag=etag)
+    document = [{"id": message_id, "attempts": 1, "timestamp": "t", "body": body}]
+    # when it is posted, then it is never a 500: accepted only for a served bucket and a hex eTag
+    response = client.post(URL, content=json.dumps(document).encode(), headers=BEARER)
+    assert response.status_code == 202, response.text
+    [message] = response.json()["messages"]
+    # (an empty eTag, quotes stripped, is no eTag, as on delete events)
+    bare = etag.strip().strip('"')
+    hex_or_none = not bare or re.fullmatch(r"[0-9A-Fa-f]{1,256}(-[0-9]+)?", bare) is not None
+    served = bucket in ("bkt", "my-bucket") and hex_or_none
+    assert message["status"] == ("accepted" if served else "rejected")
+    assert message["id"] == (message_id if isinstance(message_id, str) and message_id else None)
+    # hypothesis reuses the fixtures across examples: leave nothing for the next one
+    with transports_engine.begin() as conn:
+        conn.execute(sa.delete(tasks))
+        conn.execute(sa.delete(rejected_events))
+    with broker.client() as redis_client:
+        redis_client.flushdb()
 
 
 @given(

@@ -10,11 +10,11 @@ from schema.settings import Settings
 
 
 def _created(key: str, size: int | None = 1024) -> ObjectEvent:
-    return ObjectEvent(bucket="b", key=key, action=Action.CREATED, size=size, etag="e")
+    return ObjectEvent(bucket="bkt", key=key, action=Action.CREATED, size=size, etag="e")
 
 
 def _deleted(key: str) -> ObjectEvent:
-    return ObjectEvent(bucket="b", key=key, action=Action.DELETED)
+    return ObjectEvent(bucket="bkt", key=key, action=Action.DELETED)
 
 
 @pytest.mark.parametrize(
