@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from producer.rules import EventRules, Verdict
+from schema.errors import InvalidEvent
 from schema.message import Action, ObjectEvent
 from schema.settings import Settings
 
@@ -101,3 +102,20 @@ def test_default_settings_give_the_default_rules() -> None:
 def test_settings_refuse_a_minimum_above_the_maximum() -> None:
     with pytest.raises(ValueError, match="INGEST_MIN_SIZE_BYTES"):
         Settings(ingest_min_size_bytes=10, ingest_max_size_bytes=5)
+
+
+def test_a_foreign_bucket_is_refused_and_never_processed() -> None:
+    rules = EventRules.from_settings(
+        Settings(s3_bucket="uploads-a", ingest_buckets="uploads-a,bkt")
+    )
+    served = ObjectEvent(bucket="bkt", key="a.mp4", action=Action.CREATED, size=1)
+    foreign = ObjectEvent(bucket="someone-else", key="a.mp4", action=Action.CREATED, size=1)
+    rules.refuse_foreign([served])
+    with pytest.raises(InvalidEvent, match="bucket 'someone-else' is not served here"):
+        rules.refuse_foreign([served, foreign])
+    assert rules.decide(foreign).verdict is Verdict.IGNORE
+
+
+def test_only_s3_bucket_is_served_by_default() -> None:
+    assert Settings(s3_bucket="uploads-a").served_buckets == ("uploads-a",)
+    assert EventRules.from_settings(Settings(s3_bucket="uploads-a")).buckets == ("uploads-a",)
