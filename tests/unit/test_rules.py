@@ -87,6 +87,7 @@ def test_rules_come_from_the_settings() -> None:
         thumbnails_prefix="thumbs/",
     )
     assert EventRules.from_settings(settings) == EventRules(
+        buckets=(settings.s3_bucket,),
         key_prefix="in/",
         extensions=(".mp4", ".mov"),
         min_size_bytes=1,
@@ -96,7 +97,8 @@ def test_rules_come_from_the_settings() -> None:
 
 
 def test_default_settings_give_the_default_rules() -> None:
-    assert EventRules.from_settings(Settings(_env_file=None)) == EventRules()  # type: ignore[call-arg]
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert EventRules.from_settings(settings) == EventRules(buckets=(settings.s3_bucket,))
 
 
 def test_settings_refuse_a_minimum_above_the_maximum() -> None:
