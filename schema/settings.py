@@ -94,6 +94,10 @@ class Settings(BaseSettings):
     rate_limit_upload_urls_per_ip_per_minute: int = Field(default=30, ge=1)
     rate_limit_upload_bytes_per_user_per_day: int = Field(default=50_000_000_000, ge=1)
     rate_limit_auth_failures_per_ip_per_hour: int = Field(default=10, ge=1)
+    # Failed logins per client IP per hour at the other doors, each counted on its own.
+    rate_limit_admin_auth_failures_per_ip_per_hour: int = Field(default=10, ge=1)
+    rate_limit_webhook_auth_failures_per_ip_per_hour: int = Field(default=30, ge=1)
+    rate_limit_flower_auth_failures_per_ip_per_hour: int = Field(default=10, ge=1)
 
     @field_validator("upload_allowed_origins", mode="before")
     @classmethod

@@ -19,6 +19,7 @@ from producer.publish import ChainPublisher
 from producer.rules import EventRules
 from producer.web import admin, page, upload_api, videos
 from producer.web.deps import Resources, ResourcesDep
+from producer.web.ratelimit import Logins
 from producer.web.webhook import router as webhook_router
 from schema.db import make_engine
 from schema.errors import BrokerUnavailable
@@ -33,16 +34,19 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings.database_url)
         publisher = ChainPublisher(settings)
+        logins = Logins.open(settings)
         app.state.resources = Resources(
             settings=settings,
             engine=engine,
             publisher=publisher,
             rules=EventRules.from_settings(settings),
             s3=make_s3_client(settings),
+            logins=logins,
         )
         try:
             yield
         finally:
+            logins.close()
             publisher.close()
             engine.dispose()
 

@@ -352,7 +352,7 @@ def test_repeated_auth_failures_from_an_ip_are_blocked_even_with_a_valid_token(
     assert failures == [403, 401, 403]
     response = api.post("/api/upload-url", body)
     assert _error(response)[:2] == (429, "rate_limited")
-    assert "authentication failures per IP" in _error(response)[2]
+    assert "failed logins per IP per hour" in _error(response)[2]
     assert int(response.headers["Retry-After"]) >= 1
 
 

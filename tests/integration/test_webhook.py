@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -49,6 +50,10 @@ def webhook_settings(engine: Engine, broker: RedisServer, **overrides: Any) -> S
         "s3_endpoint_url": S3_ENDPOINT["url"],
         "ingest_extensions": "",  # the documented example's key has no extension
         "ingest_buckets": "bkt,my-bucket",  # the tests' bucket and the documented example's
+        # failed logins are counted in the private broker's Redis: apart for each app, and
+        # high enough for the property tests' hundreds of wrong credentials
+        "rate_limit_key_prefix": f"webhook-test-{uuid.uuid4().hex}",
+        "rate_limit_webhook_auth_failures_per_ip_per_hour": 100_000,
     }
     return Settings(**{**values, **overrides})
 
@@ -380,6 +385,41 @@ def test_authentication_paths(
     if status != 202:
         assert task_count(transports_engine) == 0
         assert rejections(transports_engine) == []
+
+
+@pytest.mark.parametrize(
+    "wrong",
+    [
+        {"Authorization": "Bearer guess"},
+        {"X-Videofleet-Signature": "sha256=" + "0" * 64},
+        {"CF-Access-Client-Id": ACCESS_ID, "CF-Access-Client-Secret": "guess"},
+    ],
+    ids=["bearer", "hmac", "access"],
+)
+def test_brute_forcing_webhook_credentials_gets_429_with_retry_after(
+    transports_engine: Engine, broker: RedisServer, wrong: dict[str, str]
+) -> None:
+    # given a webhook allowing 4 failed logins per IP per hour
+    settings = webhook_settings(
+        transports_engine, broker, rate_limit_webhook_auth_failures_per_ip_per_hour=4
+    )
+    with TestClient(create_app(settings)) as client:
+        # when one IP keeps guessing
+        codes = [client.post(URL, content=BODY, headers=wrong).status_code for _ in range(7)]
+        # then the first 4 are 403 and the rest 429 with Retry-After, the right token included
+        assert codes == [403] * 4 + [429] * 3
+        refused = client.post(URL, content=BODY, headers=BEARER)
+        assert refused.status_code == 429
+        assert refused.json()["error"] == "rate_limited"
+        assert 3500 < int(refused.headers["Retry-After"]) <= 3600
+        # and a request without credentials is a 401 that counts nothing
+    fresh = webhook_settings(
+        transports_engine, broker, rate_limit_webhook_auth_failures_per_ip_per_hour=1
+    )
+    with TestClient(create_app(fresh)) as client:
+        assert {client.post(URL, content=BODY).status_code for _ in range(5)} == {401}
+        assert client.post(URL, content=BODY, headers=BEARER).status_code == 202
+    assert task_count(transports_engine) == 1
 
 
 @pytest.mark.parametrize(
