@@ -27,6 +27,7 @@ MODULES = [
     "bench.ingest",
     "bench.fileserver",
     "producer",
+    "producer.flower_login",
 ]
 
 
