@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from producer import recovery, requeue
+from producer import orphans, recovery, requeue
 from producer.inflight import Inflight
 from producer.publish import ChainPublisher
 from producer.report import format_table
@@ -24,6 +24,7 @@ from schema.errors import TransientError
 from schema.lifecycle import now_ms
 from schema.settings import Settings
 from schema.status import TaskStatus
+from schema.storage import make_s3_client
 
 # Bulk operations on more tasks than this show a progress bar on stderr.
 PROGRESS_AFTER = 5
@@ -276,14 +277,25 @@ def _summary(outcomes: list[requeue.Outcome]) -> str:
 )
 @click.pass_obj
 def recover_command(settings: Settings, once: bool, interval_s: float | None) -> None:
-    """Republish stuck pending/processing tasks; fail those stuck too often."""
+    """Republish stuck pending/processing tasks; fail those stuck too often.
+
+    Each sweep also aborts multipart uploads no video row knows (orphans), once they are
+    RECOVERY_ORPHAN_MULTIPART_AFTER_S old.
+    """
     engine = make_engine(settings.database_url)
     live = Inflight(settings)
+    s3 = make_s3_client(settings)
     try:
         with ChainPublisher(settings) as publisher:
 
             def sweep() -> list[recovery.Outcome]:
-                return recovery.recover_once(engine, publisher, live, settings)
+                outcomes = recovery.recover_once(engine, publisher, live, settings)
+                after_s = settings.recovery_orphan_multipart_after_s
+                aborted = orphans.abort_orphans(
+                    engine, s3, bucket=settings.s3_bucket, older_than_s=after_s
+                )
+                _report_orphans(aborted)
+                return outcomes
 
             if once:
                 try:
@@ -300,8 +312,14 @@ def recover_command(settings: Settings, once: bool, interval_s: float | None) ->
             click.echo(f"recovering stuck tasks every {interval:g} s (Ctrl-C stops)", err=True)
             recovery.run_forever(sweep, interval_s=interval, report=_report_recovery, stop=stop)
     finally:
+        s3.close()
         live.close()
         engine.dispose()
+
+
+def _report_orphans(aborted: list[orphans.Orphan]) -> None:
+    for orphan in aborted:
+        click.echo(f"{'aborted':<12} multipart upload {orphan.upload_id}  {orphan.key}  (orphan)")
 
 
 def _report_recovery(outcomes: list[recovery.Outcome]) -> None:

@@ -22,6 +22,8 @@ MAX_SAFE_STEM_CHARS = 80
 MIN_PART_BYTES = 5 * 1024 * 1024
 MAX_PARTS = 10_000
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+# Controls (C0 with NUL, CR, LF; DEL; C1), lone surrogates, line and paragraph separators.
+_UNPRINTABLE_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,16 +132,26 @@ def object_key(filename: str, *, unique: uuid.UUID | None = None) -> str:
 
 
 def check_filename(filename: str) -> str:
-    """Return the name trimmed, refusing empty and over-long names.
+    """Return the name trimmed, refusing empty, over-long and unprintable names.
+
+    A name is stored and shown back as given, so characters that cut or forge lines (NUL, CR,
+    LF and the other controls, Unicode line separators) or cannot be stored (lone surrogates)
+    are refused rather than silently changed: the client learns its name was not kept.
 
     Raises:
-        UploadRejected: ``bad_filename``.
+        UploadRejected: ``bad_filename``, naming the first such character.
     """
     name = filename.strip()
     if not name or len(name) > MAX_FILENAME_CHARS:
         raise UploadRejected(
             f"filename must have 1..{MAX_FILENAME_CHARS} characters", code="bad_filename"
         )
+    for char in name:
+        if unicodedata.category(char) in _UNPRINTABLE_CATEGORIES:
+            raise UploadRejected(
+                f"filename must not contain control characters (found U+{ord(char):04X})",
+                code="bad_filename",
+            )
     return name
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from botocore.exceptions import BotoCoreError, ClientError
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from producer.upload_policy import (
     PartPlan,
@@ -131,9 +132,17 @@ class Uploads:
             upload_id = self.s3.create_multipart_upload(
                 Bucket=self.bucket, Key=key, ContentType=mime
             )["UploadId"]
-        video_id = self._insert_video(
-            owner=owner, key=key, name=name, mime=mime, size=size, upload_id=upload_id
-        )
+        try:
+            video_id = self._insert_video(
+                owner=owner, key=key, name=name, mime=mime, size=size, upload_id=upload_id
+            )
+        except SQLAlchemyError:
+            # Without its row nothing could ever complete or abort the upload, and an
+            # incomplete multipart upload is billed storage: abort it now (``videofleet
+            # recover`` aborts any that a crash right here leaves behind).
+            with _storage(key):
+                self.s3.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+            raise
         logger.info(
             "Video %s: multipart upload %s of %d bytes in %d parts to %s for %s",
             video_id,

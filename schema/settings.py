@@ -270,6 +270,8 @@ class Settings(BaseSettings):
     recovery_margin_s: int = Field(default=DEFAULT_RECOVERY_MARGIN_S, ge=0)
     recovery_max_attempts: int = Field(default=DEFAULT_RECOVERY_MAX_ATTEMPTS, ge=0, le=100)
     recovery_interval_s: float = Field(default=DEFAULT_RECOVERY_INTERVAL_S, gt=0)
+    # Multipart uploads no videos row knows are aborted once this old (``producer.orphans``).
+    recovery_orphan_multipart_after_s: int = Field(default=86_400, ge=0)
 
     @property
     def admin_enabled(self) -> bool:
