@@ -228,6 +228,9 @@ class Settings(BaseSettings):
     flower_basic_auth: SecretStr | None = None
     flower_url: str | None = None
     metrics_window_s: int = Field(default=3600, ge=1)
+    # /metrics on the producer's API: off, or behind basic auth (user:password[,user2:password2]).
+    metrics_on_api: bool = True
+    metrics_basic_auth: SecretStr | None = None
     completion_webhook_url: str | None = None
     completion_webhook_secret: SecretStr | None = None
     completion_webhook_expiry_s: int = Field(default=86_400, ge=1)
@@ -235,6 +238,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "flower_basic_auth",
+        "metrics_basic_auth",
         "flower_url",
         "completion_webhook_url",
         "completion_webhook_secret",
@@ -247,11 +251,16 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_operations_access(self) -> Self:
-        """Refuse malformed Flower credentials and an unsigned or non-HTTP webhook."""
-        if self.flower_basic_auth is not None:
-            pairs = [p.partition(":") for p in self.flower_basic_auth.get_secret_value().split(",")]
+        """Refuse malformed Flower or metrics credentials and an unsigned or non-HTTP webhook."""
+        for name, value in (
+            ("FLOWER_BASIC_AUTH", self.flower_basic_auth),
+            ("METRICS_BASIC_AUTH", self.metrics_basic_auth),
+        ):
+            if value is None:
+                continue
+            pairs = [p.partition(":") for p in value.get_secret_value().split(",")]
             if not all(user and password for user, _, password in pairs):
-                raise ValueError("FLOWER_BASIC_AUTH must be user:password[,user2:password2]")
+                raise ValueError(f"{name} must be user:password[,user2:password2]")
         if self.completion_webhook_url is not None:
             if not self.completion_webhook_url.startswith(("http://", "https://")):
                 raise ValueError("COMPLETION_WEBHOOK_URL must be an http:// or https:// URL")

@@ -9,9 +9,9 @@ so a refused request consumes nothing):
 - authentication failures per client IP per hour.
 
 Every other door that checks credentials has a ``LoginThrottle`` of its own, counted apart:
-the admin API and page, the webhook, and Flower (``producer.flower_login``). A throttle is
-stricter than a limit: once an IP is over it, it gets 429 before its credentials are even looked
-at, so a right guess among wrong ones is refused too.
+the admin API and page, ``/metrics``, the webhook, and Flower (``producer.flower_login``). A
+throttle is stricter than a limit: once an IP is over it, it gets 429 before its credentials
+are even looked at, so a right guess among wrong ones is refused too.
 
 A refusal is a 429 with ``Retry-After``; if Redis cannot be reached the caller answers 503
 rather than run unlimited.
@@ -124,19 +124,19 @@ class Logins:
     """The throttles of the app's own doors (the upload API keeps its own in ``UploadLimits``)."""
 
     admin: LoginThrottle
+    metrics: LoginThrottle
     webhook: LoginThrottle
     storage: RedisStorage
 
     @classmethod
     def open(cls, settings: Settings) -> Logins:
-        """One Redis connection pool for both; nothing is connected before the first check."""
+        """One Redis connection pool for all; nothing is connected before the first check."""
         storage = limits_storage(settings)
+        admin_per_hour = settings.rate_limit_admin_auth_failures_per_ip_per_hour
         return cls(
-            admin=LoginThrottle(
-                storage,
-                per_hour=settings.rate_limit_admin_auth_failures_per_ip_per_hour,
-                door="admin",
-            ),
+            admin=LoginThrottle(storage, per_hour=admin_per_hour, door="admin"),
+            # an operator's scraper: the admin's limit, counted apart
+            metrics=LoginThrottle(storage, per_hour=admin_per_hour, door="metrics"),
             webhook=LoginThrottle(
                 storage,
                 per_hour=settings.rate_limit_webhook_auth_failures_per_ip_per_hour,

@@ -105,6 +105,22 @@ def test_brute_forcing_the_admin_password_gets_429_with_retry_after_even_for_the
         assert fresh.get("/admin/api/tasks", headers=_basic(*ADMIN)).status_code == 200
 
 
+def test_the_admin_part_of_the_api_document_is_for_the_admin_only(client: TestClient) -> None:
+    # the public document leaves the admin routes out
+    public = client.get("/openapi.json").json()
+    assert not [path for path in public["paths"] if path.startswith("/admin")]
+    assert client.get("/docs").status_code == 200
+    # the whole document needs the admin's credentials (wrong ones count as failed logins)
+    assert client.get("/admin/openapi.json").status_code == 401
+    assert client.get("/admin/openapi.json", headers=_basic("ops", "guess")).status_code == 401
+    whole = client.get("/admin/openapi.json", headers=_basic(*ADMIN))
+    assert whole.status_code == 200
+    requeue = whole.json()["paths"]["/admin/api/tasks/{task_id}/requeue"]["post"]
+    assert requeue["security"] == [{"AdminBasic": []}]
+    assert whole.json()["components"]["securitySchemes"]["AdminBasic"]["scheme"] == "basic"
+    assert client.get("/admin/docs", headers=_basic(*ADMIN)).status_code == 200
+
+
 def test_page_and_task_list_with_counts_for_the_admin(
     client: TestClient, fleet: Fleet, h264_mp4: Path, not_a_video: Path
 ) -> None:

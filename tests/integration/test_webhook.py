@@ -277,6 +277,32 @@ def test_the_aws_test_event_is_accepted_and_ignored(
     assert rejections(transports_engine) == []
 
 
+def test_the_api_document_declares_how_each_route_authenticates(client: TestClient) -> None:
+    document = client.get("/openapi.json").json()
+    schemes = document["components"]["securitySchemes"]
+    assert schemes["AccessJWT"] == {
+        "type": "apiKey",
+        "in": "header",
+        "name": "Cf-Access-Jwt-Assertion",
+        "description": schemes["AccessJWT"]["description"],
+    }
+    assert schemes["WebhookBearer"]["scheme"] == "bearer"
+    assert schemes["WebhookHMAC"]["name"] == "x-videofleet-signature"
+    paths = document["paths"]
+    # any one of the webhook's methods will do; every upload route needs the Access JWT
+    assert paths["/webhook/events"]["post"]["security"] == [
+        {"WebhookBearer": []},
+        {"WebhookHMAC": []},
+        {"WebhookServiceToken": []},
+    ]
+    for path, item in paths.items():
+        if path.startswith("/api/"):
+            for operation in item.values():
+                assert operation["security"] == [{"AccessJWT": []}], path
+    assert paths["/metrics"]["get"]["security"] == [{"MetricsBasic": []}]
+    assert not [path for path in paths if path.startswith("/admin")]
+
+
 def test_minio_liveness_head_is_200_and_healthz_answers(client: TestClient) -> None:
     assert client.head(URL).status_code == 200
     assert client.get("/healthz").json() == {"status": "ok"}
