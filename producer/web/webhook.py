@@ -36,7 +36,7 @@ from producer.rejections import Rejection, RejectionLog
 from producer.web.deps import Resources, ResourcesDep
 from producer.web.envelope import Unpacked, parse_json, unpack
 from producer.web.errors import ApiError
-from producer.web.ratelimit import client_ip
+from producer.web.ratelimit import LoginThrottle, client_ip
 from producer.web.webhook_auth import SIGNATURE_HEADER, AuthVerdict, check_headers, signature_ok
 from schema.errors import InvalidEvent, TransientError
 from schema.settings import Settings
@@ -86,9 +86,7 @@ async def receive_events(request: Request, resources: ResourcesDep) -> Response:
     if verdict is AuthVerdict.MISSING:
         return _error(401, "unauthenticated", "credentials required", auth_challenge=True)
     if verdict is AuthVerdict.WRONG:
-        assert throttle is not None  # WRONG only comes when authentication is configured
-        refused = await _throttle(throttle.count_failure, ip, settings)
-        return refused or _error(403, "forbidden", "the credentials are not valid")
+        return await _forbidden(throttle, ip, settings, "the credentials are not valid")
     limit = settings.webhook_max_body_bytes
     try:
         raw = await _read_body(request, limit)
@@ -99,10 +97,17 @@ async def receive_events(request: Request, resources: ResourcesDep) -> Response:
     if verdict is AuthVerdict.NEEDS_BODY and not signature_ok(
         settings, request.headers.get(SIGNATURE_HEADER), raw
     ):
-        assert throttle is not None
-        refused = await _throttle(throttle.count_failure, ip, settings)
-        return refused or _error(403, "forbidden", "the signature does not match the body")
+        return await _forbidden(throttle, ip, settings, "the signature does not match the body")
     return await run_in_threadpool(_handle, request, resources, raw)
+
+
+async def _forbidden(
+    throttle: LoginThrottle | None, ip: str, settings: Settings, message: str
+) -> Response:
+    """403 for wrong credentials, counted as a failed login (or the throttle's own refusal)."""
+    if throttle is not None and (refused := await _throttle(throttle.count_failure, ip, settings)):
+        return refused
+    return _error(403, "forbidden", message)
 
 
 async def _throttle(call: Callable[[str], None], ip: str, settings: Settings) -> Response | None:
