@@ -65,7 +65,9 @@ def main() -> None:
     """Install the throttle, then run ``celery`` with this process's arguments."""
     from celery.bin.celery import main as celery_main
 
-    throttle_logins(Settings())
+    settings = Settings()
+    if settings.flower_basic_auth is not None:  # with --unauthenticated there is no login
+        throttle_logins(settings)
     sys.argv = ["celery", *sys.argv[1:]]
     celery_main()
 
