@@ -6,6 +6,7 @@ Options after ``--quick`` shorten the run (fewer rounds, no full decode) for a s
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 
@@ -31,8 +32,15 @@ QUICK = [
 
 def main() -> None:
     """Run the benches one after another, stopping at the first failure."""
-    extra = [a for a in sys.argv[1:] if a != "--quick"]
-    plan = QUICK if "--quick" in sys.argv[1:] else FULL
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Any other option is passed on to bench.fleet (see python -m bench.fleet --help).",
+    )
+    parser.add_argument("--quick", action="store_true", help="A shorter smoke run.")
+    args, extra = parser.parse_known_args()
+    plan = QUICK if args.quick else FULL
     for module, *args in plan:
         print(f"\n# python -m {module} {' '.join(args)}", flush=True)
         forwarded = extra if module == "bench.fleet" else []

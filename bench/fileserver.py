@@ -8,6 +8,7 @@ refused more, which is what the endpoint would have billed as egress.
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import socket
@@ -172,7 +173,9 @@ class FileServer:
 
 def main() -> None:
     """Serve the directory given as the first argument; print the port, then serve forever."""
-    server = _Server(Path(sys.argv[1]))
+    parser = argparse.ArgumentParser(prog="python -m bench.fileserver", description=__doc__)
+    parser.add_argument("root", type=Path, help="The directory to serve.")
+    server = _Server(parser.parse_args().root)
     print(server.server_address[1], flush=True)
     server.serve_forever()
 

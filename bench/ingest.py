@@ -78,11 +78,14 @@ class Result:
         return self.cpu_s * 1000 / self.events
 
 
+BUCKET = "bench"
+
+
 def r2_body(key: str) -> dict[str, object]:
     return {
         "account": "3f4b7e3dcab231cbfdaa90a6a28bd548",
         "action": "PutObject",
-        "bucket": "bench",
+        "bucket": BUCKET,
         "object": {"key": key, "size": 1024, "eTag": f"{abs(hash(key)):032x}"[:32]},
         "eventTime": "2026-11-28T10:00:00.000Z",
     }
@@ -317,6 +320,7 @@ def main() -> None:
         "DATABASE_URL": args.database_url,
         "BROKER_URL": f"redis://{args.redis_host}:{args.redis_port}/{args.redis_db}",
         "LOG_LEVEL": "WARNING",
+        "INGEST_BUCKETS": BUCKET,  # the notifications' bucket must be served, or all are refused
     }
     args.log.unlink(missing_ok=True)
     try:

@@ -11,10 +11,10 @@ scrape (``producer.metrics.render``: four queries and a Redis pipeline) against 
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import statistics
-import sys
 import time
 import uuid
 
@@ -96,4 +96,10 @@ def main(sizes: list[int]) -> None:
 
 
 if __name__ == "__main__":
-    main([int(a) for a in sys.argv[1:]] or [10_000, 100_000])
+    parser = argparse.ArgumentParser(
+        prog="python bench/metrics_scrape.py",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("sizes", nargs="*", type=int, help="Task rows to time [10000 100000].")
+    main(parser.parse_args().sizes or [10_000, 100_000])

@@ -13,6 +13,7 @@ Open ``bench/.media/storyboard/index.html`` in a browser (or just the sprite in 
 
 from __future__ import annotations
 
+import argparse
 import html
 import subprocess
 
@@ -58,6 +59,7 @@ document.getElementById("bar").addEventListener("mousemove", e => {{
 
 def main() -> None:
     """Generate the video, capture, and write the files."""
+    argparse.ArgumentParser(prog="python -m bench.storyboard", description=__doc__).parse_args()
     out = media.MEDIA_DIR / "storyboard"
     out.mkdir(parents=True, exist_ok=True)
     video = out / "video.mp4"

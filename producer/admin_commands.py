@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from producer import recovery, requeue
+from producer import orphans, recovery, requeue
 from producer.inflight import Inflight
 from producer.publish import ChainPublisher
 from producer.report import format_table
@@ -24,6 +24,7 @@ from schema.errors import TransientError
 from schema.lifecycle import now_ms
 from schema.settings import Settings
 from schema.status import TaskStatus
+from schema.storage import make_s3_client
 
 # Bulk operations on more tasks than this show a progress bar on stderr.
 PROGRESS_AFTER = 5
@@ -117,15 +118,20 @@ def list_command(
         click.echo(json.dumps([v.as_dict() for v in views], indent=2, sort_keys=True))
         return
     now = now_ms()
-    click.echo(format_table(LIST_COLUMNS, [_list_line(v, now) for v in views]))
+    # One bucket needs no column; with several, a key alone does not say which object it is.
+    with_bucket = len(settings.served_buckets) > 1
+    columns = (LIST_COLUMNS[0], "bucket", *LIST_COLUMNS[1:]) if with_bucket else LIST_COLUMNS
+    click.echo(format_table(columns, [_list_line(v, now, with_bucket) for v in views]))
 
 
-def _list_line(view: TaskView, now: int) -> tuple[str, ...]:
+def _list_line(view: TaskView, now: int, with_bucket: bool) -> tuple[str, ...]:
     error = (view.error_message or "").replace("\n", " ")
     if len(error) > ERROR_COLUMN_CHARS:
         error = error[: ERROR_COLUMN_CHARS - 1] + "…"
+    bucket = (view.bucket or "-",) if with_bucket else ()
     return (
         view.id,
+        *bucket,
         view.video_key,
         view.status,
         view.step or "-",
@@ -271,14 +277,25 @@ def _summary(outcomes: list[requeue.Outcome]) -> str:
 )
 @click.pass_obj
 def recover_command(settings: Settings, once: bool, interval_s: float | None) -> None:
-    """Republish stuck pending/processing tasks; fail those stuck too often."""
+    """Republish stuck pending/processing tasks; fail those stuck too often.
+
+    Each sweep also aborts multipart uploads no video row knows (orphans), once they are
+    RECOVERY_ORPHAN_MULTIPART_AFTER_S old.
+    """
     engine = make_engine(settings.database_url)
     live = Inflight(settings)
+    s3 = make_s3_client(settings)
     try:
         with ChainPublisher(settings) as publisher:
 
             def sweep() -> list[recovery.Outcome]:
-                return recovery.recover_once(engine, publisher, live, settings)
+                outcomes = recovery.recover_once(engine, publisher, live, settings)
+                after_s = settings.recovery_orphan_multipart_after_s
+                aborted = orphans.abort_orphans(
+                    engine, s3, bucket=settings.s3_bucket, older_than_s=after_s
+                )
+                _report_orphans(aborted)
+                return outcomes
 
             if once:
                 try:
@@ -295,8 +312,14 @@ def recover_command(settings: Settings, once: bool, interval_s: float | None) ->
             click.echo(f"recovering stuck tasks every {interval:g} s (Ctrl-C stops)", err=True)
             recovery.run_forever(sweep, interval_s=interval, report=_report_recovery, stop=stop)
     finally:
+        s3.close()
         live.close()
         engine.dispose()
+
+
+def _report_orphans(aborted: list[orphans.Orphan]) -> None:
+    for orphan in aborted:
+        click.echo(f"{'aborted':<12} multipart upload {orphan.upload_id}  {orphan.key}  (orphan)")
 
 
 def _report_recovery(outcomes: list[recovery.Outcome]) -> None:

@@ -12,16 +12,18 @@ from pydantic import ValidationError
 
 from producer.admin_commands import recover_command, requeue_command, tasks_group
 from producer.cors import cors
-from producer.ingest import ingest
+from producer.intake import Incoming, Intake, Verdict
 from producer.poll_command import poll
 from producer.publish import ChainPublisher
+from producer.rejections import RejectionLog
 from producer.rules import EventRules
-from producer.sources import parse_body
 from schema.db import make_engine
-from schema.errors import InvalidEvent, TransientError
+from schema.errors import TransientError
 from schema.migrate import upgrade
 from schema.settings import Settings
 from schema.storage import make_s3_client
+
+CLI_SOURCE = "cli"
 
 
 def load_settings() -> Settings:
@@ -63,26 +65,33 @@ def migrate(settings: Settings) -> None:
 @click.argument("source", type=click.File("rb"), default="-")
 @click.pass_obj
 def ingest_command(settings: Settings, source: Any) -> None:
-    """Ingest a notification body from SOURCE: R2, S3 or MinIO, one object or a JSON list."""
-    try:
-        events = parse_body(source.read())
-    except InvalidEvent as exc:
-        raise click.ClickException(f"not an event notification: {exc}") from exc
+    """Ingest a notification body from SOURCE: R2, S3 or MinIO, one object or a JSON list.
+
+    A body that is refused is recorded in rejected_events (source "cli"), as the webhook and the
+    pull consumer record theirs.
+    """
+    raw = source.read()
     engine = make_engine(settings.database_url)
     try:
         with ChainPublisher(settings) as publisher:
-            outcomes = ingest(
+            intake = Intake(
                 engine,
                 publisher,
-                events,
+                RejectionLog(engine),
+                source=CLI_SOURCE,
                 rules=EventRules.from_settings(settings),
                 storage=make_s3_client(settings),
             )
+            [result] = intake.take([Incoming(None, raw, body=raw)])
     except TransientError as exc:
         raise click.ClickException(f"{exc} (nothing lost: ingest the same bodies again)") from exc
     finally:
         engine.dispose()
-    for outcome in outcomes:
+    if result.verdict is Verdict.REJECTED:
+        raise click.ClickException(f"not an event notification: {result.reason}")
+    if result.verdict is Verdict.RETRY:
+        raise click.ClickException(f"{result.reason} (nothing lost: ingest the same bodies again)")
+    for outcome in result.outcomes:
         reason = f"  ({outcome.reason})" if outcome.reason else ""
         click.echo(f"{outcome.result:<10} {outcome.task_id}  {outcome.key}{reason}")
 

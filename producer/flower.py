@@ -1,7 +1,8 @@
 """``videofleet flower``: Flower on the fleet's broker, authenticated and persistent by default.
 
-Flower runs as ``python -m celery flower`` in place of this process (``exec``), so SIGTERM from
-systemd, Docker or Kubernetes reaches Flower itself and it saves its state before exiting. It
+Flower runs as ``python -m producer.flower_login flower`` (``celery flower`` with failed logins
+throttled per IP) in place of this process (``exec``), so SIGTERM from systemd, Docker or
+Kubernetes reaches Flower itself and it saves its state before exiting. It
 needs no worker code: the workers' task events carry everything it shows. Credentials and the
 broker URL travel in the environment (``FLOWER_BASIC_AUTH``, ``BROKER_URL``), never on the
 command line where ``ps`` would show them.
@@ -71,7 +72,7 @@ def flower_invocation(
     argv = [
         sys.executable,
         "-m",
-        "celery",
+        "producer.flower_login",  # celery, with failed logins throttled
         "flower",
         f"--address={options.address}",
         f"--port={options.port}",

@@ -3,7 +3,8 @@
 A transport (the pull consumer, the webhook) decodes its messages into ``Incoming`` values and
 hands the whole batch to ``Intake.take``, which
 
-1. parses each body with ``parse_body``; a body that does not parse is a *rejection*,
+1. parses each body with ``parse_body``; a body that does not parse, or names a bucket the
+   fleet does not serve, is a *rejection*,
 2. records the rejections in one transaction (``RejectionLog``),
 3. calls ``ingest`` once for the events of all the other messages,
 
@@ -94,9 +95,12 @@ class Intake:
         rejected: dict[int, Rejection] = {}
         for index, message in enumerate(messages):
             try:
-                parsed[index] = events_of(message)
+                events = events_of(message)
+                self._rules.refuse_foreign(events)
             except InvalidEvent as exc:
                 rejected[index] = Rejection(self.source, str(exc), message.raw, message.message_id)
+            else:
+                parsed[index] = events
         self._rejections.record(list(rejected.values()))
         batch = [(messages[i].message_id, events) for i, events in parsed.items()]
         accepted = iter(self._ingest(batch))

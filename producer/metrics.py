@@ -15,6 +15,8 @@ scrape itself still succeeds.
 
 from __future__ import annotations
 
+import base64
+import hmac
 import logging
 import math
 import time
@@ -25,17 +27,19 @@ from typing import Any
 import click
 import redis
 import sqlalchemy as sa
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from kombu.transport.redis import PRIORITY_STEPS, Channel
 from prometheus_client import start_http_server
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector, CollectorRegistry
+from pydantic import SecretStr
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from producer.web.deps import ResourcesDep
+from producer.web.ratelimit import client_ip
 from schema.db import make_engine
 from schema.lifecycle import load_metadata
 from schema.message import QUEUE
@@ -50,6 +54,7 @@ QUANTILES = (0.5, 0.9, 0.99)
 TIMINGS_SAMPLE_LIMIT = 2000
 REDIS_TIMEOUT_S = 2.0
 UNKNOWN = "unknown"
+REALM = "videofleet metrics"
 
 
 def queue_keys(queue: str) -> list[str]:
@@ -275,10 +280,47 @@ def render(
         broker.close()
 
 
+def require_scraper(resources: ResourcesDep, request: Request) -> None:
+    """FastAPI dependency: 404 when ``METRICS_ON_API=false``; basic auth when configured.
+
+    Wrong credentials count as failed logins of the client IP (``LoginThrottle``, 429 beyond).
+    """
+    settings = resources.settings
+    if not settings.metrics_on_api:
+        raise HTTPException(404, "Not Found")
+    if settings.metrics_basic_auth is None:
+        return
+    ip = client_ip(request, settings)
+    throttle = resources.logins.metrics
+    throttle.check(ip)
+    header = request.headers.get("authorization")
+    if header is not None and _basic_auth_ok(header, settings.metrics_basic_auth):
+        return
+    if header is not None:
+        throttle.count_failure(ip)
+    raise HTTPException(
+        401, "metrics credentials required", headers={"WWW-Authenticate": f'Basic realm="{REALM}"'}
+    )
+
+
+def _basic_auth_ok(header: str, configured: SecretStr) -> bool:
+    scheme, _, encoded = header.strip().partition(" ")
+    try:
+        presented = base64.b64decode(encoded, validate=True)
+    except ValueError:
+        return False
+    # Every configured pair is compared, always, in constant time.
+    matches = [
+        hmac.compare_digest(presented, pair.encode())
+        for pair in configured.get_secret_value().split(",")
+    ]
+    return scheme.lower() == "basic" and any(matches)
+
+
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/metrics", response_class=Response)
+@router.get("/metrics", response_class=Response, dependencies=[Depends(require_scraper)])
 def metrics(resources: ResourcesDep, request: Request) -> Response:
     """Prometheus scrape endpoint: task rows by status, queue depth, step durations, failures."""
     body, content_type = render(

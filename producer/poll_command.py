@@ -36,6 +36,10 @@ def poll(
     Progress is stored in the database: a restart neither re-emits nor skips objects. SIGTERM or
     Ctrl-C finishes the page being processed, stores the progress and exits.
     """
+    bucket = bucket or settings.s3_bucket
+    if bucket not in settings.served_buckets:
+        served = ", ".join(settings.served_buckets)
+        raise click.UsageError(f"bucket {bucket!r} is not served (INGEST_BUCKETS: {served})")
     engine = make_engine(settings.database_url)
     try:
         with ChainPublisher(settings) as publisher:
@@ -43,7 +47,7 @@ def poll(
                 engine=engine,
                 publisher=publisher,
                 storage=make_s3_client(settings),
-                bucket=bucket or settings.s3_bucket,
+                bucket=bucket,
                 prefix=settings.ingest_key_prefix if prefix is None else prefix,
                 rules=EventRules.from_settings(settings),
                 lookback_s=settings.poll_lookback_s,

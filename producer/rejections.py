@@ -44,7 +44,9 @@ class Rejection:
     def row_id(self) -> str:
         """Deterministic for a message id (redeliveries collapse), random otherwise."""
         if self.message_id:
-            return str(uuid.uuid5(_REJECTION_NAMESPACE, f"{self.source}\x00{self.message_id}"))
+            # A sender's id may hold lone surrogates, which uuid5 cannot encode as UTF-8.
+            name = f"{self.source}\x00{_storable(self.message_id)}"
+            return str(uuid.uuid5(_REJECTION_NAMESPACE, name))
         return str(uuid.uuid4())
 
 

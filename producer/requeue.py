@@ -116,7 +116,9 @@ def plan(view: TaskView, request: Request) -> Step | str:
         return f"processing: a worker is running {view.step or 'it'}; wait for it to end"
     if status is TaskStatus.COMPLETED:
         if not request.force:
-            return "completed: pass force to process it again"
+            return (
+                "completed: requeue with --force (force: true in the admin API) to process it again"
+            )
         return Step.VALIDATE  # nothing failed: a forced run is a full run
     return Step.VALIDATE if request.from_start else resume_step(view)
 
@@ -223,7 +225,7 @@ def matching_ids(engine: Engine, task_filter: TaskFilter, *, limit: int) -> list
     """Ids of the tasks a bulk requeue by filter works on, oldest first.
 
     A filter naming no status means ``failed``: a bulk requeue never sweeps up completed tasks
-    by accident (name ``completed`` and pass force for that).
+    by accident (name ``completed`` and add ``--force`` for that).
     """
     if not task_filter.statuses:
         task_filter = dataclasses.replace(task_filter, statuses=(TaskStatus.FAILED,))

@@ -6,13 +6,21 @@ Creates (R2 ``PutObject``/``CopyObject``/``CompleteMultipartUpload``, S3/MinIO
 delete handling. Both pass the same key filters first; only creates carry a size to check.
 Objects under ``THUMBNAILS_PREFIX`` are never processed: the fleet writes them itself, and
 processing them would feed the fleet its own output forever.
+
+Only the served buckets (``INGEST_BUCKETS``, or ``S3_BUCKET`` alone) are acted on. An event
+naming another bucket is not filtered but refused (``refuse_foreign``): every transport records
+it in ``rejected_events``, since it is either a misrouted notification or someone trying to make
+the fleet read a bucket with its credentials. ``decide`` ignores such an event too, for callers
+that hand events to ``ingest`` directly.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
+from schema.errors import InvalidEvent
 from schema.message import Action, ObjectEvent
 from schema.settings import (
     DEFAULT_INGEST_EXTENSIONS,
@@ -39,8 +47,13 @@ class Decision:
 
 @dataclass(frozen=True, slots=True)
 class EventRules:
-    """The configured filters (``INGEST_*`` and ``THUMBNAILS_PREFIX``); defaults match Settings."""
+    """The configured filters (``INGEST_*`` and ``THUMBNAILS_PREFIX``); defaults match Settings.
 
+    ``buckets`` empty (the default of a bare ``EventRules()``) checks no bucket; the rules a
+    process runs with always name the served buckets.
+    """
+
+    buckets: tuple[str, ...] = ()
     key_prefix: str = ""
     extensions: tuple[str, ...] = DEFAULT_INGEST_EXTENSIONS
     min_size_bytes: int = 0
@@ -51,6 +64,7 @@ class EventRules:
     def from_settings(cls, settings: Settings) -> EventRules:
         """The rules a process runs with."""
         return cls(
+            buckets=settings.served_buckets,
             key_prefix=settings.ingest_key_prefix,
             extensions=tuple(e.lower() for e in settings.ingest_extensions),
             min_size_bytes=settings.ingest_min_size_bytes,
@@ -58,8 +72,23 @@ class EventRules:
             thumbnails_prefix=settings.thumbnails_prefix,
         )
 
+    def refuse_foreign(self, events: Iterable[ObjectEvent]) -> None:
+        """Refuse a notification that names a bucket the fleet does not serve.
+
+        Raises:
+            InvalidEvent: an event's bucket is not one of ``buckets``; the message names it.
+        """
+        for event in events:
+            if not self._serves(event.bucket):
+                raise InvalidEvent(
+                    f"bucket {event.bucket!r} is not served here "
+                    f"(INGEST_BUCKETS: {', '.join(self.buckets)})"
+                )
+
     def decide(self, event: ObjectEvent) -> Decision:
         """Decide what ``event`` calls for; ``IGNORE`` always says why."""
+        if not self._serves(event.bucket):
+            return Decision(Verdict.IGNORE, f"bucket {event.bucket!r} is not served here")
         reason = self._key_reason(event.key)
         if reason is not None:
             return Decision(Verdict.IGNORE, reason)
@@ -69,6 +98,9 @@ class EventRules:
         if reason is not None:
             return Decision(Verdict.IGNORE, reason)
         return Decision(Verdict.PROCESS)
+
+    def _serves(self, bucket: str) -> bool:
+        return not self.buckets or bucket in self.buckets
 
     def _key_reason(self, key: str) -> str | None:
         if self.thumbnails_prefix and key.startswith(self.thumbnails_prefix):

@@ -10,24 +10,20 @@ import math
 import re
 import unicodedata
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from schema.errors import UploadRejected
+from schema.video_types import VIDEO_TYPES
 
 UPLOADS_PREFIX = "uploads/"
-# The design's types: extension -> the one MIME type the upload is signed with.
-VIDEO_TYPES: dict[str, str] = {
-    ".mp4": "video/mp4",
-    ".mov": "video/quicktime",
-    ".avi": "video/x-msvideo",
-    ".mkv": "video/x-matroska",
-    ".webm": "video/webm",
-}
 MAX_FILENAME_CHARS = 255
 MAX_SAFE_STEM_CHARS = 80
 MIN_PART_BYTES = 5 * 1024 * 1024
 MAX_PARTS = 10_000
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+# Controls (C0 with NUL, CR, LF; DEL; C1), lone surrogates, line and paragraph separators.
+_UNPRINTABLE_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,18 +57,29 @@ def split_name(filename: str) -> tuple[str, str]:
     return stem, f".{extension.lower()}"
 
 
-def content_type_for(filename: str, content_type: str) -> str:
+def upload_types(extensions: tuple[str, ...]) -> dict[str, str]:
+    """The video types (extension → MIME type) uploads may have: those ingest will take too.
+
+    ``extensions`` is ``INGEST_EXTENSIONS`` (empty: every video type), so an upload is never
+    accepted only to be ignored when its notification arrives.
+    """
+    return {ext: mime for ext, mime in VIDEO_TYPES.items() if not extensions or ext in extensions}
+
+
+def content_type_for(
+    filename: str, content_type: str, *, types: Mapping[str, str] = VIDEO_TYPES
+) -> str:
     """Return the canonical MIME type of a video upload, or refuse it.
 
     The extension decides the type; the declared ``content_type`` must be that type, because it
     is bound into the presigned URL and the browser must send exactly it.
 
     Raises:
-        UploadRejected: not one of the video types, or the type does not match the extension.
+        UploadRejected: not one of ``types``, or the type does not match the extension.
     """
     _, extension = split_name(filename)
-    expected = VIDEO_TYPES.get(extension)
-    allowed = ", ".join(VIDEO_TYPES)
+    expected = types.get(extension)
+    allowed = ", ".join(types)
     if expected is None:
         raise UploadRejected(
             f"{filename!r} is not a video upload: allowed extensions are {allowed}",
@@ -125,16 +132,26 @@ def object_key(filename: str, *, unique: uuid.UUID | None = None) -> str:
 
 
 def check_filename(filename: str) -> str:
-    """Return the name trimmed, refusing empty and over-long names.
+    """Return the name trimmed, refusing empty, over-long and unprintable names.
+
+    A name is stored and shown back as given, so characters that cut or forge lines (NUL, CR,
+    LF and the other controls, Unicode line separators) or cannot be stored (lone surrogates)
+    are refused rather than silently changed: the client learns its name was not kept.
 
     Raises:
-        UploadRejected: ``bad_filename``.
+        UploadRejected: ``bad_filename``, naming the first such character.
     """
     name = filename.strip()
     if not name or len(name) > MAX_FILENAME_CHARS:
         raise UploadRejected(
             f"filename must have 1..{MAX_FILENAME_CHARS} characters", code="bad_filename"
         )
+    for char in name:
+        if unicodedata.category(char) in _UNPRINTABLE_CATEGORIES:
+            raise UploadRejected(
+                f"filename must not contain control characters (found U+{ord(char):04X})",
+                code="bad_filename",
+            )
     return name
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from botocore.exceptions import BotoCoreError, ClientError
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from producer.upload_policy import (
     PartPlan,
@@ -27,6 +28,7 @@ from producer.upload_policy import (
     content_type_for,
     object_key,
     plan_parts,
+    upload_types,
 )
 from schema.errors import StorageUnavailable, UploadRejected
 from schema.lifecycle import now_ms
@@ -130,9 +132,17 @@ class Uploads:
             upload_id = self.s3.create_multipart_upload(
                 Bucket=self.bucket, Key=key, ContentType=mime
             )["UploadId"]
-        video_id = self._insert_video(
-            owner=owner, key=key, name=name, mime=mime, size=size, upload_id=upload_id
-        )
+        try:
+            video_id = self._insert_video(
+                owner=owner, key=key, name=name, mime=mime, size=size, upload_id=upload_id
+            )
+        except SQLAlchemyError:
+            # Without its row nothing could ever complete or abort the upload, and an
+            # incomplete multipart upload is billed storage: abort it now (``videofleet
+            # recover`` aborts any that a crash right here leaves behind).
+            with _storage(key):
+                self.s3.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+            raise
         logger.info(
             "Video %s: multipart upload %s of %d bytes in %d parts to %s for %s",
             video_id,
@@ -258,7 +268,8 @@ class Uploads:
                 for one PUT.
         """
         name = check_filename(filename)
-        mime = content_type_for(name, content_type)
+        types = upload_types(self.settings.ingest_extensions)
+        mime = content_type_for(name, content_type, types=types)
         check_size(
             size,
             max_bytes=self.settings.upload_max_bytes,

@@ -13,6 +13,9 @@ from typing import Annotated, Literal, Self
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from schema.buckets import bucket_name_problem
+from schema.video_types import VIDEO_TYPES
+
 DEFAULT_DATABASE_URL = "sqlite:///videofleet.db"
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_S3_ENDPOINT_URL = "http://127.0.0.1:9000"
@@ -38,7 +41,7 @@ DEFAULT_MULTIPART_BYTES = 50 * 1024 * 1024
 MIN_PART_BYTES = 5 * 1024 * 1024
 MAX_PART_BYTES = 5 * 1024 * 1024 * 1024
 ORIGIN_RE = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
-DEFAULT_INGEST_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
+DEFAULT_INGEST_EXTENSIONS = tuple(VIDEO_TYPES)
 DEFAULT_INGEST_MAX_SIZE_BYTES = 5 * 1024**3
 DEFAULT_POLL_INTERVAL_S = 30.0
 DEFAULT_POLL_LOOKBACK_S = 3600
@@ -117,6 +120,10 @@ class Settings(BaseSettings):
     rate_limit_upload_urls_per_ip_per_minute: int = Field(default=30, ge=1)
     rate_limit_upload_bytes_per_user_per_day: int = Field(default=50_000_000_000, ge=1)
     rate_limit_auth_failures_per_ip_per_hour: int = Field(default=10, ge=1)
+    # Failed logins per client IP per hour at the other doors, each counted on its own.
+    rate_limit_admin_auth_failures_per_ip_per_hour: int = Field(default=10, ge=1)
+    rate_limit_webhook_auth_failures_per_ip_per_hour: int = Field(default=30, ge=1)
+    rate_limit_flower_auth_failures_per_ip_per_hour: int = Field(default=10, ge=1)
 
     @field_validator("upload_allowed_origins", mode="before")
     @classmethod
@@ -179,11 +186,36 @@ class Settings(BaseSettings):
     # -- ingestion rules and the bucket poller --
 
     ingest_key_prefix: str = ""
+    # Buckets whose notifications are processed; empty means S3_BUCKET alone (``served_buckets``).
+    ingest_buckets: Annotated[tuple[str, ...], NoDecode] = ()
     ingest_extensions: Annotated[tuple[str, ...], NoDecode] = DEFAULT_INGEST_EXTENSIONS
     ingest_min_size_bytes: int = Field(default=0, ge=0)
     ingest_max_size_bytes: int = Field(default=DEFAULT_INGEST_MAX_SIZE_BYTES, ge=1)
     poll_interval_s: float = Field(default=DEFAULT_POLL_INTERVAL_S, gt=0)
     poll_lookback_s: int = Field(default=DEFAULT_POLL_LOOKBACK_S, ge=0)
+
+    @field_validator("ingest_buckets", mode="before")
+    @classmethod
+    def _split_buckets(cls, value: object) -> object:
+        """``INGEST_BUCKETS=uploads,archive`` → ``("uploads", "archive")``."""
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("ingest_buckets", "s3_bucket")
+    @classmethod
+    def _check_bucket_names(cls, value: str | tuple[str, ...]) -> str | tuple[str, ...]:
+        """Refuse a name no store accepts, at start-up rather than at the first event."""
+        for name in (value,) if isinstance(value, str) else value:
+            problem = bucket_name_problem(name)
+            if problem is not None:
+                raise ValueError(f"{name!r} is not a bucket name: {problem}")
+        return value
+
+    @property
+    def served_buckets(self) -> tuple[str, ...]:
+        """The buckets events may name: ``INGEST_BUCKETS``, or ``S3_BUCKET`` alone."""
+        return self.ingest_buckets or (self.s3_bucket,)
 
     @field_validator("ingest_extensions", mode="before")
     @classmethod
@@ -235,6 +267,9 @@ class Settings(BaseSettings):
     flower_basic_auth: SecretStr | None = None
     flower_url: str | None = None
     metrics_window_s: int = Field(default=3600, ge=1)
+    # /metrics on the producer's API: off, or behind basic auth (user:password[,user2:password2]).
+    metrics_on_api: bool = True
+    metrics_basic_auth: SecretStr | None = None
     completion_webhook_url: str | None = None
     completion_webhook_secret: SecretStr | None = None
     completion_webhook_expiry_s: int = Field(default=86_400, ge=1)
@@ -250,6 +285,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "flower_basic_auth",
+        "metrics_basic_auth",
         "flower_url",
         "completion_webhook_url",
         "completion_webhook_secret",
@@ -262,11 +298,16 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_operations_access(self) -> Self:
-        """Refuse malformed Flower credentials and an unsigned or non-HTTP webhook."""
-        if self.flower_basic_auth is not None:
-            pairs = [p.partition(":") for p in self.flower_basic_auth.get_secret_value().split(",")]
+        """Refuse malformed Flower or metrics credentials and an unsigned or non-HTTP webhook."""
+        for name, value in (
+            ("FLOWER_BASIC_AUTH", self.flower_basic_auth),
+            ("METRICS_BASIC_AUTH", self.metrics_basic_auth),
+        ):
+            if value is None:
+                continue
+            pairs = [p.partition(":") for p in value.get_secret_value().split(",")]
             if not all(user and password for user, _, password in pairs):
-                raise ValueError("FLOWER_BASIC_AUTH must be user:password[,user2:password2]")
+                raise ValueError(f"{name} must be user:password[,user2:password2]")
         if self.completion_webhook_url is not None:
             if not self.completion_webhook_url.startswith(("http://", "https://")):
                 raise ValueError("COMPLETION_WEBHOOK_URL must be an http:// or https:// URL")
@@ -285,6 +326,8 @@ class Settings(BaseSettings):
     recovery_margin_s: int = Field(default=DEFAULT_RECOVERY_MARGIN_S, ge=0)
     recovery_max_attempts: int = Field(default=DEFAULT_RECOVERY_MAX_ATTEMPTS, ge=0, le=100)
     recovery_interval_s: float = Field(default=DEFAULT_RECOVERY_INTERVAL_S, gt=0)
+    # Multipart uploads no videos row knows are aborted once this old (``producer.orphans``).
+    recovery_orphan_multipart_after_s: int = Field(default=86_400, ge=0)
 
     @property
     def admin_enabled(self) -> bool:

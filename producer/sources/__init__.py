@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from producer.sources.base import json_type
 from producer.sources.minio import is_minio_notification, parse_minio
 from producer.sources.r2 import parse_r2
 from producer.sources.s3 import is_test_event, parse_s3
@@ -40,12 +41,12 @@ def parse_body(body: Any) -> list[ObjectEvent]:
         for index, item in enumerate(body):
             if not isinstance(item, dict):
                 raise InvalidEvent(
-                    f"item {index}: a notification is a JSON object, got {type(item).__name__}"
+                    f"item {index}: a notification is a JSON object, got {json_type(item)}"
                 )
             events.extend(_parse_one(item))
         return events
     if not isinstance(body, dict):
-        raise InvalidEvent(f"a notification is a JSON object, got {type(body).__name__}")
+        raise InvalidEvent(f"a notification is a JSON object, got {json_type(body)}")
     return _parse_one(body)
 
 

@@ -7,14 +7,29 @@ whichever source sent it.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+from schema.buckets import bucket_name_problem
 from schema.errors import InvalidEvent
 
 # S3, R2 and MinIO all cap object keys at 1,024 bytes of UTF-8.
 MAX_KEY_BYTES = 1024
-MAX_BUCKET_CHARS = 255
 MAX_ETAG_CHARS = 256
+# An MD5 in hex, or (multipart) the MD5 of the parts' MD5s and the part count: "<hex>-<n>".
+_ETAG = re.compile(r"[0-9A-Fa-f]+(-[0-9]+)?")
+_JSON_TYPES = {str: "a string", bool: "a boolean", int: "a number", float: "a number"}
+
+
+def json_type(value: Any) -> str:
+    """How JSON spells the type of a decoded value, for messages: ``null``, ``a boolean``, ..."""
+    if value is None:
+        return "null"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return _JSON_TYPES.get(type(value), type(value).__name__)
 
 
 def require_object(value: Any, what: str) -> dict[str, Any]:
@@ -24,7 +39,7 @@ def require_object(value: Any, what: str) -> dict[str, Any]:
         InvalidEvent: it is anything else; ``what`` names the field in the message.
     """
     if not isinstance(value, dict):
-        raise InvalidEvent(f"{what} must be a JSON object, got {type(value).__name__}")
+        raise InvalidEvent(f"{what} must be a JSON object, got {json_type(value)}")
     return value
 
 
@@ -60,16 +75,16 @@ def check_key(key: str, what: str) -> str:
 
 
 def check_bucket(bucket: str, what: str) -> str:
-    """Return ``bucket`` if it can be a bucket name: printable ASCII, at most 255 characters.
+    """Return ``bucket`` if it can be a bucket name under S3's naming rules (``schema.buckets``).
 
-    S3 and R2 are stricter (3-63 lower-case letters, digits, dots, hyphens); this check only
-    keeps out what no store accepts and no database column should hold.
+    Whether the fleet serves that bucket is the rules' decision (``EventRules.refuse_foreign``).
 
     Raises:
-        InvalidEvent: it is too long or holds non-printable or non-ASCII characters.
+        InvalidEvent: it breaks the naming rules; the message says which.
     """
-    if len(bucket) > MAX_BUCKET_CHARS or not (bucket.isascii() and bucket.isprintable()):
-        raise InvalidEvent(f"{what} {bucket[:80]!r} is not a bucket name")
+    problem = bucket_name_problem(bucket)
+    if problem is not None:
+        raise InvalidEvent(f"{what} {bucket[:80]!r} is not a bucket name: {problem}")
     return bucket
 
 
@@ -81,8 +96,10 @@ def optional_size(value: Any, what: str) -> int | None:
     """
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InvalidEvent(f"{what} must be a non-negative integer, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidEvent(f"{what} must be a non-negative integer, got {json_type(value)}")
+    if value < 0:
+        raise InvalidEvent(f"{what} must be a non-negative integer, got {value}")
     return value
 
 
@@ -90,19 +107,23 @@ def optional_etag(value: Any, what: str) -> str | None:
     """Return the eTag without surrounding quotes; absent or empty (delete events) is None.
 
     S3 sends eTags unquoted in notifications but quoted in HTTP headers and listings; stripping
-    here makes every source agree on one spelling.
+    here makes every source agree on one spelling. R2, S3 and MinIO all write hex (an MD5, with
+    ``-<parts>`` after a multipart upload); anything else did not come from a store, and the
+    eTag is part of the task's identity, so it is refused rather than trusted.
 
     Raises:
-        InvalidEvent: it is present but not a string of printable ASCII (at most 256 chars).
+        InvalidEvent: it is present but not a hex entity tag of at most 256 characters.
     """
     if value is None:
         return None
     if not isinstance(value, str):
-        raise InvalidEvent(f"{what} must be a string, got {type(value).__name__}")
+        raise InvalidEvent(f"{what} must be a string, got {json_type(value)}")
     etag = value.strip().strip('"')
-    if len(etag) > MAX_ETAG_CHARS or not (etag.isascii() and etag.isprintable()):
-        raise InvalidEvent(f"{what} {etag[:80]!r} is not an entity tag")
-    return etag or None
+    if not etag:
+        return None
+    if len(etag) > MAX_ETAG_CHARS or not (etag.isascii() and _ETAG.fullmatch(etag)):
+        raise InvalidEvent(f"{what} {etag[:80]!r} is not an entity tag (hex, as stores write)")
+    return etag
 
 
 def optional_text(value: Any) -> str | None:

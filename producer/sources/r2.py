@@ -18,6 +18,7 @@ from typing import Any
 from producer.sources.base import (
     check_bucket,
     check_key,
+    json_type,
     optional_etag,
     optional_size,
     optional_text,
@@ -48,7 +49,7 @@ def parse_r2(body: Any) -> ObjectEvent:
         InvalidEvent: the body is not an R2 notification, or a field has the wrong type.
     """
     if not isinstance(body, dict):
-        raise InvalidEvent(f"an R2 notification is a JSON object, got {type(body).__name__}")
+        raise InvalidEvent(f"an R2 notification is a JSON object, got {json_type(body)}")
     action_name = body.get("action")
     if not isinstance(action_name, str) or action_name not in R2_ACTIONS:
         raise InvalidEvent(

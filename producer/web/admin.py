@@ -2,8 +2,10 @@
 
 Everything under ``/admin`` needs HTTP basic auth against ``ADMIN_USERNAME``/``ADMIN_PASSWORD``
 (compared in constant time); without configured credentials the whole prefix answers 404, as if
-it did not exist. The page at ``/admin/`` is one static HTML file whose script calls this API
-with the credentials the browser already holds for the page.
+it did not exist. Wrong credentials are counted per client IP; over
+``RATE_LIMIT_ADMIN_AUTH_FAILURES_PER_IP_PER_HOUR`` the IP gets 429 with ``Retry-After``. The
+page at ``/admin/`` is one static HTML file whose script calls this API with the credentials the
+browser already holds for the page.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
 from producer import requeue
 from producer.taskquery import (
@@ -30,6 +33,7 @@ from producer.taskquery import (
     parse_age,
 )
 from producer.web.deps import ResourcesDep
+from producer.web.ratelimit import client_ip
 from schema.errors import BrokerUnavailable
 from schema.settings import Settings
 from schema.status import TaskStatus
@@ -63,8 +67,19 @@ async def require_admin(resources: ResourcesDep, request: Request) -> str:
     """
     if not resources.settings.admin_enabled:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "Not Found")
-    credentials = await _basic(request)  # a malformed header is a 401 with the challenge
+    # Failed logins are throttled per IP (429 with Retry-After, before anything is checked);
+    # a request without credentials is how a browser asks for the prompt, and is not counted.
+    throttle = resources.logins.admin
+    ip = client_ip(request, resources.settings)
+    await run_in_threadpool(throttle.check, ip)
+    try:
+        credentials = await _basic(request)  # a malformed header is a 401 with the challenge
+    except HTTPException:
+        await run_in_threadpool(throttle.count_failure, ip)
+        raise
     if not credentials_match(resources.settings, credentials):
+        if credentials is not None:
+            await run_in_threadpool(throttle.count_failure, ip)
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             "admin credentials required",

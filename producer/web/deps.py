@@ -10,6 +10,7 @@ from sqlalchemy.engine import Engine
 
 from producer.publish import ChainPublisher
 from producer.rules import EventRules
+from producer.web.ratelimit import Logins
 from schema.settings import Settings
 
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ class Resources:
     publisher: ChainPublisher
     rules: EventRules
     s3: S3Client
+    logins: Logins
 
 
 def get_resources(request: Request) -> Resources:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from producer.intake import Incoming
+from producer.sources.base import json_type
 from schema.errors import InvalidEvent
 
 TEST_EVENT = "s3:TestEvent"
@@ -62,7 +63,7 @@ def unpack(document: Any, raw: bytes) -> Unpacked:
     if isinstance(document, dict):
         return Unpacked([Incoming(None, raw, body=document)], batch=False)
     raise InvalidEvent(
-        f"expected a notification object or a batch of messages, got {_json_type(document)}"
+        f"expected a notification object or a batch of messages, got {json_type(document)}"
     )
 
 
@@ -88,8 +89,3 @@ def _message(item: Any) -> Incoming:
         except (ValueError, RecursionError):
             return Incoming(message_id, raw, error="a message body that is a string, not JSON")
     return Incoming(message_id, raw, body=body)
-
-
-def _json_type(value: Any) -> str:
-    names = {str: "a string", bool: "a boolean", int: "a number", float: "a number"}
-    return "null" if value is None else names.get(type(value), type(value).__name__)

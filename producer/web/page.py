@@ -6,12 +6,17 @@ whole hostname at the edge, and every API call the page makes is verified at the
 
 from __future__ import annotations
 
+import hashlib
+import html
+import json
 from pathlib import Path
 
 from fastapi import APIRouter, HTTPException, Request, Response
-from fastapi.responses import FileResponse, RedirectResponse
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 
+from producer.upload_policy import upload_types
 from producer.web.conditional import etag_matches
+from producer.web.deps import ResourcesDep
 
 STATIC_DIR = Path(__file__).with_name("static")
 ASSETS = {
@@ -31,9 +36,21 @@ def root() -> RedirectResponse:
 
 
 @router.get("/upload", include_in_schema=False)
-def upload_page(request: Request) -> Response:
-    """The upload page."""
-    return _file(request, STATIC_DIR / "upload.html", "text/html; charset=utf-8")
+def upload_page(request: Request, resources: ResourcesDep) -> Response:
+    """The upload page, with the video types the upload API takes written in."""
+    types = upload_types(resources.settings.ingest_extensions)
+    page = (
+        (STATIC_DIR / "upload.html")
+        .read_text("utf-8")
+        .replace("{{extensions}}", html.escape(", ".join(types)))
+        .replace("{{accept}}", html.escape(",".join([*sorted(set(types.values())), *types])))
+        # In a <script> element only "</" could end it early; JSON may spell "<" as \u003c.
+        .replace("{{types}}", json.dumps(types).replace("<", "\\u003c"))
+    )
+    etag = f'"{hashlib.sha256(page.encode()).hexdigest()[:32]}"'
+    if etag_matches(request.headers.get("if-none-match"), etag):
+        return Response(status_code=304, headers={"ETag": etag, **NO_CACHE})
+    return HTMLResponse(page, headers={"ETag": etag, **NO_CACHE})
 
 
 @router.get("/static/{name}", include_in_schema=False)

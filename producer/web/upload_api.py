@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Query, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from producer.upload_policy import MAX_PARTS
 from producer.uploads import MultipartUpload, NewMultipart, NewUpload
@@ -36,10 +36,14 @@ router = APIRouter(
 )
 
 MAX_PART_URLS_PER_CALL = 1000
+# Request bodies take JSON's own types: "1000" or true is not a size (422), never coerced.
+STRICT = ConfigDict(strict=True)
 
 
 class UploadRequest(BaseModel):
     """A file the client wants to upload, described before any byte is sent."""
+
+    model_config = STRICT
 
     filename: str = Field(min_length=1, max_length=1024, examples=["holiday.mp4"])
     contentType: str = Field(min_length=1, max_length=255, examples=["video/mp4"])  # noqa: N815
@@ -70,6 +74,8 @@ class MultipartOut(BaseModel):
 
 class PartUrlsRequest(BaseModel):
     """Which parts to presign (1-based)."""
+
+    model_config = STRICT
 
     partNumbers: list[Annotated[int, Field(ge=1, le=MAX_PARTS)]] = Field(  # noqa: N815
         min_length=1, max_length=MAX_PART_URLS_PER_CALL
@@ -112,12 +118,16 @@ class PartsOut(BaseModel):
 class CompletedPart(BaseModel):
     """A part's number and the ETag its PUT returned."""
 
+    model_config = STRICT
+
     partNumber: int = Field(ge=1, le=MAX_PARTS)  # noqa: N815
     etag: str = Field(min_length=1, max_length=200)
 
 
 class CompleteRequest(BaseModel):
     """Every part, in order."""
+
+    model_config = STRICT
 
     parts: list[CompletedPart] = Field(min_length=1, max_length=MAX_PARTS)
 

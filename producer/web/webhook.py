@@ -11,6 +11,7 @@ target, anything posting an S3 event document, or a person with ``curl``. Status
 400         the request is not JSON, not a known shape, or a single invalid notification
             (recorded in ``rejected_events``); ``{"error": ..., "message": ...}``
 401 / 403   no credentials / wrong credentials (see ``webhook_auth``)
+429         too many wrong credentials from this IP (``Retry-After``; see ``ratelimit``)
 404         the webhook is disabled (``WEBHOOK_ENABLED=false``)
 413         body larger than ``WEBHOOK_MAX_BODY_BYTES`` (declared or counted while reading)
 503         database or broker unavailable, with ``Retry-After``: nothing was lost, resend
@@ -21,7 +22,9 @@ target, anything posting an S3 event document, or a person with ``curl``. Status
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -32,8 +35,11 @@ from producer.intake import Intake, MessageResult, Verdict
 from producer.rejections import Rejection, RejectionLog
 from producer.web.deps import Resources, ResourcesDep
 from producer.web.envelope import Unpacked, parse_json, unpack
+from producer.web.errors import ApiError
+from producer.web.ratelimit import LoginThrottle, client_ip
 from producer.web.webhook_auth import SIGNATURE_HEADER, AuthVerdict, check_headers, signature_ok
 from schema.errors import InvalidEvent, TransientError
+from schema.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +51,18 @@ router = APIRouter(tags=["webhook"])
 
 class _TooLarge(Exception):
     """Raised while reading a body that exceeds the configured limit."""
+
+
+class _AsciiJSON(JSONResponse):
+    """JSON with everything outside ASCII escaped, so that any text a sender wrote renders.
+
+    A message id or reason may hold a lone surrogate (``"\\ud800"`` is valid JSON); UTF-8
+    cannot encode it, and the default renderer would fail with a 500 after the batch was
+    ingested. Escaped, it is echoed back exactly as it came.
+    """
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, allow_nan=False).encode("ascii")
 
 
 @router.head(PATH)
@@ -59,11 +77,16 @@ async def receive_events(request: Request, resources: ResourcesDep) -> Response:
     settings = resources.settings
     if not settings.webhook_enabled:
         return _error(404, "disabled", "the webhook is disabled (WEBHOOK_ENABLED=false)")
+    # Failed logins are throttled per IP, checked before the credentials (see ``ratelimit``).
+    ip = client_ip(request, settings)
+    throttle = resources.logins.webhook if settings.webhook_auth_configured else None
+    if throttle is not None and (refused := await _throttle(throttle.check, ip, settings)):
+        return refused
     verdict = check_headers(settings, request.headers)
     if verdict is AuthVerdict.MISSING:
         return _error(401, "unauthenticated", "credentials required", auth_challenge=True)
     if verdict is AuthVerdict.WRONG:
-        return _error(403, "forbidden", "the credentials are not valid")
+        return await _forbidden(throttle, ip, settings, "the credentials are not valid")
     limit = settings.webhook_max_body_bytes
     try:
         raw = await _read_body(request, limit)
@@ -74,8 +97,30 @@ async def receive_events(request: Request, resources: ResourcesDep) -> Response:
     if verdict is AuthVerdict.NEEDS_BODY and not signature_ok(
         settings, request.headers.get(SIGNATURE_HEADER), raw
     ):
-        return _error(403, "forbidden", "the signature does not match the body")
+        return await _forbidden(throttle, ip, settings, "the signature does not match the body")
     return await run_in_threadpool(_handle, request, resources, raw)
+
+
+async def _forbidden(
+    throttle: LoginThrottle | None, ip: str, settings: Settings, message: str
+) -> Response:
+    """403 for wrong credentials, counted as a failed login (or the throttle's own refusal)."""
+    if throttle is not None and (refused := await _throttle(throttle.count_failure, ip, settings)):
+        return refused
+    return _error(403, "forbidden", message)
+
+
+async def _throttle(call: Callable[[str], None], ip: str, settings: Settings) -> Response | None:
+    """Run a throttle call off the event loop; its refusal (429, or 503 without Redis) or None."""
+    try:
+        await run_in_threadpool(call, ip)
+    except ApiError as exc:
+        if exc.status_code == 429:
+            response = _error(429, "rate_limited", exc.message)
+            response.headers.update(exc.headers or {})
+            return response
+        return _unavailable(exc.message, settings.webhook_retry_after_s)
+    return None
 
 
 def _handle(request: Request, resources: Resources, raw: bytes) -> Response:
@@ -86,7 +131,7 @@ def _handle(request: Request, resources: Resources, raw: bytes) -> Response:
         return _reject(log, raw, str(exc), resources.settings.webhook_retry_after_s)
     if unpacked.ignored:
         logger.info("Webhook: ignored an %s", unpacked.ignored)
-        return JSONResponse({"ignored": unpacked.ignored, "messages": []}, status_code=202)
+        return _AsciiJSON({"ignored": unpacked.ignored, "messages": []}, status_code=202)
     intake = Intake(
         resources.engine,
         resources.publisher,
@@ -105,7 +150,7 @@ def _handle(request: Request, resources: Resources, raw: bytes) -> Response:
         return _unavailable(reason, resources.settings.webhook_retry_after_s)
     if not unpacked.batch and results[0].verdict is Verdict.REJECTED:
         return _error(400, "invalid_event", results[0].reason or "invalid")
-    return JSONResponse(_report(unpacked, results), status_code=202)
+    return _AsciiJSON(_report(unpacked, results), status_code=202)
 
 
 def _reject(log: RejectionLog, raw: bytes, reason: str, retry_after_s: int) -> Response:
@@ -170,4 +215,4 @@ def _unavailable(reason: str, retry_after_s: int) -> Response:
 
 def _error(status: int, error: str, message: str, *, auth_challenge: bool = False) -> Response:
     headers = {"WWW-Authenticate": "Bearer"} if auth_challenge else None
-    return JSONResponse({"error": error, "message": message}, status_code=status, headers=headers)
+    return _AsciiJSON({"error": error, "message": message}, status_code=status, headers=headers)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -19,12 +20,23 @@ pytestmark = pytest.mark.integration
 ADMIN = ("ops", "a-long-admin-password")
 
 
+def admin_settings(fleet: Fleet, limits: tuple[str, str], **overrides: Any) -> Settings:
+    """The fleet's settings with an admin, and failed logins counted under a prefix of its own."""
+    redis_url, prefix = limits
+    values = {
+        **fleet.settings.model_dump(),
+        "admin_username": ADMIN[0],
+        "admin_password": ADMIN[1],
+        "rate_limit_redis_url": redis_url,
+        "rate_limit_key_prefix": prefix,
+        **overrides,
+    }
+    return Settings.model_validate(values)
+
+
 @pytest.fixture
-def client(fleet: Fleet) -> Iterator[TestClient]:
-    settings = Settings.model_validate(
-        {**fleet.settings.model_dump(), "admin_username": ADMIN[0], "admin_password": ADMIN[1]}
-    )
-    with TestClient(create_app(settings)) as test_client:
+def client(fleet: Fleet, limits_redis: tuple[str, str]) -> Iterator[TestClient]:
+    with TestClient(create_app(admin_settings(fleet, limits_redis))) as test_client:
         yield test_client
 
 
@@ -66,6 +78,47 @@ def test_missing_or_wrong_credentials_get_401_with_a_challenge(
         response = client.request(method, path, headers=headers, json={})
         assert response.status_code == 401, (path, response.text)
         assert response.headers["WWW-Authenticate"].startswith('Basic realm="videofleet admin"')
+
+
+def test_brute_forcing_the_admin_password_gets_429_with_retry_after_even_for_the_right_one(
+    fleet: Fleet, limits_redis: tuple[str, str]
+) -> None:
+    # given an admin API allowing 5 failed logins per IP per hour
+    settings = admin_settings(fleet, limits_redis, rate_limit_admin_auth_failures_per_ip_per_hour=5)
+    with TestClient(create_app(settings)) as client:
+        # when one IP tries wrong passwords on the API and the page
+        codes = [
+            client.get(path, headers=_basic("ops", f"guess-{n}")).status_code
+            for n in range(8)
+            for path in ("/admin/api/tasks", "/admin/")
+        ]
+        # then the first 5 are 401 and the rest 429, with Retry-After
+        assert codes == [401] * 5 + [429] * 11
+        refused = client.get("/admin/api/tasks", headers=_basic(*ADMIN))
+        # and the right password is refused too while the IP is over the limit
+        assert refused.status_code == 429
+        assert 3500 < int(refused.headers["Retry-After"]) <= 3600
+        assert "failed logins per IP per hour" in refused.json()["detail"]
+    # and a browser's first request without credentials is not a failed login
+    with TestClient(create_app(admin_settings(fleet, (limits_redis[0], "other")))) as fresh:
+        assert {fresh.get("/admin/").status_code for _ in range(20)} == {401}
+        assert fresh.get("/admin/api/tasks", headers=_basic(*ADMIN)).status_code == 200
+
+
+def test_the_admin_part_of_the_api_document_is_for_the_admin_only(client: TestClient) -> None:
+    # the public document leaves the admin routes out
+    public = client.get("/openapi.json").json()
+    assert not [path for path in public["paths"] if path.startswith("/admin")]
+    assert client.get("/docs").status_code == 200
+    # the whole document needs the admin's credentials (wrong ones count as failed logins)
+    assert client.get("/admin/openapi.json").status_code == 401
+    assert client.get("/admin/openapi.json", headers=_basic("ops", "guess")).status_code == 401
+    whole = client.get("/admin/openapi.json", headers=_basic(*ADMIN))
+    assert whole.status_code == 200
+    requeue = whole.json()["paths"]["/admin/api/tasks/{task_id}/requeue"]["post"]
+    assert requeue["security"] == [{"AdminBasic": []}]
+    assert whole.json()["components"]["securitySchemes"]["AdminBasic"]["scheme"] == "basic"
+    assert client.get("/admin/docs", headers=_basic(*ADMIN)).status_code == 200
 
 
 def test_page_and_task_list_with_counts_for_the_admin(

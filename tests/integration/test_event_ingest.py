@@ -16,6 +16,7 @@ from producer.rules import EventRules
 from producer.sources import parse_body
 from schema.errors import BrokerUnavailable, PartialPublish
 from schema.lifecycle import load_metadata, now_ms
+from schema.settings import DEFAULT_INGEST_EXTENSIONS
 from schema.status import Step
 from schema.tables import videos
 from tests.factories import minio_body, r2_body, s3_body
@@ -126,7 +127,7 @@ def test_filtered_events_are_ignored_with_a_reason_and_leave_no_row(fleet: Fleet
     assert [o.result for o in outcomes] == [Result.IGNORED] * 3
     assert [o.reason for o in outcomes] == [
         "under the thumbnails prefix 'thumbnails/'",
-        "extension not one of .mp4, .mov, .avi, .mkv, .webm, .m4v",
+        f"extension not one of {', '.join(DEFAULT_INGEST_EXTENSIONS)}",
         "6442450944 bytes is above the maximum of 5368709120",
     ]
     assert fleet.rows() == []

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -52,7 +53,9 @@ class FlowerProcess:
         )
 
 
-def _start_flower(stack: ExitStack, fleet: Fleet, *, db: Path, log: Path) -> FlowerProcess:
+def _start_flower(
+    stack: ExitStack, fleet: Fleet, *, db: Path, log: Path, **env_overrides: str
+) -> FlowerProcess:
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     env = {
@@ -60,6 +63,9 @@ def _start_flower(stack: ExitStack, fleet: Fleet, *, db: Path, log: Path) -> Flo
         "FLOWER_BASIC_AUTH": CREDENTIALS,
         # videofleet's own FLOWER_URL must not reach Flower, which rejects unknown FLOWER_* options
         "FLOWER_URL": url,
+        # failed logins of this Flower are counted apart from every other test's
+        "RATE_LIMIT_KEY_PREFIX": f"flower-test-{uuid.uuid4().hex}",
+        **env_overrides,
     }
     command = "from producer.cli import main; main()"
     args = [sys.executable, "-c", command, "flower", "--port", str(port), "--db", str(db)]
@@ -142,6 +148,37 @@ def test_flower_api_refuses_requests_without_valid_credentials(
     metrics = flower.get("/metrics", auth=None)
     assert metrics.status_code == 200
     assert "flower_events_total" in metrics.text
+
+
+def test_brute_forcing_flower_logins_gets_429_with_retry_after(
+    fleet: Fleet, tmp_path: Path, limits_redis: tuple[str, str]
+) -> None:
+    # given Flower started by `videofleet flower` with 3 failed logins allowed per IP per hour
+    redis_url, prefix = limits_redis
+    with ExitStack() as stack:
+        flower = _start_flower(
+            stack,
+            fleet,
+            db=tmp_path / "flower.db",
+            log=tmp_path / "flower.log",
+            RATE_LIMIT_REDIS_URL=redis_url,
+            RATE_LIMIT_KEY_PREFIX=prefix,
+            RATE_LIMIT_FLOWER_AUTH_FAILURES_PER_IP_PER_HOUR="3",
+        )
+        # when requests without credentials ask for the prompt, they are 401 and count nothing
+        assert [flower.get("/api/workers", auth=None).status_code for _ in range(5)] == [401] * 5
+        # when one IP guesses passwords on the API and the pages
+        codes = [
+            flower.get(path, auth=(USERS[0], f"guess-{n}")).status_code
+            for n in range(3)
+            for path in ("/api/workers", "/")
+        ]
+        # then the first 3 guesses are 401 and the rest 429, the right password included
+        assert codes == [401, 401, 401, 429, 429, 429]
+        right = flower.get("/api/workers")
+        assert right.status_code == 429
+        assert 3500 < int(right.headers["Retry-After"]) <= 3600
+        assert "failed logins per IP per hour" in right.text
 
 
 def test_flower_keeps_the_chains_it_saw_across_a_restart(

@@ -22,6 +22,7 @@ from prometheus_client.registry import CollectorRegistry
 from producer import localstack
 from producer.metrics import FleetCollector, queue_keys
 from producer.web import create_app
+from schema.settings import Settings
 from schema.tables import tasks
 from tests.integration.conftest import Fleet, _free_port
 
@@ -226,6 +227,35 @@ def test_producer_serves_the_metrics_in_prometheus_text_format(fleet: Fleet) -> 
     by_status = {s.labels["status"]: s.value for s in families["videofleet_tasks"].samples}
     assert by_status == {"pending": 2, "processing": 1, "completed": 4, "failed": 4}
     assert "videofleet_queue_messages" in families
+
+
+def test_metrics_on_the_api_can_take_basic_auth_or_be_turned_off(
+    fleet: Fleet, limits_redis: tuple[str, str]
+) -> None:
+    redis_url, prefix = limits_redis
+    values = {
+        **fleet.settings.model_dump(),
+        "rate_limit_redis_url": redis_url,
+        "rate_limit_key_prefix": prefix,
+        "rate_limit_admin_auth_failures_per_ip_per_hour": 3,
+    }
+    # given METRICS_BASIC_AUTH with two scrapers
+    guarded = Settings.model_validate({**values, "metrics_basic_auth": "prom:s3cret-one,b:two"})
+    with TestClient(create_app(guarded)) as client:
+        # then no or wrong credentials are 401 with a challenge, each scraper's pair is let in
+        anonymous = client.get("/metrics")
+        assert anonymous.status_code == 401
+        assert anonymous.headers["WWW-Authenticate"] == 'Basic realm="videofleet metrics"'
+        assert client.get("/metrics", auth=("prom", "s3cret-one")).status_code == 200
+        assert client.get("/metrics", auth=("b", "two")).status_code == 200
+        # and guessing is throttled like every login: 429 with Retry-After after 3 failures
+        codes = [client.get("/metrics", auth=("prom", f"guess-{n}")).status_code for n in range(5)]
+        assert codes == [401, 401, 401, 429, 429]
+        assert int(client.get("/metrics", auth=("prom", "s3cret-one")).headers["Retry-After"]) > 0
+    # given METRICS_ON_API=false (metrics served by `videofleet metrics` on their own address)
+    off = Settings.model_validate({**values, "metrics_on_api": False})
+    with TestClient(create_app(off)) as client:
+        assert client.get("/metrics").status_code == 404
 
 
 def test_a_real_workers_retries_and_failure_are_counted_by_error_class(

@@ -63,6 +63,7 @@ def consumer_env(
         **FAST_PULL,
         "DATABASE_URL": engine.url.render_as_string(hide_password=False),
         "BROKER_URL": broker.url,
+        "INGEST_BUCKETS": "bkt",
         **overrides,
     }
 
@@ -143,8 +144,8 @@ def test_duplicates_within_and_across_batches_create_one_task_each(
     queues: QueuesServer, broker: RedisServer, transports_engine: Engine
 ) -> None:
     # given one upload notified three times in one batch, and another upload once
-    dup = r2_body(bucket="b", key="uploads/dup.mp4", etag="a" * 32)
-    other = r2_body(bucket="b", key="uploads/other.mp4", etag="b" * 32)
+    dup = r2_body(bucket="bkt", key="uploads/dup.mp4", etag="a" * 32)
+    other = r2_body(bucket="bkt", key="uploads/other.mp4", etag="b" * 32)
     for body in (dup, dup, other, dup):
         queues.state.send(body)
     settings = settings_from(consumer_env(queues, broker, transports_engine))
@@ -167,7 +168,7 @@ def test_broker_outage_retries_with_growing_delay_then_processes(
     queues: QueuesServer, broker: RedisServer, transports_engine: Engine
 ) -> None:
     # given a notification and a broker that is down
-    body = r2_body(bucket="b", key="uploads/late.mp4")
+    body = r2_body(bucket="bkt", key="uploads/late.mp4")
     message_id = queues.state.send(body)
     broker.stop()
     settings = settings_from(consumer_env(queues, broker, transports_engine))
@@ -191,7 +192,7 @@ def test_database_down_retries_every_message_even_the_malformed_ones(
     queues: QueuesServer, broker: RedisServer, transports_engine: Engine
 ) -> None:
     # given a valid and a malformed message, and a database that cannot be reached
-    good = queues.state.send(r2_body(bucket="b", key="uploads/a.mp4"))
+    good = queues.state.send(r2_body(bucket="bkt", key="uploads/a.mp4"))
     bad = queues.state.send("not json", content_type="text")
     env = consumer_env(queues, broker, transports_engine)
     env["DATABASE_URL"] = "postgresql+psycopg://postgres@127.0.0.1:1/unreachable"
@@ -211,7 +212,7 @@ def test_a_message_failing_until_max_retries_goes_to_the_dead_letter_queue(
     # given a queue with max_retries 2 and a broker that stays down
     queues = QueuesServer(max_retries=2).start()
     try:
-        queues.state.send(r2_body(bucket="b", key="uploads/doomed.mp4"))
+        queues.state.send(r2_body(bucket="bkt", key="uploads/doomed.mp4"))
         broker.stop()
         env = consumer_env(queues, broker, transports_engine, PULL_RETRY_DELAY_S="0")
         # when the consumer keeps retrying it
@@ -234,16 +235,19 @@ def test_malformed_messages_are_acked_and_recorded_never_retried(
         queues.state.send(b"\xff\x00\x01", content_type="bytes"): "not UTF-8 JSON",
         queues.state.send("opaque", content_type="v8"): "v8",
         queues.state.send_raw("%%%", content_type="json"): "neither JSON",
-        queues.state.send({"action": "PutObject", "bucket": "b", "object": {}}): "object key",
+        queues.state.send({"action": "PutObject", "bucket": "bkt", "object": {}}): "object key",
+        queues.state.send(r2_body(bucket="other-bucket", key="uploads/o.mp4")): "not served",
+        queues.state.send(r2_body(bucket="Bad_Bucket", key="uploads/b.mp4")): "not a bucket name",
+        queues.state.send(r2_body(bucket="bkt", key="uploads/e.mp4", etag="x")): "entity tag",
     }
-    queues.state.send(r2_body(bucket="b", key="uploads/b64.mp4", etag="c" * 32))
-    queues.state.send(r2_body(bucket="b", key="uploads/plain.mp4"), plain_json=True)
+    queues.state.send(r2_body(bucket="bkt", key="uploads/b64.mp4", etag="c" * 32))
+    queues.state.send(r2_body(bucket="bkt", key="uploads/plain.mp4"), plain_json=True)
     settings = settings_from(consumer_env(queues, broker, transports_engine))
     # when the consumer drains the queue
     with running(settings, transports_engine) as consumer:
         wait_until(lambda: queues.state.backlog() == 0, "every message to be acked")
     # then every message was acked once, the malformed ones recorded with a reason
-    assert len(queues.state.acked) == 8
+    assert len(queues.state.acked) == 11
     assert set(queues.state.acked.values()) == {1}
     assert queues.state.retry_delays == []
     recorded = {r.message_id: r for r in rejection_rows(transports_engine)}
@@ -255,14 +259,14 @@ def test_malformed_messages_are_acked_and_recorded_never_retried(
         "uploads/b64.mp4",
         "uploads/plain.mp4",
     ]
-    assert consumer.stats.rejected == 6
+    assert consumer.stats.rejected == 9
 
 
 def test_an_unacked_message_is_redelivered_after_the_visibility_timeout(
     queues: QueuesServer, broker: RedisServer, transports_engine: Engine
 ) -> None:
     # given a message leased by a consumer that died before acking (1 s visibility timeout)
-    message_id = queues.state.send(r2_body(bucket="b", key="uploads/orphan.mp4"))
+    message_id = queues.state.send(r2_body(bucket="bkt", key="uploads/orphan.mp4"))
     env = consumer_env(queues, broker, transports_engine, PULL_VISIBILITY_TIMEOUT_MS="1000")
     dead = QueuesApi(settings_from(env))
     [leased] = dead.pull()
@@ -281,7 +285,7 @@ def test_two_consumers_at_once_process_each_message_once(
 ) -> None:
     # given 200 uploads and two consumers pulling batches of 10
     for n in range(200):
-        queues.state.send(r2_body(bucket="b", key=f"uploads/{n:03}.mp4", etag=f"{n:032x}"))
+        queues.state.send(r2_body(bucket="bkt", key=f"uploads/{n:03}.mp4", etag=f"{n:032x}"))
     env = consumer_env(queues, broker, transports_engine, PULL_BATCH_SIZE="10")
     # when both run at once
     with (
@@ -304,7 +308,7 @@ def test_pull_concurrency_keeps_several_batches_in_flight_and_processes_each_onc
 ) -> None:
     # given 300 uploads behind a slow API (every pull and ack takes 0.1 s)
     for n in range(300):
-        queues.state.send(r2_body(bucket="b", key=f"uploads/{n:03}.mp4", etag=f"{n:032x}"))
+        queues.state.send(r2_body(bucket="bkt", key=f"uploads/{n:03}.mp4", etag=f"{n:032x}"))
     queues.state.pull_delay_s = queues.state.ack_delay_s = 0.1
     env = consumer_env(queues, broker, transports_engine, PULL_BATCH_SIZE="10")
     # when one `videofleet pull` process runs with PULL_CONCURRENCY=4 until the queue drains
@@ -330,7 +334,7 @@ def test_api_rate_limits_and_server_errors_are_backed_off_and_survived(
     queues.state.fail_next("pull", 500, 2)
     queues.state.fail_next("ack", 503, 1)
     for n in range(3):
-        queues.state.send(r2_body(bucket="b", key=f"uploads/{n}.mp4", etag=f"{n:032x}"))
+        queues.state.send(r2_body(bucket="bkt", key=f"uploads/{n}.mp4", etag=f"{n:032x}"))
     settings = settings_from(consumer_env(queues, broker, transports_engine))
     # when the consumer runs
     started = time.monotonic()
@@ -356,7 +360,7 @@ def test_an_empty_queue_is_polled_with_a_growing_pause_not_a_tight_loop(
         # then it pulled a handful of times (0.05 + 0.1 + 0.2 + 0.2 ... s), not thousands
         assert 3 <= idle_pulls <= 9
         # and the pause resets as soon as messages arrive
-        queues.state.send(r2_body(bucket="b", key="uploads/wake.mp4"))
+        queues.state.send(r2_body(bucket="bkt", key="uploads/wake.mp4"))
         wait_until(lambda: queues.state.backlog() == 0, "the message", timeout_s=5.0)
     assert queues.state.pull_requests[0] == {"batch_size": 100, "visibility_timeout_ms": 10000}
 
@@ -401,7 +405,7 @@ def test_sigterm_during_a_pull_acks_the_batch_in_hand_and_exits_0(
 ) -> None:
     # given `videofleet pull` running, with its first pull held by the server for 1.5 s
     for n in range(5):
-        queues.state.send(r2_body(bucket="b", key=f"uploads/{n}.mp4", etag=f"{n:032x}"))
+        queues.state.send(r2_body(bucket="bkt", key=f"uploads/{n}.mp4", etag=f"{n:032x}"))
     queues.state.pull_delay_s = 1.5
     # when SIGTERM arrives while the batch is on its way
     returncode, log = pull_until_sigterm(

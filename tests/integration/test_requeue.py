@@ -150,7 +150,7 @@ def test_completed_task_is_requeued_only_with_force_and_then_from_the_start(
     assert fleet.wait(outcome.task_id).status == "completed"
     refused = requeue_task(fleet.engine, fleet.publisher, outcome.task_id, Request(by="ann"))
     assert refused.result is Result.REFUSED
-    assert "force" in refused.detail
+    assert "--force" in refused.detail
     forced = requeue_task(
         fleet.engine, fleet.publisher, outcome.task_id, Request(by="ann", force=True)
     )

@@ -7,6 +7,8 @@ video id, thumbnails in the status) is in ``tests/e2e``.
 from __future__ import annotations
 
 import contextlib
+import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -133,6 +135,21 @@ def test_upload_url_is_a_presigned_put_bound_to_type_and_length_and_creates_the_
     s3.close()
 
 
+def test_the_upload_page_offers_exactly_the_types_the_api_takes(make_api: Any) -> None:
+    # given INGEST_EXTENSIONS narrowed to three containers, one of them MPEG-TS
+    api = make_api(ingest_extensions=".mp4,.ts,.txt")
+    # when the page is loaded, then it carries the types the API will sign, and only those
+    page = api.client.get("/upload").text
+    types = json.loads(re.search(r'id="video-types"[^>]*>(.*?)</script>', page, re.S)[1])
+    assert types == {".mp4": "video/mp4", ".ts": "video/mp2t"}
+    assert 'accept="video/mp2t,video/mp4,.mp4,.ts"' in page
+    # and the API signs a .ts upload and refuses a type ingest would ignore
+    ts = api.post("/api/upload-url", {"filename": "cam.ts", "contentType": "video/mp2t", "size": 9})
+    assert ts.status_code == 201, ts.text
+    mov = {"filename": "a.mov", "contentType": "video/quicktime", "size": 9}
+    assert _error(api.post("/api/upload-url", mov))[1] == "unsupported_type"
+
+
 @pytest.mark.parametrize(
     ("body", "status", "code"),
     [
@@ -156,6 +173,18 @@ def test_upload_url_is_a_presigned_put_bound_to_type_and_length_and_creates_the_
         ),
         ({"filename": "a.mp4", "contentType": "video/mp4"}, 422, "invalid_request"),
         ({"filename": "a.mp4", "contentType": "video/mp4", "size": "big"}, 422, "invalid_request"),
+        # strict JSON types: no string or boolean is taken as a size
+        ({"filename": "a.mp4", "contentType": "video/mp4", "size": "1000"}, 422, "invalid_request"),
+        ({"filename": "a.mp4", "contentType": "video/mp4", "size": True}, 422, "invalid_request"),
+        ({"filename": 7, "contentType": "video/mp4", "size": 10}, 422, "invalid_request"),
+        # names that would cut or forge lines, or that no database can store
+        ({"filename": "a\x00.mp4", "contentType": "video/mp4", "size": 10}, 400, "bad_filename"),
+        (
+            {"filename": "a\r\nX: y.mp4", "contentType": "video/mp4", "size": 10},
+            400,
+            "bad_filename",
+        ),
+        ({"filename": "a\u2028b.mp4", "contentType": "video/mp4", "size": 10}, 400, "bad_filename"),
     ],
 )
 def test_bad_upload_requests_get_a_clear_json_error_and_no_row(
@@ -170,6 +199,42 @@ def test_bad_upload_requests_get_a_clear_json_error_and_no_row(
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(videos)).scalar() == 0
     engine.dispose()
+
+
+def _multipart_uploads(settings: Settings) -> list[Any]:
+    s3 = make_s3_client(settings)
+    try:
+        return list(s3.list_multipart_uploads(Bucket=API_BUCKET).get("Uploads", []))
+    finally:
+        s3.close()
+
+
+def test_a_nul_in_a_multipart_filename_is_400_and_leaves_no_upload_in_the_bucket(
+    make_api: Any,
+) -> None:
+    api = make_api()
+    body = {"filename": "big\x00.mp4", "contentType": "video/mp4", "size": 60 * MIB}
+    assert _error(api.post("/api/multipart", body))[:2] == (400, "bad_filename")
+    assert _multipart_uploads(api.settings) == []
+
+
+def test_a_multipart_upload_whose_row_cannot_be_written_is_aborted(make_api: Any) -> None:
+    # given a database that refuses the videos row (its table is gone)
+    api = make_api()
+    engine = sa.create_engine(api.settings.database_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE videos RENAME TO videos_away"))
+    try:
+        # when a multipart upload is started
+        body = {"filename": "big.mp4", "contentType": "video/mp4", "size": 60 * MIB}
+        with pytest.raises(sa.exc.OperationalError):
+            api.post("/api/multipart", body)
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text("ALTER TABLE videos_away RENAME TO videos"))
+        engine.dispose()
+    # then the multipart upload it created in the bucket was aborted: nothing is left billed
+    assert _multipart_uploads(api.settings) == []
 
 
 def test_multipart_create_refuses_files_above_5_gb(make_api: Any) -> None:
@@ -335,7 +400,7 @@ def test_repeated_auth_failures_from_an_ip_are_blocked_even_with_a_valid_token(
     assert failures == [403, 401, 403]
     response = api.post("/api/upload-url", body)
     assert _error(response)[:2] == (429, "rate_limited")
-    assert "authentication failures per IP" in _error(response)[2]
+    assert "failed logins per IP per hour" in _error(response)[2]
     assert int(response.headers["Retry-After"]) >= 1
 
 

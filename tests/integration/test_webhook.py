@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -47,6 +49,11 @@ def webhook_settings(engine: Engine, broker: RedisServer, **overrides: Any) -> S
         "webhook_retry_after_s": 7,
         "s3_endpoint_url": S3_ENDPOINT["url"],
         "ingest_extensions": "",  # the documented example's key has no extension
+        "ingest_buckets": "bkt,my-bucket",  # the tests' bucket and the documented example's
+        # failed logins are counted in the private broker's Redis: apart for each app, and
+        # high enough for the property tests' hundreds of wrong credentials
+        "rate_limit_key_prefix": f"webhook-test-{uuid.uuid4().hex}",
+        "rate_limit_webhook_auth_failures_per_ip_per_hour": 100_000,
     }
     return Settings(**{**values, **overrides})
 
@@ -153,11 +160,26 @@ def test_a_forwarded_worker_batch_reports_each_message_and_dedups(
     assert json.loads(rejection.body) == items[3]
 
 
+def test_a_lone_surrogate_message_id_is_echoed_back_not_a_500(
+    client: TestClient, transports_engine: Engine, broker: RedisServer
+) -> None:
+    # given a forwarded batch whose message id is a lone UTF-16 surrogate (valid JSON text)
+    body = json.dumps(r2_body(bucket="bkt", key="uploads/surrogate.mp4"))
+    raw = f'[{{"id":"\\ud800","attempts":1,"timestamp":"t","body":{body}}}]'.encode()
+    # when it is posted
+    response = client.post(URL, content=raw, headers=BEARER)
+    # then the message is accepted and its id comes back as it was sent
+    assert response.status_code == 202, response.text
+    [message] = response.json()["messages"]
+    assert (message["id"], message["status"]) == ("\ud800", "accepted")
+    assert task_count(transports_engine) == 1
+
+
 def test_a_malformed_notification_is_400_naming_the_problem_and_recorded(
     client: TestClient, transports_engine: Engine, broker: RedisServer
 ) -> None:
     # given an R2 notification without an object key
-    body = {"action": "PutObject", "bucket": "b", "object": {"size": 3}}
+    body = {"action": "PutObject", "bucket": "bkt", "object": {"size": 3}}
     # when it is posted
     response = client.post(URL, json=body, headers=BEARER)
     # then it is refused with the reason, recorded, and nothing is enqueued
@@ -169,6 +191,50 @@ def test_a_malformed_notification_is_400_naming_the_problem_and_recorded(
     assert json.loads(rejection.body) == body
     assert task_count(transports_engine) == 0
     assert broker.queued() == 0
+
+
+@pytest.mark.parametrize("build", [r2_body, s3_body, minio_body], ids=["r2", "s3", "minio"])
+@pytest.mark.parametrize(
+    ("bucket", "problem"),
+    [
+        ("x", "not a bucket name"),
+        ("Bad_Bucket", "not a bucket name"),
+        ("a" * 64, "not a bucket name"),
+        ("uploads/..%2f..%2fx.mp4", "not a bucket name"),
+        ("someone-elses-bucket", "is not served here"),
+    ],
+)
+def test_an_invalid_or_foreign_bucket_is_400_and_recorded_never_published(
+    client: TestClient,
+    transports_engine: Engine,
+    broker: RedisServer,
+    build: Any,
+    bucket: str,
+    problem: str,
+) -> None:
+    # given a notification of any source for a bucket the fleet does not serve
+    body = build(bucket=bucket, key="uploads/a.mp4")
+    # when it is posted
+    response = client.post(URL, json=body, headers=BEARER)
+    # then it is refused as an invalid event naming why, recorded, and nothing is enqueued
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] == "invalid_event"
+    assert problem in response.json()["message"]
+    [rejection] = rejections(transports_engine)
+    assert problem in rejection.reason
+    assert task_count(transports_engine) == 0
+    assert broker.queued() == 0
+
+
+def test_a_made_up_etag_is_400_and_recorded(
+    client: TestClient, transports_engine: Engine, broker: RedisServer
+) -> None:
+    body = r2_body(bucket="bkt", key="uploads/a.mp4", etag="made-up-etag")
+    response = client.post(URL, json=body, headers=BEARER)
+    assert response.status_code == 400
+    assert "not an entity tag" in response.json()["message"]
+    assert "not an entity tag" in rejections(transports_engine)[0].reason
+    assert task_count(transports_engine) == 0
 
 
 @pytest.mark.parametrize(
@@ -209,6 +275,32 @@ def test_the_aws_test_event_is_accepted_and_ignored(
     assert response.json()["ignored"] == "s3:TestEvent"
     assert task_count(transports_engine) == 0
     assert rejections(transports_engine) == []
+
+
+def test_the_api_document_declares_how_each_route_authenticates(client: TestClient) -> None:
+    document = client.get("/openapi.json").json()
+    schemes = document["components"]["securitySchemes"]
+    assert schemes["AccessJWT"] == {
+        "type": "apiKey",
+        "in": "header",
+        "name": "Cf-Access-Jwt-Assertion",
+        "description": schemes["AccessJWT"]["description"],
+    }
+    assert schemes["WebhookBearer"]["scheme"] == "bearer"
+    assert schemes["WebhookHMAC"]["name"] == "x-videofleet-signature"
+    paths = document["paths"]
+    # any one of the webhook's methods will do; every upload route needs the Access JWT
+    assert paths["/webhook/events"]["post"]["security"] == [
+        {"WebhookBearer": []},
+        {"WebhookHMAC": []},
+        {"WebhookServiceToken": []},
+    ]
+    for path, item in paths.items():
+        if path.startswith("/api/"):
+            for operation in item.values():
+                assert operation["security"] == [{"AccessJWT": []}], path
+    assert paths["/metrics"]["get"]["security"] == [{"MetricsBasic": []}]
+    assert not [path for path in paths if path.startswith("/admin")]
 
 
 def test_minio_liveness_head_is_200_and_healthz_answers(client: TestClient) -> None:
@@ -322,6 +414,41 @@ def test_authentication_paths(
 
 
 @pytest.mark.parametrize(
+    "wrong",
+    [
+        {"Authorization": "Bearer guess"},
+        {"X-Videofleet-Signature": "sha256=" + "0" * 64},
+        {"CF-Access-Client-Id": ACCESS_ID, "CF-Access-Client-Secret": "guess"},
+    ],
+    ids=["bearer", "hmac", "access"],
+)
+def test_brute_forcing_webhook_credentials_gets_429_with_retry_after(
+    transports_engine: Engine, broker: RedisServer, wrong: dict[str, str]
+) -> None:
+    # given a webhook allowing 4 failed logins per IP per hour
+    settings = webhook_settings(
+        transports_engine, broker, rate_limit_webhook_auth_failures_per_ip_per_hour=4
+    )
+    with TestClient(create_app(settings)) as client:
+        # when one IP keeps guessing
+        codes = [client.post(URL, content=BODY, headers=wrong).status_code for _ in range(7)]
+        # then the first 4 are 403 and the rest 429 with Retry-After, the right token included
+        assert codes == [403] * 4 + [429] * 3
+        refused = client.post(URL, content=BODY, headers=BEARER)
+        assert refused.status_code == 429
+        assert refused.json()["error"] == "rate_limited"
+        assert 3500 < int(refused.headers["Retry-After"]) <= 3600
+        # and a request without credentials is a 401 that counts nothing
+    fresh = webhook_settings(
+        transports_engine, broker, rate_limit_webhook_auth_failures_per_ip_per_hour=1
+    )
+    with TestClient(create_app(fresh)) as client:
+        assert {client.post(URL, content=BODY).status_code for _ in range(5)} == {401}
+        assert client.post(URL, content=BODY, headers=BEARER).status_code == 202
+    assert task_count(transports_engine) == 1
+
+
+@pytest.mark.parametrize(
     ("configured", "headers"),
     [
         ({"webhook_token": TOKEN}, {"Authorization": f"Bearer {TOKEN}"}),
@@ -341,6 +468,7 @@ def test_each_method_alone_admits_its_credentials_and_refuses_none(
     settings = Settings(
         database_url=transports_engine.url.render_as_string(hide_password=False),
         broker_url=broker.url,
+        ingest_buckets="bkt",
         **configured,  # type: ignore[arg-type]
     )
     with TestClient(create_app(settings)) as client:
@@ -357,6 +485,7 @@ def test_development_without_auth_admits_anyone(
     settings = Settings(
         database_url=transports_engine.url.render_as_string(hide_password=False),
         broker_url=broker.url,
+        ingest_buckets="bkt",
     )
     with TestClient(create_app(settings)) as client:
         assert client.post(URL, content=BODY).status_code == 202
@@ -397,9 +526,11 @@ def test_a_non_numeric_content_length_is_400(client: TestClient) -> None:
 
 # -- property-based: arbitrary input never breaks the webhook and never enqueues anything --
 
+# Any code point, lone surrogates included (json.dumps writes them as \\udXXX escapes).
+ANY_TEXT = st.text(st.characters(exclude_categories=()))
 JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | ANY_TEXT,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(ANY_TEXT, inner, max_size=4),
     max_leaves=16,
 )
 # Never a usable key: not a string, or a string a database cannot store.
@@ -454,6 +585,44 @@ def test_arbitrary_bytes_are_never_a_500_and_never_enqueue(
         assert response.status_code == 413
     else:
         _assert_refused_or_harmless(response, transports_engine, broker)
+
+
+HEX_ETAG = st.from_regex(r"[0-9a-f]{32}(-[0-9]{1,2})?", fullmatch=True)
+
+
+@given(
+    message_id=ANY_TEXT | JSON,
+    bucket=ANY_TEXT | st.sampled_from(["bkt", "my-bucket", "video-uploads", "Bkt", "bk"]),
+    etag=ANY_TEXT | HEX_ETAG,
+)
+@PROPERTY
+def test_any_bucket_etag_and_message_id_is_published_only_when_served_and_hex(
+    client: TestClient,
+    transports_engine: Engine,
+    broker: RedisServer,
+    message_id: Any,
+    bucket: str,
+    etag: str,
+) -> None:
+    # given a forwarded message of a valid R2 body, whatever its id, bucket and eTag
+    body = r2_body(bucket=bucket, key="uploads/p.mp4", etag=etag)
+    document = [{"id": message_id, "attempts": 1, "timestamp": "t", "body": body}]
+    # when it is posted, then it is never a 500: accepted only for a served bucket and a hex eTag
+    response = client.post(URL, content=json.dumps(document).encode(), headers=BEARER)
+    assert response.status_code == 202, response.text
+    [message] = response.json()["messages"]
+    # (an empty eTag, quotes stripped, is no eTag, as on delete events)
+    bare = etag.strip().strip('"')
+    hex_or_none = not bare or re.fullmatch(r"[0-9A-Fa-f]{1,256}(-[0-9]+)?", bare) is not None
+    served = bucket in ("bkt", "my-bucket") and hex_or_none
+    assert message["status"] == ("accepted" if served else "rejected")
+    assert message["id"] == (message_id if isinstance(message_id, str) and message_id else None)
+    # hypothesis reuses the fixtures across examples: leave nothing for the next one
+    with transports_engine.begin() as conn:
+        conn.execute(sa.delete(tasks))
+        conn.execute(sa.delete(rejected_events))
+    with broker.client() as redis_client:
+        redis_client.flushdb()
 
 
 @given(

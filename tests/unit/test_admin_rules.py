@@ -26,7 +26,7 @@ def _view(status: str = "failed", step: str | None = None, **metadata: object) -
         updated_at=2,
         error_message="boom",
         retry_count=0,
-        bucket="b",
+        bucket="bkt",
         video_id=None,
         metadata=dict(metadata),
     )

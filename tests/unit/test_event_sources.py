@@ -84,19 +84,19 @@ def test_documented_minio_example_is_one_create_with_its_multipart_etag() -> Non
 
 @pytest.mark.parametrize("key", ODD_KEYS)
 def test_s3_keys_are_form_decoded(key: str) -> None:
-    [event] = parse_s3(s3_body(bucket="b", key=key))
+    [event] = parse_s3(s3_body(bucket="bkt", key=key))
     assert event.key == key
 
 
 @pytest.mark.parametrize("key", ODD_KEYS)
 def test_minio_keys_are_query_unescaped(key: str) -> None:
-    [event] = parse_minio(minio_body(bucket="b", key=key))
+    [event] = parse_minio(minio_body(bucket="bkt", key=key))
     assert event.key == key
 
 
 @pytest.mark.parametrize("key", ODD_KEYS)
 def test_r2_keys_are_taken_as_written(key: str) -> None:
-    assert parse_r2(r2_body(bucket="b", key=key)).key == key
+    assert parse_r2(r2_body(bucket="bkt", key=key)).key == key
 
 
 @pytest.mark.parametrize(
@@ -110,21 +110,21 @@ def test_r2_keys_are_taken_as_written(key: str) -> None:
     ],
 )
 def test_s3_documented_key_encodings(encoded: str, key: str) -> None:
-    body = s3_body(bucket="b", key="placeholder")
+    body = s3_body(bucket="bkt", key="placeholder")
     body["Records"][0]["s3"]["object"]["key"] = encoded
     assert parse_body(body)[0].key == key
 
 
 def test_a_key_of_1024_bytes_is_accepted_and_1025_refused() -> None:
     longest = "a" * 1020 + ".mp4"
-    assert parse_s3(s3_body(bucket="b", key=longest))[0].key == longest
+    assert parse_s3(s3_body(bucket="bkt", key=longest))[0].key == longest
     with pytest.raises(InvalidEvent, match="1025 bytes"):
-        parse_s3(s3_body(bucket="b", key="\u00e9" + longest[1:]))
+        parse_s3(s3_body(bucket="bkt", key="\u00e9" + longest[1:]))
 
 
 @pytest.mark.parametrize("encoded", ["a%00b.mp4", "a%ED%A0%80.mp4"])
 def test_keys_with_nul_or_surrogates_are_refused(encoded: str) -> None:
-    body = s3_body(bucket="b", key="x")
+    body = s3_body(bucket="bkt", key="x")
     body["Records"][0]["s3"]["object"]["key"] = encoded
     with pytest.raises(InvalidEvent, match=r"NUL|invalid UTF-8"):
         parse_body(body)
@@ -132,11 +132,11 @@ def test_keys_with_nul_or_surrogates_are_refused(encoded: str) -> None:
 
 def test_r2_key_with_a_lone_surrogate_is_refused() -> None:
     with pytest.raises(InvalidEvent, match="not valid UTF-8"):
-        parse_r2(r2_body(bucket="b", key="a\ud800.mp4"))
+        parse_r2(r2_body(bucket="bkt", key="a\ud800.mp4"))
 
 
 def test_a_key_that_decodes_to_invalid_utf8_is_refused() -> None:
-    body = s3_body(bucket="b", key="x")
+    body = s3_body(bucket="bkt", key="x")
     body["Records"][0]["s3"]["object"]["key"] = "bad%FF.mp4"
     with pytest.raises(InvalidEvent, match="invalid UTF-8"):
         parse_body(body)
@@ -155,7 +155,7 @@ def test_a_key_that_decodes_to_invalid_utf8_is_refused() -> None:
     ],
 )
 def test_s3_object_created_events_are_creates(name: str) -> None:
-    assert parse_s3(s3_body(bucket="b", key="k.mp4", event_name=name))[0].action is Action.CREATED
+    assert parse_s3(s3_body(bucket="bkt", key="k.mp4", event_name=name))[0].action is Action.CREATED
 
 
 @pytest.mark.parametrize(
@@ -163,7 +163,7 @@ def test_s3_object_created_events_are_creates(name: str) -> None:
     ["ObjectRemoved:Delete", "ObjectRemoved:DeleteMarkerCreated", "LifecycleExpiration:Delete"],
 )
 def test_s3_removals_are_deletes_without_size_or_etag(name: str) -> None:
-    body = s3_body(bucket="b", key="k.mp4", size=None, etag=None, event_name=name)
+    body = s3_body(bucket="bkt", key="k.mp4", size=None, etag=None, event_name=name)
     [event] = parse_s3(body)
     assert (event.action, event.size, event.etag) == (Action.DELETED, None, None)
 
@@ -178,32 +178,32 @@ def test_s3_removals_are_deletes_without_size_or_etag(name: str) -> None:
     ],
 )
 def test_minio_event_names_carry_the_s3_prefix(name: str, action: Action) -> None:
-    body = minio_body(bucket="b", key="k.mp4", event_name=name, size=None, etag=None)
+    body = minio_body(bucket="bkt", key="k.mp4", event_name=name, size=None, etag=None)
     assert parse_body(body)[0].action is action
 
 
 @pytest.mark.parametrize("action", ["PutObject", "CopyObject", "CompleteMultipartUpload"])
 def test_r2_create_actions(action: str) -> None:
-    assert parse_r2(r2_body(bucket="b", key="k.mp4", action=action)).action is Action.CREATED
+    assert parse_r2(r2_body(bucket="bkt", key="k.mp4", action=action)).action is Action.CREATED
 
 
 @pytest.mark.parametrize("action", ["DeleteObject", "LifecycleDeletion"])
 def test_r2_delete_actions_without_size_or_etag(action: str) -> None:
-    event = parse_r2(r2_body(bucket="b", key="k.mp4", size=None, etag=None, action=action))
+    event = parse_r2(r2_body(bucket="bkt", key="k.mp4", size=None, etag=None, action=action))
     assert (event.action, event.size, event.etag) == (Action.DELETED, None, None)
 
 
 @pytest.mark.parametrize("version", ["2.0", "2.1", "2.2", "2.3", "2.4", "2.5", "2.6"])
 def test_any_s3_event_version_2x_is_accepted(version: str) -> None:
-    assert len(parse_s3(s3_body(bucket="b", key="k.mp4", version=version))) == 1
+    assert len(parse_s3(s3_body(bucket="bkt", key="k.mp4", version=version))) == 1
 
 
 def test_etags_lose_their_quotes_in_every_source() -> None:
     quoted = '"c846ff7a18f28c2e262116d6e8719ef0"'
     bodies = [
-        r2_body(bucket="b", key="k.mp4", etag=quoted),
-        s3_body(bucket="b", key="k.mp4", etag=quoted),
-        minio_body(bucket="b", key="k.mp4", etag=quoted),
+        r2_body(bucket="bkt", key="k.mp4", etag=quoted),
+        s3_body(bucket="bkt", key="k.mp4", etag=quoted),
+        minio_body(bucket="bkt", key="k.mp4", etag=quoted),
     ]
     assert {parse_body(b)[0].etag for b in bodies} == {"c846ff7a18f28c2e262116d6e8719ef0"}
 
@@ -224,8 +224,8 @@ def test_the_same_object_from_three_sources_is_one_task() -> None:
 
 
 def test_a_record_list_with_several_records_gives_one_event_each() -> None:
-    body = s3_body(bucket="b", key="a.mp4")
-    body["Records"] += s3_body(bucket="b", key="b.mp4", event_name="ObjectRemoved:Delete")[
+    body = s3_body(bucket="bkt", key="a.mp4")
+    body["Records"] += s3_body(bucket="bkt", key="b.mp4", event_name="ObjectRemoved:Delete")[
         "Records"
     ]
     assert [(e.key, e.action) for e in parse_body(body)] == [
@@ -238,15 +238,15 @@ def test_a_record_list_with_several_records_gives_one_event_each() -> None:
 
 
 def test_raw_bytes_and_text_are_decoded_as_json() -> None:
-    raw = json.dumps(s3_body(bucket="b", key="k.mp4"))
+    raw = json.dumps(s3_body(bucket="bkt", key="k.mp4"))
     assert parse_body(raw.encode()) == parse_body(raw) == parse_s3(json.loads(raw))
 
 
 def test_a_json_list_of_bodies_from_mixed_sources_is_parsed_in_order() -> None:
     bodies = [
-        r2_body(bucket="b", key="1.mp4"),
+        r2_body(bucket="bkt", key="1.mp4"),
         documented_body("s3-test-event.json"),
-        minio_body(bucket="b", key="2.mp4"),
+        minio_body(bucket="bkt", key="2.mp4"),
     ]
     assert [e.key for e in parse_body(bodies)] == ["1.mp4", "2.mp4"]
 
@@ -257,8 +257,8 @@ def test_a_json_list_of_bodies_from_mixed_sources_is_parsed_in_order() -> None:
         (b"\xff\xfe", "not UTF-8 JSON"),
         ("{", "not UTF-8 JSON"),
         (b"[[]]", "item 0"),
-        ("42", "JSON object, got int"),
-        (None, "JSON object, got NoneType"),
+        ("42", "JSON object, got a number"),
+        (None, "JSON object, got null"),
         ({}, "not a recognised event notification"),
         ({"Event": "s3:ObjectCreated:Put"}, "not a recognised"),
         ({"Records": "nope"}, "'Records' list"),
@@ -271,7 +271,7 @@ def test_unrecognised_bodies_are_refused_with_the_reason(body: Any, message: str
 
 
 def _mutated_s3(path: list[str | int], value: Any) -> dict[str, Any]:
-    body = s3_body(bucket="b", key="k.mp4")
+    body = s3_body(bucket="bkt", key="k.mp4")
     target: Any = body
     for step in path[:-1]:
         target = target[step]
@@ -320,13 +320,40 @@ def test_malformed_s3_records_are_refused_naming_the_field(
 
 
 def test_minio_record_without_the_s3_prefix_is_refused() -> None:
-    body = minio_body(bucket="b", key="k.mp4", event_name="ObjectCreated:Put")
+    body = minio_body(bucket="bkt", key="k.mp4", event_name="ObjectCreated:Put")
     with pytest.raises(InvalidEvent, match="does not start with 's3:'"):
         parse_body(body)
 
 
 def test_r2_body_with_a_non_string_action_is_refused() -> None:
-    body = r2_body(bucket="b", key="k.mp4")
+    body = r2_body(bucket="bkt", key="k.mp4")
     body["action"] = ["PutObject"]
     with pytest.raises(InvalidEvent, match="unknown R2 action"):
         parse_body(body)
+
+
+BUILDERS = [r2_body, s3_body, minio_body]
+
+
+@pytest.mark.parametrize("build", BUILDERS, ids=["r2", "s3", "minio"])
+@pytest.mark.parametrize(
+    "bucket",
+    ["x", "Bad_Bucket", "a" * 64, "uploads/..%2f..%2fx.mp4", "192.168.1.10", "a..b", "-ab", "ab-"],
+)
+def test_a_name_no_store_accepts_is_refused_as_a_bucket_name(build: Any, bucket: str) -> None:
+    with pytest.raises(InvalidEvent, match="is not a bucket name"):
+        parse_body(build(bucket=bucket, key="uploads/a.mp4"))
+
+
+@pytest.mark.parametrize("build", BUILDERS, ids=["r2", "s3", "minio"])
+@pytest.mark.parametrize("etag", ["made-up", "zzzz", "abc-", "0x12", "<b>", "12 34", "ab-cd"])
+def test_an_etag_that_is_not_hex_is_refused(build: Any, etag: str) -> None:
+    with pytest.raises(InvalidEvent, match="is not an entity tag"):
+        parse_body(build(bucket="bkt", key="uploads/a.mp4", etag=etag))
+
+
+@pytest.mark.parametrize("build", BUILDERS, ids=["r2", "s3", "minio"])
+def test_single_and_multipart_hex_etags_are_kept(build: Any) -> None:
+    for etag in ("d41d8cd98f00b204e9800998ecf8427e", "430f89010c77aa34fc8760696da62d08-12"):
+        [event] = parse_body(build(bucket="my.bucket-1", key="uploads/a.mp4", etag=etag))
+        assert (event.bucket, event.etag) == ("my.bucket-1", etag)

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from producer.sources import parse_body
+from schema.buckets import bucket_name_problem
 from schema.errors import InvalidEvent
 from schema.message import ObjectEvent
 from tests.factories import documented_body, minio_body, r2_body, s3_body
 
-json_scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text()
+# Any code point, lone surrogates included: JSON can carry them (as \udXXX escapes).
+any_text = st.text(st.characters(exclude_categories=()))
+json_scalars = st.none() | st.booleans() | st.integers() | st.floats() | any_text
 json_values = st.recursive(
     json_scalars,
     lambda children: (
@@ -32,14 +36,15 @@ shaped_values = st.recursive(
     json_scalars,
     lambda children: (
         st.lists(children, max_size=4)
-        | st.dictionaries(field_names | st.text(max_size=5), children, max_size=6)
+        | st.dictionaries(field_names | any_text, children, max_size=6)
     ),
     max_leaves=40,
 )
+HEX_ETAG = re.compile(r"[0-9A-Fa-f]+(-[0-9]+)?")
 VALID_BODIES = [
-    r2_body(bucket="b", key="uploads/a.mp4"),
-    s3_body(bucket="b", key="uploads/a b.mp4"),
-    minio_body(bucket="b", key="uploads/a+b.mp4"),
+    r2_body(bucket="bkt", key="uploads/a.mp4"),
+    s3_body(bucket="bkt", key="uploads/a b.mp4"),
+    minio_body(bucket="bkt", key="uploads/a+b.mp4"),
     documented_body("r2-copy-object.json"),
     documented_body("s3-put.json"),
     documented_body("s3-test-event.json"),
@@ -60,6 +65,8 @@ def _events_or_invalid(body: Any) -> None:
         assert event.key
         assert len(event.key.encode()) <= 1024
         assert event.size is None or event.size >= 0
+        assert bucket_name_problem(event.bucket) is None
+        assert event.etag is None or HEX_ETAG.fullmatch(event.etag)
 
 
 @settings(max_examples=300)
@@ -71,6 +78,22 @@ def test_any_json_value(body: Any) -> None:
 @settings(max_examples=300)
 @given(shaped_values)
 def test_any_json_value_built_from_real_field_names(body: Any) -> None:
+    _events_or_invalid(body)
+
+
+BUILDERS = [r2_body, s3_body, minio_body]
+
+
+@settings(max_examples=500)
+@given(
+    st.sampled_from(BUILDERS),
+    any_text | st.from_regex(r"[a-z0-9][a-z0-9.-]{0,70}", fullmatch=True),
+    any_text | st.from_regex(r"[0-9a-fA-F]{1,40}(-[0-9]{1,3})?", fullmatch=True),
+)
+def test_any_bucket_and_etag_is_an_event_only_when_a_store_could_have_written_it(
+    build: Any, bucket: str, etag: str
+) -> None:
+    body = json.loads(json.dumps(build(bucket=bucket, key="uploads/a.mp4", etag=etag)))
     _events_or_invalid(body)
 
 

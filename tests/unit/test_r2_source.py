@@ -20,7 +20,9 @@ def test_documented_example_body_is_a_create_event() -> None:
 
 
 def test_delete_events_have_no_size_or_etag() -> None:
-    event = parse_r2(r2_body(bucket="b", key="k.mp4", size=None, etag=None, action="DeleteObject"))
+    event = parse_r2(
+        r2_body(bucket="bkt", key="k.mp4", size=None, etag=None, action="DeleteObject")
+    )
     assert event.action is Action.DELETED
     assert event.size is None
     assert event.etag is None
@@ -40,7 +42,7 @@ def test_delete_events_have_no_size_or_etag() -> None:
     ],
 )
 def test_malformed_bodies_are_refused_with_the_reason(mutate: Any, message: str) -> None:
-    body = r2_body(bucket="b", key="uploads/a.mp4")
+    body = r2_body(bucket="bkt", key="uploads/a.mp4")
     mutate(body)
     with pytest.raises(InvalidEvent, match=message):
         parse_r2(body)

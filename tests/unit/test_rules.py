@@ -5,22 +5,28 @@ from __future__ import annotations
 import pytest
 
 from producer.rules import EventRules, Verdict
+from schema.errors import InvalidEvent
 from schema.message import Action, ObjectEvent
 from schema.settings import Settings
 
 
 def _created(key: str, size: int | None = 1024) -> ObjectEvent:
-    return ObjectEvent(bucket="b", key=key, action=Action.CREATED, size=size, etag="e")
+    return ObjectEvent(bucket="bkt", key=key, action=Action.CREATED, size=size, etag="e")
 
 
 def _deleted(key: str) -> ObjectEvent:
-    return ObjectEvent(bucket="b", key=key, action=Action.DELETED)
+    return ObjectEvent(bucket="bkt", key=key, action=Action.DELETED)
 
 
 @pytest.mark.parametrize(
     "key",
-    ["uploads/a.mp4", "a.MOV", "x/y/z.avi", "clip.mkv", "clip.WebM", "clip.m4v", "a b+c.mp4"],
-)
+    [
+        "uploads/a.mp4", "a.MOV", "x/y/z.avi", "clip.mkv", "clip.WebM", "clip.m4v", "a b+c.mp4",
+        # common containers ffmpeg reads, which users upload from cameras, phones and TV
+        "cam.ts", "cam.m2ts", "CAM.MTS", "phone.3gp", "dvd.mpg", "dvd.mpeg", "free.ogv",
+        "old.flv", "old.wmv",
+    ],
+)  # fmt: skip
 def test_video_creates_are_processed_by_default(key: str) -> None:
     assert EventRules().decide(_created(key)).verdict is Verdict.PROCESS
 
@@ -81,6 +87,7 @@ def test_rules_come_from_the_settings() -> None:
         thumbnails_prefix="thumbs/",
     )
     assert EventRules.from_settings(settings) == EventRules(
+        buckets=(settings.s3_bucket,),
         key_prefix="in/",
         extensions=(".mp4", ".mov"),
         min_size_bytes=1,
@@ -90,9 +97,27 @@ def test_rules_come_from_the_settings() -> None:
 
 
 def test_default_settings_give_the_default_rules() -> None:
-    assert EventRules.from_settings(Settings(_env_file=None)) == EventRules()  # type: ignore[call-arg]
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert EventRules.from_settings(settings) == EventRules(buckets=(settings.s3_bucket,))
 
 
 def test_settings_refuse_a_minimum_above_the_maximum() -> None:
     with pytest.raises(ValueError, match="INGEST_MIN_SIZE_BYTES"):
         Settings(ingest_min_size_bytes=10, ingest_max_size_bytes=5)
+
+
+def test_a_foreign_bucket_is_refused_and_never_processed() -> None:
+    rules = EventRules.from_settings(
+        Settings(s3_bucket="uploads-a", ingest_buckets="uploads-a,bkt")
+    )
+    served = ObjectEvent(bucket="bkt", key="a.mp4", action=Action.CREATED, size=1)
+    foreign = ObjectEvent(bucket="someone-else", key="a.mp4", action=Action.CREATED, size=1)
+    rules.refuse_foreign([served])
+    with pytest.raises(InvalidEvent, match="bucket 'someone-else' is not served here"):
+        rules.refuse_foreign([served, foreign])
+    assert rules.decide(foreign).verdict is Verdict.IGNORE
+
+
+def test_only_s3_bucket_is_served_by_default() -> None:
+    assert Settings(s3_bucket="uploads-a").served_buckets == ("uploads-a",)
+    assert EventRules.from_settings(Settings(s3_bucket="uploads-a")).buckets == ("uploads-a",)

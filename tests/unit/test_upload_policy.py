@@ -19,9 +19,11 @@ from producer.upload_policy import (
     object_key,
     plan_parts,
     safe_filename,
+    upload_types,
 )
 from schema.errors import UploadRejected
 from schema.settings import DEFAULT_MULTIPART_BYTES, DEFAULT_UPLOAD_MAX_BYTES, Settings
+from schema.video_types import VIDEO_TYPES
 
 MIB = 1024 * 1024
 
@@ -172,3 +174,12 @@ def test_completion_must_list_every_part_once_in_order() -> None:
         with pytest.raises(UploadRejected) as caught:
             check_completed_parts(plan, numbers)
         assert caught.value.code == "bad_parts"
+
+
+def test_upload_types_are_the_ingest_extensions_video_types() -> None:
+    # every default ingest extension can be uploaded, with a MIME type
+    assert set(upload_types(Settings().ingest_extensions)) == set(Settings().ingest_extensions)
+    # a narrower INGEST_EXTENSIONS narrows the upload API too; empty means every video type
+    assert upload_types((".mp4", ".txt")) == {".mp4": "video/mp4"}
+    assert upload_types(()) == dict(VIDEO_TYPES)
+    assert content_type_for("cam.ts", "video/mp2t") == "video/mp2t"

@@ -59,7 +59,7 @@ def test_summary_carries_the_probe_thumbnails_and_timings_of_the_row() -> None:
     row = TaskRow(
         id="t1",
         video_key="uploads/a.mp4",
-        bucket="b",
+        bucket="bkt",
         status=TaskStatus.COMPLETED,
         video_id="v1",
         retry_count=1,

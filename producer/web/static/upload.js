@@ -11,10 +11,8 @@ const POLL_MS = 1500; // first interval, and again after every change
 const POLL_MAX_MS = 10_000; // backing off by POLL_BACKOFF while the status stays the same
 const POLL_BACKOFF = 1.5;
 const STATUS_KEY = "videofleet.status."; // + video id: the last answer and its ETag
-const TYPES = {
-  mp4: "video/mp4", mov: "video/quicktime", avi: "video/x-msvideo",
-  mkv: "video/x-matroska", webm: "video/webm",
-};
+// Extension (".mp4") -> MIME type, written into the page by the server from its one table.
+const TYPES = JSON.parse(document.getElementById("video-types").textContent);
 
 const $ = (id) => document.getElementById(id);
 
@@ -40,7 +38,7 @@ async function api(method, path, body) {
 
 function contentTypeOf(file) {
   const match = /\.([A-Za-z0-9]+)$/.exec(file.name);
-  return match ? TYPES[match[1].toLowerCase()] : undefined;
+  return match ? TYPES["." + match[1].toLowerCase()] : undefined;
 }
 
 function formatBytes(n) {
