@@ -131,10 +131,11 @@ def attach_video(engine: Engine, row: TaskRow, *, size_bytes: int) -> str:
             video_id = conn.execute(
                 sa.select(videos.c.id).where(videos.c.r2_key == row.video_key)
             ).scalar_one()
+        # The size of the version being processed: an overwritten key's row follows its bytes.
         conn.execute(
             sa.update(videos)
             .where(videos.c.id == video_id)
-            .values(status=VideoStatus.PROCESSING.value, updated_at=now_ms())
+            .values(status=VideoStatus.PROCESSING.value, size_bytes=size_bytes, updated_at=now_ms())
         )
         conn.execute(sa.update(tasks).where(tasks.c.id == row.id).values(video_id=video_id))
         return video_id

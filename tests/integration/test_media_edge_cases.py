@@ -12,11 +12,13 @@ import sys
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from producer import samples
 from schema.errors import VideoTooLarge
 from schema.lifecycle import load_metadata
 from schema.settings import DEFAULT_MAX_VIDEO_PIXELS
+from schema.tables import videos
 from tests.integration.conftest import Fleet
 from tests.integration.media_bucket import Bucket
 
@@ -190,3 +192,21 @@ def test_an_overwritten_key_is_processed_once_for_the_version_in_the_bucket(
     assert load_metadata(old_row.metadata).get("probe") is None
     assert new_row.status == "completed"
     assert load_metadata(new_row.metadata)["probe"]["duration_s"] == pytest.approx(3.0, abs=0.1)
+
+
+def test_a_key_overwritten_after_processing_gets_the_new_versions_size(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    # given a video processed once
+    first = fleet.upload(samples.make_video(tmp_path / "v1.mp4", seconds=2), "uploads/again.mp4")
+    fleet.wait(fleet.deliver(first)[0].task_id)
+    # when the key is overwritten with a longer video and that is processed
+    second = fleet.upload(samples.make_video(tmp_path / "v2.mp4", seconds=4), "uploads/again.mp4")
+    row = fleet.wait(fleet.deliver(second)[0].task_id)
+    # then the one videos row describes the new version
+    assert row.status == "completed"
+    with fleet.engine.connect() as conn:
+        size = conn.execute(
+            sa.select(videos.c.size_bytes).where(videos.c.id == row.video_id)
+        ).scalar_one()
+    assert size == second["object"]["size"] != first["object"]["size"]
