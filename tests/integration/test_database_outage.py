@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from tests.fleet import S3Server
-from tests.integration.conftest import RedisServer
 from tests.integration.outages import PostgresCluster, own_fleet
 
 pytestmark = pytest.mark.integration
@@ -35,7 +34,6 @@ OUTAGE_S = 10
 )
 def test_database_stopped_mid_run_fails_no_task_and_counts_every_retry(
     s3_server: S3Server,
-    own_redis: RedisServer,
     h264_mp4: Path,
     tmp_path: Path,
     retry_limit: str,
@@ -46,13 +44,11 @@ def test_database_stopped_mid_run_fails_no_task_and_counts_every_retry(
     try:
         with own_fleet(
             tmp_path,
-            broker_url=own_redis.url,
             database_url=cluster.url,
             s3_url=s3_server.url,
             bucket="videofleet-db-outage",
             env={"RETRY_DELAY_S": "2", "RETRY_BACKOFF_MAX_S": "8", "RETRY_LIMIT": retry_limit},
         ) as fleet:
-            own_redis.client().flushdb()
             # given videos being processed
             keys = [f"uploads/db-outage-{n:02d}.mp4" for n in range(VIDEOS)]
             fleet.upload_and_deliver(h264_mp4, keys, s3_url=s3_server.url)
