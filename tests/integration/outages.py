@@ -43,7 +43,7 @@ SLOWDOWN_BODY = (
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length"})
 
 
-class PersistentRedis:
+class PrivateRedis:
     """A private ``redis-server`` with AOF (fsync on every write): a restart keeps its data."""
 
     def __init__(self, directory: Path) -> None:
@@ -247,14 +247,25 @@ class OwnFleet:
 def own_fleet(
     tmp: Path,
     *,
-    broker_url: str,
     database_url: str,
     s3_url: str,
     bucket: str,
+    broker_url: str | None = None,
     env: dict[str, str] | None = None,
     concurrency: int = 2,
 ) -> Iterator[OwnFleet]:
-    """A migrated database, the bucket, and a 2-process worker on the given services."""
+    """A migrated database, the bucket, and a 2-process worker on the given services.
+
+    Without ``broker_url`` the worker gets a Redis of its own for the test.
+    """
+    stack = ExitStack()
+    if broker_url is None:
+        redis_dir = tmp / "redis"
+        redis_dir.mkdir()
+        broker = PrivateRedis(redis_dir)
+        broker.start()
+        stack.callback(broker.stop)
+        broker_url = broker.url
     full_env = {
         **os.environ,
         **TEST_TUNING,
@@ -272,7 +283,7 @@ def own_fleet(
     if bucket not in [b["Name"] for b in s3.list_buckets().get("Buckets", [])]:
         s3.create_bucket(Bucket=bucket)
     name = f"own-{_free_port()}"
-    with ExitStack() as stack:
+    with stack:
         stack.callback(engine.dispose)
         worker = localstack.start_worker(
             stack, logdir=tmp, name=name, concurrency=concurrency, env=full_env

@@ -15,7 +15,7 @@ import pytest
 
 from schema.status import Step
 from tests.fleet import S3Server
-from tests.integration.outages import PersistentRedis, own_fleet
+from tests.integration.outages import PrivateRedis, own_fleet
 
 pytestmark = pytest.mark.integration
 
@@ -36,7 +36,7 @@ OUTAGE_S = 15
 def test_broker_down_for_15_s_mid_run_fails_no_task(
     s3_server: S3Server, long_gop_mp4: Path, tmp_path: Path, publish_retry_s: str, evidence: str
 ) -> None:
-    broker = PersistentRedis(tmp_path)
+    broker = PrivateRedis(tmp_path)
     broker.start()
     try:
         with own_fleet(
@@ -60,7 +60,7 @@ def test_broker_down_for_15_s_mid_run_fails_no_task(
             broker.stop()
             time.sleep(OUTAGE_S)
             broker.start()
-            counts = fleet.wait_ended(VIDEOS, timeout_s=240)
+            counts = fleet.wait_ended(VIDEOS, timeout_s=140)
             rows = fleet.rows()
         log = fleet.log.read_text()
     finally:
