@@ -41,10 +41,14 @@ DEFAULT_CF_API_BASE_URL = "https://api.cloudflare.com/client/v4"
 MAX_PULL_CONCURRENCY = 16
 MAX_PULL_BATCH_SIZE = 100
 MAX_QUEUE_DELAY_S = 43_200  # Cloudflare Queues: longest retry delay and visibility timeout (12 h)
-DEFAULT_RECOVERY_PENDING_AFTER_S = 900
-DEFAULT_RECOVERY_MARGIN_S = 120
+# Stuck-task recovery (``producer.recovery``): a row is back in the queue at most
+# PENDING_AFTER + INTERVAL + INSPECT_TIMEOUT (~77 s) after its last change, a dead worker's
+# message at most INTERVAL + INSPECT_TIMEOUT (~17 s) after the sweep that finds it.
+DEFAULT_RECOVERY_PENDING_AFTER_S = 60
 DEFAULT_RECOVERY_MAX_ATTEMPTS = 3
-DEFAULT_RECOVERY_INTERVAL_S = 60
+DEFAULT_RECOVERY_INTERVAL_S = 15
+DEFAULT_RECOVERY_UNACKED_GRACE_S = 10.0
+DEFAULT_RECOVERY_INSPECT_TIMEOUT_S = 2.0
 PLACEHOLDER_ADMIN_PASSWORDS = PLACEHOLDER_SECRETS | {"admin", "password", "videofleet"}
 
 
@@ -235,9 +239,10 @@ class Settings(BaseSettings):
     admin_username: str = ""
     admin_password: SecretStr = SecretStr("")
     recovery_pending_after_s: int = Field(default=DEFAULT_RECOVERY_PENDING_AFTER_S, ge=1)
-    recovery_margin_s: int = Field(default=DEFAULT_RECOVERY_MARGIN_S, ge=0)
     recovery_max_attempts: int = Field(default=DEFAULT_RECOVERY_MAX_ATTEMPTS, ge=0, le=100)
     recovery_interval_s: float = Field(default=DEFAULT_RECOVERY_INTERVAL_S, gt=0)
+    recovery_unacked_grace_s: float = Field(default=DEFAULT_RECOVERY_UNACKED_GRACE_S, ge=0)
+    recovery_inspect_timeout_s: float = Field(default=DEFAULT_RECOVERY_INSPECT_TIMEOUT_S, gt=0)
 
     @property
     def admin_enabled(self) -> bool:
