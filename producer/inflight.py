@@ -76,30 +76,32 @@ class Inflight:
             BrokerUnavailable: the broker could not be read.
         """
         try:
-            held_ids, held_rows = self._held()
-            asked_at = time.time()
-            with self._app.connection_for_write() as conn:
-                if conn.transport.driver_type != "redis":
-                    raise BrokerUnavailable(
-                        f"stuck-task recovery reads Redis brokers only, not {conn.transport_cls}"
-                    )
-                channel: Any = conn.default_channel
-                client = channel.client
-                given_back = self._give_back(channel, client, held_ids, asked_at)
-                payloads: list[bytes] = []
-                for priority in channel.priority_steps:
-                    payloads += client.lrange(channel._q_for_pri(QUEUE, priority), 0, -1)
-                payloads += client.hvals(channel.unacked_key)
+            return self._look()
         except (OperationalError, OSError, redis.RedisError) as exc:
             raise BrokerUnavailable(f"broker unavailable: {exc}") from exc
+
+    def _look(self) -> BrokerView:
+        held_ids, held_rows = self._held()
+        asked_at = time.time()
+        with self._app.connection_for_write() as conn:
+            if conn.transport.driver_type != "redis":
+                raise BrokerUnavailable(
+                    f"stuck-task recovery reads Redis brokers only, not {conn.transport_cls}"
+                )
+            channel: Any = conn.default_channel
+            client = channel.client
+            given_back = self._give_back(channel, client, held_ids, asked_at)
+            payloads: list[bytes] = []
+            for priority in channel.priority_steps:
+                payloads += client.lrange(channel._q_for_pri(QUEUE, priority), 0, -1)
+            payloads += client.hvals(channel.unacked_key)
         roots = frozenset(root for root in map(root_id, payloads) if root)
         return BrokerView(roots, frozenset(held_rows), given_back)
 
     def _held(self) -> tuple[set[str], set[str]]:
         """Celery ids and task row ids of every request the answering workers hold."""
-        inspect = self._app.control.inspect(timeout=self._inspect_timeout_s)
         with ThreadPoolExecutor(len(HOLDING_REPLIES)) as pool:
-            replies = list(pool.map(lambda name: getattr(inspect, name)() or {}, HOLDING_REPLIES))
+            replies = list(pool.map(self._ask, HOLDING_REPLIES))
         ids: set[str] = set()
         rows: set[str] = set()
         for reply in replies:
@@ -112,6 +114,14 @@ class Inflight:
                     if isinstance(args, list | tuple) and args:
                         rows.add(str(args[0]))
         return ids, rows
+
+    def _ask(self, command: str) -> dict[str, Any]:
+        # A connection of its own, not one from kombu's process-wide pool: after a broker
+        # restart the pool still holds connections the restart closed.
+        with self._app.connection_for_write() as conn:
+            inspect = self._app.control.inspect(timeout=self._inspect_timeout_s, connection=conn)
+            reply: dict[str, Any] | None = getattr(inspect, command)()
+            return reply or {}
 
     def _give_back(self, channel: Any, client: Any, held: set[str], asked_at: float) -> int:
         """Restore unacked messages that no live worker holds and that are older than the grace."""
