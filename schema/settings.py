@@ -40,6 +40,8 @@ DEFAULT_CF_API_BASE_URL = "https://api.cloudflare.com/client/v4"
 # Pull loops per ``videofleet pull`` process: beyond a few, run more processes instead.
 MAX_PULL_CONCURRENCY = 16
 MAX_PULL_BATCH_SIZE = 100
+# The longest wait between Queues API calls in trouble, even when Retry-After asks for more.
+DEFAULT_PULL_BACKOFF_MAX_S = 30.0
 MAX_QUEUE_DELAY_S = 43_200  # Cloudflare Queues: longest retry delay and visibility timeout (12 h)
 # Stuck-task recovery (``producer.recovery``): a row is back in the queue at most
 # PENDING_AFTER + INTERVAL + INSPECT_TIMEOUT (~77 s) after its last change, a dead worker's
@@ -182,7 +184,7 @@ class Settings(BaseSettings):
     pull_retry_delay_s: int = Field(default=30, ge=0, le=MAX_QUEUE_DELAY_S)
     pull_retry_delay_max_s: int = Field(default=MAX_QUEUE_DELAY_S, ge=0, le=MAX_QUEUE_DELAY_S)
     pull_backoff_initial_s: float = Field(default=1.0, gt=0)
-    pull_backoff_max_s: float = Field(default=300.0, gt=0)
+    pull_backoff_max_s: float = Field(default=DEFAULT_PULL_BACKOFF_MAX_S, gt=0)
     pull_idle_initial_s: float = Field(default=0.5, gt=0)
     pull_idle_max_s: float = Field(default=10.0, gt=0)
     # Push webhook (``POST /webhook/events``); production refuses to start without auth.
