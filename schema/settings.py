@@ -23,6 +23,13 @@ DEFAULT_RETRY_BACKOFF_MAX_S = 600
 DEFAULT_STEP_SOFT_TIME_LIMIT_S = 300
 DEFAULT_STEP_TIME_LIMIT_S = 330
 DEFAULT_VISIBILITY_TIMEOUT_S = 3600
+# Every storage request (boto3 and ranged reads) is tried this often before the step sees an error.
+DEFAULT_S3_MAX_ATTEMPTS = 6
+# How long a worker keeps re-publishing to a broker that is down (the next step of a chain, a
+# retry) before the step is put back in the queue instead.
+DEFAULT_BROKER_PUBLISH_RETRY_S = 60.0
+# Celery counts in KiB: a pool process that ends a task above 1.5 GiB resident is replaced.
+DEFAULT_WORKER_MAX_MEMORY_PER_CHILD_KIB = 1536 * 1024
 # Upload side: the design's 5 GB ceiling (R2's single PUT allows 5 GiB - 5 MiB), its 50 MB
 # single-request threshold and part size (as MiB, like the page's 50 * 1024 * 1024), and R2's
 # part-size bounds.
@@ -72,6 +79,8 @@ class Settings(BaseSettings):
     s3_bucket: str = "video-uploads"
     s3_connect_timeout_s: float = Field(default=5.0, gt=0)
     s3_read_timeout_s: float = Field(default=30.0, gt=0)
+    s3_max_attempts: int = Field(default=DEFAULT_S3_MAX_ATTEMPTS, ge=1, le=20)
+    s3_retry_mode: Literal["standard", "adaptive"] = "standard"
     presign_expiry_s: int = Field(default=3600, ge=1, le=604_800)
 
     # -- upload API (issue 5) --
@@ -170,6 +179,10 @@ class Settings(BaseSettings):
     step_soft_time_limit_s: int = Field(default=DEFAULT_STEP_SOFT_TIME_LIMIT_S, ge=1)
     step_time_limit_s: int = Field(default=DEFAULT_STEP_TIME_LIMIT_S, ge=1)
     visibility_timeout_s: int = Field(default=DEFAULT_VISIBILITY_TIMEOUT_S, ge=1)
+    broker_publish_retry_s: float = Field(default=DEFAULT_BROKER_PUBLISH_RETRY_S, ge=0)
+    worker_max_memory_per_child_kib: int = Field(
+        default=DEFAULT_WORKER_MAX_MEMORY_PER_CHILD_KIB, ge=0
+    )
 
     # transports
     # Cloudflare Queues HTTP pull consumer (``videofleet pull``).

@@ -14,7 +14,6 @@ from schema.settings import Settings
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-S3_MAX_ATTEMPTS = 2
 _MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound", "NoSuchBucket"})
 
 
@@ -23,6 +22,9 @@ def make_s3_client(settings: Settings) -> S3Client:
 
     R2 rejects the checksums boto3 >= 1.36 sends by default, so checksums are only computed and
     validated when an operation requires them; the same setting works against moto and MinIO.
+    Every request is retried by botocore (``S3_RETRY_MODE``, ``S3_MAX_ATTEMPTS`` attempts):
+    throttling (S3's ``SlowDown``, 429), 5xx, resets and timeouts, with exponential backoff
+    and full jitter; "adaptive" also slows the client down while the store throttles.
     """
     config = Config(
         signature_version="s3v4",
@@ -31,7 +33,8 @@ def make_s3_client(settings: Settings) -> S3Client:
         response_checksum_validation="when_required",
         connect_timeout=settings.s3_connect_timeout_s,
         read_timeout=settings.s3_read_timeout_s,
-        retries={"max_attempts": S3_MAX_ATTEMPTS, "mode": "standard"},
+        # botocore's "max_attempts" counts retries; "total_max_attempts" counts requests.
+        retries={"total_max_attempts": settings.s3_max_attempts, "mode": settings.s3_retry_mode},
     )
     return boto3.client(
         "s3",

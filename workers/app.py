@@ -12,6 +12,30 @@ from workers.context import get_settings
 
 app = Celery("videofleet", include=["workers.tasks"])
 
+# A publish to a broker that is down waits 0, 1, 2, 3, 4, then 5 s between attempts.
+PUBLISH_RETRY_STEP_S = 1.0
+PUBLISH_RETRY_MAX_INTERVAL_S = 5.0
+
+
+def publish_retry_policy(budget_s: float) -> dict[str, float]:
+    """kombu's retry policy for publishing: as many attempts as fit in ``budget_s`` of waiting.
+
+    Celery applies it to everything a worker publishes: the next step of a chain once a step has
+    returned (Celery 5.7 retries that hand-off with this policy, reconnecting between attempts),
+    a step's retry and the notification task. Celery's default gives up after about a second,
+    which turned a broker restart into failed tasks.
+    """
+    waited, retries = 0.0, 0
+    while waited < budget_s:
+        waited += min(retries * PUBLISH_RETRY_STEP_S, PUBLISH_RETRY_MAX_INTERVAL_S)
+        retries += 1
+    return {
+        "max_retries": retries,
+        "interval_start": 0,
+        "interval_step": PUBLISH_RETRY_STEP_S,
+        "interval_max": PUBLISH_RETRY_MAX_INTERVAL_S,
+    }
+
 
 def celery_config(settings: Settings) -> dict[str, Any]:
     """Celery settings for crash safety: nothing acknowledged before it is done, one at a time."""
@@ -31,6 +55,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
+        "task_publish_retry": True,
+        "task_publish_retry_policy": publish_retry_policy(settings.broker_publish_retry_s),
+        # A pool process that ends a task above the ceiling is replaced by a fresh one, so one
+        # huge frame cannot keep gigabytes resident for the tasks after it (0: no ceiling).
+        "worker_max_memory_per_child": settings.worker_max_memory_per_child_kib or None,
         "task_soft_time_limit": settings.step_soft_time_limit_s,
         "task_time_limit": settings.step_time_limit_s,
         # Flower sees every step of every chain.
@@ -48,4 +77,4 @@ app.on_configure.connect(_configure)
 
 from workers import signals  # noqa: E402  (registers the process hooks once, with the app)
 
-__all__ = ["app", "celery_config", "signals"]
+__all__ = ["app", "celery_config", "publish_retry_policy", "signals"]

@@ -8,35 +8,93 @@ while its reads stay sequential (an index, a large keyframe). Cursors share the 
 second container opened on the same object finds the index already fetched. Every byte the
 decoders see was requested on purpose, and ``requests``/``bytes_read`` say exactly what the
 storage endpoint sent.
+
+Every range request is retried on its own (``StorageRetry``): S3's ``503 SlowDown``, other 5xx,
+429, resets and timeouts are waited out with exponential backoff and full jitter, honouring
+``Retry-After``, within the step's deadline. Only then does the step see ``StorageUnavailable``
+(and Celery retries the step): one throttled request out of the dozens a step makes must not
+cost the whole step.
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import random
 import threading
 import time
 from collections import OrderedDict
+from typing import Any
 
 import urllib3
 from urllib3.exceptions import HTTPError
+from urllib3.util.retry import Retry
 
 from schema.errors import ObjectMissing, StorageUnavailable
+from schema.settings import DEFAULT_S3_MAX_ATTEMPTS
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_BLOCK_BYTES = 128 * 1024
 DEFAULT_MAX_REQUEST_BYTES = 4 * 1024 * 1024
 DEFAULT_CACHE_BYTES = 8 * 1024 * 1024
-_RETRYABLE_STATUSES = frozenset({403, 408, 429, 500, 502, 503, 504})
+# Worth another request at once: throttling and server errors. 403 (an expired presigned URL)
+# is not: the same URL fails the same way; a step retry presigns a new one.
+_RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+_RETRYABLE_STATUSES = _RETRY_STATUSES | {403}
+RETRY_BACKOFF_BASE_S = 0.2
+RETRY_BACKOFF_MAX_S = 5.0
+RETRY_AFTER_MAX_S = 10
+
+
+class StorageRetry(Retry):
+    """urllib3's retry with full-jitter exponential backoff that gives up at a deadline.
+
+    The n-th retry waits a random time in ``[0, min(RETRY_BACKOFF_MAX_S, base * 2**n)]`` (AWS's
+    "full jitter", as botocore's standard mode does; urllib3's own backoff retries the first
+    failure at once). A ``Retry-After`` is honoured up to ``RETRY_AFTER_MAX_S``. ``deadline`` (a
+    ``time.monotonic()`` value) ends the retries however many are left.
+    """
+
+    def __init__(self, *args: Any, deadline: float | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.deadline = deadline
+
+    @classmethod
+    def for_attempts(cls, attempts: int, *, deadline: float | None) -> StorageRetry:
+        """``attempts`` requests at most (the first one and ``attempts - 1`` retries)."""
+        return cls(
+            total=max(0, attempts - 1),
+            status_forcelist=_RETRY_STATUSES,
+            backoff_factor=RETRY_BACKOFF_BASE_S,
+            backoff_max=RETRY_BACKOFF_MAX_S,
+            retry_after_max=RETRY_AFTER_MAX_S,
+            raise_on_status=False,
+            raise_on_redirect=False,
+            redirect=0,
+            deadline=deadline,
+        )
+
+    def new(self, **kw: Any) -> StorageRetry:
+        kw.setdefault("deadline", self.deadline)
+        return super().new(**kw)
+
+    def get_backoff_time(self) -> float:
+        ceiling = min(self.backoff_max, self.backoff_factor * 2 ** len(self.history))
+        return random.uniform(0, ceiling)  # noqa: S311  (jitter, not a secret)
+
+    def is_exhausted(self) -> bool:
+        past = self.deadline is not None and time.monotonic() >= self.deadline
+        return past or super().is_exhausted()
 
 
 class RangeSource:
     """The object behind ``url`` (a presigned GET URL): bounded range GETs and their cache.
 
     Memory is bounded by ``cache_bytes`` whatever the object's size. ``deadline`` (a
-    ``time.monotonic()`` value) stops a read that runs past the step's budget, and ``cancel``
-    stops every cursor at its next fetch (a sibling failed, or the step was interrupted).
+    ``time.monotonic()`` value) stops a read, and its retries, past the step's budget, and
+    ``cancel`` stops every cursor at its next fetch (a sibling failed, or the step was
+    interrupted).
     Thread-safe: cursors in several threads share one source.
     """
 
@@ -51,6 +109,7 @@ class RangeSource:
         cache_bytes: int = DEFAULT_CACHE_BYTES,
         timeout_s: float = 30.0,
         deadline: float | None = None,
+        max_attempts: int = DEFAULT_S3_MAX_ATTEMPTS,
     ) -> None:
         self.url = url
         self.video_key = video_key
@@ -60,6 +119,7 @@ class RangeSource:
         self._cache_bytes = max(cache_bytes, 2 * self.max_request_bytes)
         self._timeout = urllib3.Timeout(connect=min(timeout_s, 10.0), read=timeout_s)
         self._deadline = deadline
+        self._max_attempts = max_attempts
         self._cache: OrderedDict[int, bytes] = OrderedDict()
         self._cached_bytes = 0
         self._lock = threading.Lock()
@@ -129,7 +189,7 @@ class RangeSource:
                 self.url,
                 headers={"Range": f"bytes={start}-{end}"},
                 timeout=self._timeout,
-                retries=False,
+                retries=StorageRetry.for_attempts(self._max_attempts, deadline=self._deadline),
                 preload_content=True,
             )
         except HTTPError as exc:
@@ -137,8 +197,9 @@ class RangeSource:
                 f"reading {key} failed: {exc.__class__.__name__}", video_key=key
             ) from exc
         data = bytes(response.data)
+        retried = response.retries.history if response.retries is not None else ()
         with self._lock:
-            self.requests += 1
+            self.requests += 1 + len(retried)
             self.bytes_read += len(data)
         if response.status == 404:
             raise ObjectMissing(f"object {key} disappeared while being read", video_key=key)

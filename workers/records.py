@@ -157,14 +157,18 @@ def complete(
 
 def fail(
     engine: Engine, task_id: str, *, step: Step, message: str, error_class: str | None = None
-) -> bool:
+) -> TaskRow | None:
     """Record the final failure of ``step``; a task that already ended is left as it is.
 
     ``error_class`` (the exception's class name) goes to ``metadata.error_class``, where the
-    metrics count failures by cause. Returns whether the task was marked failed.
+    metrics count failures by cause. Returns the row as it was before, or None when it had
+    already ended and was not marked failed.
+
+    Raises:
+        DatabaseUnavailable: the failure could not be written.
     """
     patch = None if error_class is None else {"error_class": error_class}
-    with engine.begin() as conn:
+    with database(), engine.begin() as conn:
         try:
             row = load(conn, task_id)
             transition(
@@ -177,40 +181,63 @@ def fail(
             )
         except IllegalTransition:
             logger.warning("Task %s: already ended, not marking it failed (%s)", task_id, message)
-            return False
+            return None
         if row.video_id is not None:
             conn.execute(
                 sa.update(videos)
                 .where(videos.c.id == row.video_id)
                 .values(status=VideoStatus.FAILED.value, updated_at=now_ms())
             )
-        return True
+        return row
 
 
-def count_retry(
-    engine: Engine, task_id: str, *, step: Step, reason: str, error_class: str | None = None
+def count_retries(
+    engine: Engine,
+    task_id: str,
+    *,
+    step: Step,
+    message_id: str,
+    retries: int,
+    reason: str | None = None,
+    error_class: str | None = None,
 ) -> None:
-    """Add one to ``retry_count`` and keep the reason of the latest retry in ``error_message``.
+    """Record that the step message ``message_id`` has had ``retries`` retries.
 
-    ``error_class`` (the exception's class name) goes to ``metadata.last_retry_class``, where
-    the metrics count retries by cause.
+    Celery keeps a message's id across its retries and counts them in ``request.retries``, so
+    ``metadata.retries`` (message id -> retries) makes this idempotent: ``retry_count`` grows
+    only by retries not recorded before. ``on_retry`` calls it with the retry about to run and
+    the retried run calls it again when it starts, so a count that the database refused once is
+    written then, and ``retry_count`` stays the number of retries that ran, across requeues.
+    ``reason`` replaces ``error_message``; ``error_class`` goes to ``metadata.last_retry_class``,
+    where the metrics count retries by cause.
+
+    Raises:
+        DatabaseUnavailable: nothing could be written.
     """
-    with engine.begin() as conn:
-        values: dict[str, Any] = {}
-        if error_class is not None:
-            current = conn.execute(
-                sa.select(tasks.c.metadata).where(tasks.c.id == task_id)
-            ).scalar_one_or_none()
-            merged = merge_metadata(load_metadata(current), {"last_retry_class": error_class})
-            values["metadata"] = json.dumps(merged, sort_keys=True)
-        conn.execute(
-            sa.update(tasks)
+    with database(), engine.begin() as conn:
+        # Locked: on_retry and the retried run may write at the same moment.
+        row = conn.execute(
+            sa.select(tasks.c.retry_count, tasks.c.metadata)
             .where(tasks.c.id == task_id)
-            .values(
-                retry_count=sa.func.coalesce(tasks.c.retry_count, 0) + 1,
-                error_message=reason,
-                step=step.value,
-                updated_at=now_ms(),
-                **values,
-            )
-        )
+            .with_for_update()
+        ).one_or_none()
+        if row is None:
+            return
+        metadata = load_metadata(row.metadata)
+        ledger = dict(metadata.get("retries") or {})
+        added = max(0, retries - int(ledger.get(message_id, 0)))
+        if added == 0 and reason is None:
+            return
+        ledger[message_id] = max(retries, int(ledger.get(message_id, 0)))
+        patch: dict[str, Any] = {"retries": ledger}
+        if error_class is not None:
+            patch["last_retry_class"] = error_class
+        values: dict[str, Any] = {
+            "retry_count": (row.retry_count or 0) + added,
+            "metadata": json.dumps(merge_metadata(metadata, patch), sort_keys=True),
+            "step": step.value,
+            "updated_at": now_ms(),
+        }
+        if reason is not None:
+            values["error_message"] = reason
+        conn.execute(sa.update(tasks).where(tasks.c.id == task_id).values(**values))
