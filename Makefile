@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint format typecheck check services bench clean
+.PHONY: install demo test lint format typecheck check services bench faults clean
 
 install: $(STAMP)
 
@@ -40,6 +40,10 @@ check: lint typecheck test
 
 bench: install
 	$(BIN)/python -m bench
+
+# Every fault of docs/reliability.md on private Redis/PostgreSQL/S3: 200 videos a fault, ~30 min.
+faults: services
+	$(BIN)/python -m tests.faults
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache videofleet.db*
