@@ -60,7 +60,7 @@ def test_broker_down_for_15_s_mid_run_fails_no_task(
             broker.stop()
             time.sleep(OUTAGE_S)
             broker.start()
-            counts = fleet.wait_ended(VIDEOS, timeout_s=240)
+            counts = fleet.wait_ended(VIDEOS, timeout_s=140)
             rows = fleet.rows()
         log = fleet.log.read_text()
     finally:

@@ -46,7 +46,7 @@ def test_thirty_percent_slowdown_answers_cost_retries_not_tasks(
         # when 20 videos are processed through it
         keys = [f"uploads/throttled-{n:02d}.mp4" for n in range(VIDEOS)]
         fleet.upload_and_deliver(h264_mp4, keys, s3_url=s3_server.url)
-        counts = fleet.wait_ended(VIDEOS, timeout_s=240)
+        counts = fleet.wait_ended(VIDEOS, timeout_s=140)
         rows = fleet.rows()
     # then every one completed, though the proxy refused a good share of the requests
     log = fleet.log.read_text()
