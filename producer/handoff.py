@@ -28,6 +28,7 @@ from typing import Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from schema.errors import PartialPublish
 from schema.lifecycle import now_ms
@@ -84,16 +85,21 @@ def mark_published(engine: Engine, workflow_ids: Sequence[str], *, start: Step) 
     """
     if not workflow_ids:
         return
-    with engine.begin() as conn:
-        conn.execute(
-            sa.update(tasks)
-            .where(
-                tasks.c.workflow_id.in_(workflow_ids),
-                tasks.c.status == TaskStatus.PENDING.value,
-                tasks.c.step.is_(None),
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                sa.update(tasks)
+                .where(
+                    tasks.c.workflow_id.in_(workflow_ids),
+                    tasks.c.status == TaskStatus.PENDING.value,
+                    tasks.c.step.is_(None),
+                )
+                .values(step=start.value)
             )
-            .values(step=start.value)
-        )
+    except (OperationalError, InterfaceError) as exc:
+        # Bookkeeping never decides an outcome: the chains are sent. Unmarked, a redelivery
+        # after the lease may send a second chain, which finds the work done or redoes it.
+        logger.warning("Could not mark %d published claim(s): %s", len(workflow_ids), exc)
 
 
 def release(engine: Engine, workflow_ids: Sequence[str]) -> None:
@@ -104,15 +110,20 @@ def release(engine: Engine, workflow_ids: Sequence[str]) -> None:
     """
     if not workflow_ids:
         return
-    with engine.begin() as conn:
-        conn.execute(
-            sa.update(tasks)
-            .where(
-                tasks.c.workflow_id.in_(workflow_ids),
-                tasks.c.status == TaskStatus.PENDING.value,
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                sa.update(tasks)
+                .where(
+                    tasks.c.workflow_id.in_(workflow_ids),
+                    tasks.c.status == TaskStatus.PENDING.value,
+                )
+                .values(workflow_id=None, updated_at=now_ms())
             )
-            .values(workflow_id=None, updated_at=now_ms())
-        )
+    except (OperationalError, InterfaceError) as exc:
+        # The claims then expire with their lease instead (a redelivery or the sweep).
+        logger.warning("Could not release %d claim(s): %s", len(workflow_ids), exc)
+        return
     logger.warning("Released %d claim(s) whose chains were not published", len(workflow_ids))
 
 
