@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import redis
 import sqlalchemy as sa
 from celery import Celery
 from sqlalchemy.engine import Engine
@@ -32,6 +33,7 @@ from producer.ingest import ingest
 from producer.publish import ChainPublisher
 from producer.sources.r2 import parse_r2
 from schema.errors import TransientError
+from schema.message import QUEUE
 from schema.settings import Settings
 from schema.storage import make_s3_client
 from schema.tables import tasks
@@ -151,6 +153,14 @@ class Fleet:
         counts = self.counts()
         return sum(counts.get(s, 0) for s in ENDED)
 
+    def broker_idle(self) -> bool:
+        """Whether the broker holds no message of the queue, waiting or unacknowledged."""
+        try:
+            with redis.Redis.from_url(self.settings.broker_url) as client:
+                return not (client.llen(QUEUE) or client.hlen("unacked"))
+        except redis.RedisError:
+            return False
+
     def rows(self) -> list[Any]:
         with self.engine.connect() as conn:
             return list(conn.execute(sa.select(tasks)).all())
@@ -175,7 +185,9 @@ class Fleet:
         try:
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
-                active = app.control.inspect(destination=[name], timeout=1.0).active() or {}
+                # limit=1: the answer comes back at once, while its steps (~0.3 s) still run.
+                ask = app.control.inspect(destination=[name], timeout=1.0, limit=1)
+                active = ask.active() or {}
                 if active.get(name):
                     break
         finally:

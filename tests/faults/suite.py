@@ -2,10 +2,10 @@
 
 Each fault uploads ``videos`` generated clips, delivers their notifications, breaks something
 once a quarter of them ended (or while delivering, for the producer), and waits until every row
-ended or ``drain_timeout_s`` passed. A row is *stuck* if it has not ended by then, *lost* if the
-upload has no row at all; every clip is a valid video, so every ``failed`` row is a false
-failure. ``retry_count`` summed over the rows must equal the ``will retry`` lines the workers
-logged.
+ended and the broker holds no message, or ``drain_timeout_s`` passed. A row is *stuck* if it has
+not ended by then, *lost* if the upload has no row at all; every clip is a valid video, so every
+``failed`` row is a false failure. ``retry_count`` summed over the rows must equal the ``will
+retry`` lines the workers logged.
 """
 
 from __future__ import annotations
@@ -183,8 +183,12 @@ def run_fault(
             if not fault.during_delivery:
                 _wait_until(lambda: running.ended() >= videos * FAULT_AT_SHARE, timeout_s=300)
                 fault.inject(found, running)
+        # Drained: every row ended and no message left in the broker (a dead worker's unacked
+        # message counts until the recovery loop gave it back and it ran).
         deadline = started + drain_timeout_s
-        while running.ended() < videos and time.monotonic() < deadline:
+        while time.monotonic() < deadline and not (
+            running.ended() >= videos and running.broker_idle()
+        ):
             time.sleep(POLL_S)
         drain_s = time.monotonic() - started
         found.proxy.fraction = 0.0
