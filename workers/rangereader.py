@@ -41,7 +41,7 @@ DEFAULT_CACHE_BYTES = 8 * 1024 * 1024
 # Worth another request at once: throttling and server errors. 403 (an expired presigned URL)
 # is not: the same URL fails the same way; a step retry presigns a new one.
 _RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
-_RETRYABLE_STATUSES = _RETRY_STATUSES | {403}
+_TRANSIENT_STATUSES = _RETRY_STATUSES | {403}
 RETRY_BACKOFF_BASE_S = 0.2
 RETRY_BACKOFF_MAX_S = 5.0
 RETRY_AFTER_MAX_S = 10
@@ -205,7 +205,7 @@ class RangeSource:
             raise ObjectMissing(f"object {key} disappeared while being read", video_key=key)
         if response.status == 416:
             return b""
-        if response.status in _RETRYABLE_STATUSES or response.status not in (200, 206):
+        if response.status in _TRANSIENT_STATUSES or response.status not in (200, 206):
             raise StorageUnavailable(f"reading {key} failed: HTTP {response.status}", video_key=key)
         if response.status == 200:
             # A server that ignores Range sends everything: keep only the asked-for part.

@@ -66,8 +66,9 @@ class StepTask(BackoffTask):
             # celery-types does not know Reject's attributes.
             if getattr(exc, "requeue", False):
                 raise
-            logger.warning("Task %s: %s retry not published, requeued: %s", *self._who(), exc)
-            raise Reject(getattr(exc, "reason", None), requeue=True) from exc
+            row_id = str((self.request.args or ["?"])[0])
+            self._requeue(row_id, f"retry not published: {one_line(exc)}")
+            raise
 
     def on_retry(
         self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: ExceptionInfo
@@ -140,10 +141,6 @@ class StepTask(BackoffTask):
             return
         time.sleep(get_settings().retry_delay_s)
         raise Reject(why, requeue=True)
-
-    def _who(self) -> tuple[str, Step]:
-        args = self.request.args or ["?"]
-        return str(args[0]), self.step
 
 
 def failure_message(step: Step, exc: BaseException, *, retries: int) -> str:

@@ -51,10 +51,10 @@ def test_thirty_percent_slowdown_answers_cost_retries_not_tasks(
     # then every one completed, though the proxy refused a good share of the requests
     log = fleet.log.read_text()
     assert counts == {"completed": VIDEOS}, [r.error_message for r in rows if r.error_message]
-    print(f"proxy: {proxy.refused} refused, {proxy.forwarded} forwarded")
     assert proxy.refused >= 0.2 * (proxy.refused + proxy.forwarded)
     assert proxy.refused > VIDEOS
     # and a step retry is rare: the requests were retried, not the steps
     retries = sum(r.retry_count for r in rows)
+    print(f"proxy: {proxy.refused} refused, {proxy.forwarded} forwarded; {retries} step retries")
     assert retries == len(re.findall(r" will retry \(", log))
     assert retries <= VIDEOS // 4

@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
 import pytest
+import sqlalchemy as sa
+from celery import Task
+from celery.exceptions import Reject
+from sqlalchemy.engine import Engine
 
-from schema.errors import NotAVideo, PermanentError
+from schema.errors import NotAVideo, PermanentError, StorageUnavailable
+from schema.lifecycle import load_metadata
 from schema.settings import DEFAULT_WORKER_MAX_MEMORY_PER_CHILD_KIB, Settings
 from schema.status import Step
 from schema.storage import make_s3_client
+from schema.tables import metadata_obj, tasks
+from workers import records
 from workers.app import PUBLISH_RETRY_MAX_INTERVAL_S, celery_config, publish_retry_policy
 from workers.rangereader import RETRY_BACKOFF_MAX_S, StorageRetry
 from workers.retry import StepTask, failure_message, one_line
+from workers.tasks import validate_video
 
 
 def _waits(policy: dict[str, float]) -> list[float]:
@@ -92,3 +101,58 @@ def test_equal_failures_read_equal_whatever_the_memory_addresses() -> None:
 
 def test_expected_failures_are_the_permanent_ones() -> None:
     assert StepTask.throws == (PermanentError,)
+
+
+@pytest.fixture
+def engine() -> Iterator[Engine]:
+    engine = sa.create_engine("sqlite://")
+    metadata_obj.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(tasks.insert().values(id="t1", video_key="k", created_at=1, updated_at=1))
+    yield engine
+    engine.dispose()
+
+
+def _retries(engine: Engine) -> tuple[int, dict[str, int]]:
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(tasks).where(tasks.c.id == "t1")).one()
+    return row.retry_count, load_metadata(row.metadata)["retries"]
+
+
+def test_each_retry_is_counted_once_however_often_it_is_written(engine: Engine) -> None:
+    def count(message_id: str, retries: int, **why: str) -> None:
+        records.count_retries(
+            engine, "t1", step=Step.VALIDATE, message_id=message_id, retries=retries, **why
+        )
+
+    count("m1", 1, reason="retrying: down", error_class="StorageUnavailable")  # on_retry
+    count("m1", 1)  # the retried run starts
+    count("m1", 1)  # and is redelivered
+    assert _retries(engine) == (1, {"m1": 1})
+    # a retry whose on_retry could not write is counted when it starts
+    count("m1", 2)
+    # the next step's message counts apart
+    count("m2", 1, reason="retrying: down")
+    assert _retries(engine) == (3, {"m1": 2, "m2": 1})
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(tasks).where(tasks.c.id == "t1")).one()
+    assert row.error_message == "retrying: down"
+    assert load_metadata(row.metadata)["last_retry_class"] == "StorageUnavailable"
+
+
+def test_a_retry_the_broker_refused_puts_the_message_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def refused(*_: object, **__: object) -> None:
+        raise Reject(ConnectionError("broker down"), requeue=False)  # what Celery raises
+
+    monkeypatch.setattr(Task, "retry", refused)
+    monkeypatch.setattr(time, "sleep", lambda _s: None)
+    task = validate_video
+    task.push_request(id="m1", args=["t1"], retries=0)
+    try:
+        with pytest.raises(Reject) as raised:
+            task.retry(exc=StorageUnavailable("down"))
+    finally:
+        task.pop_request()
+    assert raised.value.requeue is True  # type: ignore[attr-defined]
