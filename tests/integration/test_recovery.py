@@ -181,9 +181,9 @@ def test_task_waiting_out_a_retry_backoff_is_alive_not_stuck(fleet: Fleet, h264_
     fleet.s3_server.stop()
     try:
         [published] = fleet.deliver(body)
-        # and a recoverer so impatient that any step older than 1 s looks stale
+        # and a recoverer so impatient that every row looks stale (below the setting's floor)
         eager = fleet.settings.model_copy(
-            update={"recovery_pending_after_s": 1, "recovery_unacked_grace_s": 0}
+            update={"recovery_pending_after_s": 0, "recovery_unacked_grace_s": 0}
         )
         live = Inflight(eager)
         stale_seen = 0
