@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Miniflare (workerd) and wrangler for tests/cloudflare, pinned by its package-lock.json.
 NODE_TEST_DEPS := tests/cloudflare/node_modules/.installed
 
-.PHONY: install demo test lint format typecheck check services bench clean
+.PHONY: install demo test lint format typecheck check services bench faults clean
 
 install: $(STAMP)
 
@@ -48,6 +48,10 @@ check: lint typecheck test
 
 bench: install
 	$(BIN)/python -m bench
+
+# Every fault of docs/reliability.md on private Redis/PostgreSQL/S3: 200 videos a fault, ~30 min.
+faults: services
+	$(BIN)/python -m tests.faults
 
 clean:
 	rm -rf $(VENV) tests/cloudflare/node_modules .demo .pytest_cache .mypy_cache .ruff_cache videofleet.db*

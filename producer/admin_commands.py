@@ -268,7 +268,7 @@ def _summary(outcomes: list[requeue.Outcome]) -> str:
 
 
 @click.command("recover")
-@click.option("--once", is_flag=True, help="One sweep, then exit (for cron or a systemd timer).")
+@click.option("--once", is_flag=True, help="One sweep, then exit (a manual run).")
 @click.option(
     "--interval-s",
     type=click.FloatRange(min=1),
@@ -277,7 +277,7 @@ def _summary(outcomes: list[requeue.Outcome]) -> str:
 )
 @click.pass_obj
 def recover_command(settings: Settings, once: bool, interval_s: float | None) -> None:
-    """Republish stuck pending/processing tasks; fail those stuck too often.
+    """Give dead workers' messages back, republish lost chains; fail tasks stuck too often.
 
     Each sweep also aborts multipart uploads no video row knows (orphans), once they are
     RECOVERY_ORPHAN_MULTIPART_AFTER_S old.

@@ -1,14 +1,19 @@
 """From normalised events to task rows and published chains, idempotently and a batch at a time.
 
 Order matters: (1) insert the rows and claim each unpublished one by giving it a fresh
-``workflow_id`` with a compare-and-set, then commit, (2) publish the chain for each claim. A row
-is thus never published before it is committed, two deliveries of the same event race on (1) and
-only one wins, and a failed publish releases its claims so the next delivery publishes them again.
+``workflow_id`` with a compare-and-set, then commit, (2) publish the chain for each claim and
+mark it published, or release it if the broker failed (``producer.handoff``). A row is thus
+never published before it is committed, and two deliveries of the same event race on (1): only
+one wins. A claim whose publish never happened (the producer was killed between the commit and
+the publish) is a lease: a delivery arriving more than ``CLAIM_LEASE_S`` after the claim takes
+it over and publishes the chain; one arriving sooner is a duplicate, as the claim's own
+publish may still be on its way.
 
 Per batch that is one ``INSERT ... ON CONFLICT (id) DO UPDATE SET workflow_id ... WHERE
-workflow_id IS NULL RETURNING id, workflow_id`` (PostgreSQL, and SQLite >= 3.35 which has
-``RETURNING``) and one broker pipeline for all chains. Rows are written in id order, so
-concurrent batches that share rows take their locks in the same order.
+<claimable> RETURNING id, workflow_id`` (PostgreSQL, and SQLite >= 3.35 which has
+``RETURNING``), one broker pipeline for all chains and one ``UPDATE`` marking them published.
+Rows are written in id order, so concurrent batches that share rows take their locks in the
+same order.
 
 Events first pass the rules (``producer.rules``): filtered events are reported ``ignored`` with a
 reason, and deletes go to ``producer.deletion``.
@@ -20,10 +25,10 @@ import functools
 import logging
 import sqlite3
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -31,11 +36,12 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from producer.deletion import DeletionReport, handle_delete
+from producer.handoff import Publisher, publish_claims, unpublished_claim
 from producer.rules import Decision, EventRules, Verdict
-from schema.errors import DatabaseUnavailable, PartialPublish
+from schema.errors import DatabaseUnavailable
 from schema.lifecycle import now_ms
 from schema.message import ObjectEvent
-from schema.status import Step, TaskStatus
+from schema.status import TaskStatus
 from schema.tables import tasks
 
 if TYPE_CHECKING:
@@ -46,19 +52,12 @@ logger = logging.getLogger(__name__)
 # Per row, ingest offers these columns; the others of a new row are the same for the whole batch.
 OFFERED = ("id", "video_key", "bucket", "etag", "workflow_id")
 COMMON = ("status", "created_at", "updated_at", "retry_count")
+# How long a claim's own publish may take before a redelivery may take the claim over: far
+# longer than a publish (a pipeline, at most ~3 s of broker retries), and shorter than the
+# 60 s after which Cloudflare Queues and the webhook forwarder deliver a message again.
+CLAIM_LEASE_S = 30
 
-
-class Publisher(Protocol):
-    """What ingest needs from the broker side (``ChainPublisher`` in production).
-
-    ``publish_many`` raises ``PartialPublish`` naming the chains sent before a failure.
-    """
-
-    def publish(self, task_id: str, *, workflow_id: str, start: Step = Step.VALIDATE) -> None: ...
-
-    def publish_many(
-        self, chains: Sequence[tuple[str, str]], *, start: Step = Step.VALIDATE
-    ) -> None: ...
+__all__ = ["CLAIM_LEASE_S", "Outcome", "Publisher", "Result", "ingest"]
 
 
 class Result(StrEnum):
@@ -114,7 +113,7 @@ def ingest(
         claims = _record_and_claim(engine, creates)
     except (OperationalError, InterfaceError) as exc:
         raise DatabaseUnavailable(f"database unavailable: {exc.__class__.__name__}") from exc
-    _publish_or_release(engine, publisher, claims)
+    publish_claims(engine, publisher, sorted(claims.items()))
     deleted: dict[tuple[str, str], DeletionReport] = {}
     for event, decision in zip(events, decisions, strict=True):
         if decision.verdict is Verdict.DELETE and (event.bucket, event.key) not in deleted:
@@ -140,7 +139,8 @@ def _record_and_claim(engine: Engine, events: list[ObjectEvent]) -> dict[str, st
     """Insert new rows and claim unpublished ones in one upsert, commit; return the claims won.
 
     Every row is offered with a fresh ``workflow_id``. A new row takes it; an existing row takes
-    it only while it is still pending and unpublished (``workflow_id IS NULL``): that ``WHERE``
+    it only while it is still pending and unclaimed, or its claim was never marked published
+    and is older than ``CLAIM_LEASE_S`` (``producer.handoff.unpublished_claim``): that ``WHERE``
     is the compare-and-set. Of two concurrent claims of a row, the second waits for the first to
     commit, re-checks, and no longer matches. ``RETURNING`` reports exactly the rows that took
     their offer.
@@ -155,14 +155,15 @@ def _record_and_claim(engine: Engine, events: list[ObjectEvent]) -> dict[str, st
         "updated_at": now,
         "retry_count": 0,
     }
+    lease = {"claimed_before": now - CLAIM_LEASE_S * 1000}
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             columns = {name: [offer[i] for offer in offers] for i, name in enumerate(OFFERED)}
-            result = conn.execute(_postgres_upsert(), columns | common)
+            result = conn.execute(_postgres_upsert(), columns | common | lease)
         else:
             # A list of parameter sets: SQLAlchemy sends multi-row VALUES pages of one cached
             # statement ("insertmanyvalues"), results combined.
-            rows = [dict(zip(OFFERED, offer, strict=True)) | common for offer in offers]
+            rows = [dict(zip(OFFERED, offer, strict=True)) | common | lease for offer in offers]
             result = conn.execute(_claiming(_sqlite_insert(conn.dialect)), rows)
         return {row.id: row.workflow_id for row in result}
 
@@ -194,44 +195,16 @@ def _sqlite_insert(dialect: sa.Dialect) -> sqlite.Insert:
 
 
 def _claiming(insert: postgresql.Insert | sqlite.Insert) -> sa.Executable:
-    """``... ON CONFLICT (id) DO UPDATE SET workflow_id ... WHERE unclaimed RETURNING``."""
+    """``... ON CONFLICT (id) DO UPDATE SET workflow_id ... WHERE claimable RETURNING``."""
+    claimed_before = sa.bindparam("claimed_before", type_=tasks.c.updated_at.type)
     return insert.on_conflict_do_update(
         index_elements=[tasks.c.id],
         set_={
             "workflow_id": insert.excluded.workflow_id,
             "updated_at": insert.excluded.updated_at,
         },
-        where=sa.and_(tasks.c.workflow_id.is_(None), tasks.c.status == TaskStatus.PENDING.value),
+        where=unpublished_claim(claimed_before),
     ).returning(tasks.c.id, tasks.c.workflow_id)
-
-
-def _publish_or_release(engine: Engine, publisher: Publisher, claims: dict[str, str]) -> None:
-    if not claims:
-        return
-    chains = sorted(claims.items())
-    try:
-        publisher.publish_many(chains)
-    except PartialPublish as exc:
-        sent = set(exc.published)
-        unsent = [workflow_id for task_id, workflow_id in chains if task_id not in sent]
-        _release(engine, unsent)
-        for task_id in sent:
-            logger.info("Task %s: published chain %s", task_id, claims[task_id])
-        raise
-    for task_id, workflow_id in chains:
-        logger.info("Task %s: published chain %s", task_id, workflow_id)
-
-
-def _release(engine: Engine, workflow_ids: list[str]) -> None:
-    """Release claims whose chains were not sent, so a redelivery publishes those rows again."""
-    if not workflow_ids:
-        return
-    with engine.begin() as conn:
-        conn.execute(
-            sa.update(tasks)
-            .where(tasks.c.workflow_id.in_(workflow_ids))
-            .values(workflow_id=None, updated_at=now_ms())
-        )
 
 
 def _outcome(

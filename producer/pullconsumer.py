@@ -7,9 +7,13 @@ message's ``attempts``, at most 12 h) for those that met a database or broker ou
 is therefore never acknowledged before it is in the task table or recorded as rejected, and a
 malformed one is never redelivered forever.
 
-API trouble (429, 5xx, timeouts, connection errors) is waited out with exponential backoff and
-full jitter (a 429's ``Retry-After`` is honoured); an empty queue is polled with a pause that
-grows up to ``PULL_IDLE_MAX_S`` and resets when messages arrive. Setting the ``stop`` event
+API trouble (429, 5xx, timeouts, connection errors) on any call, pull or ack, is waited out by
+one ``Pacing`` per consumer: exponential backoff with full jitter from
+``PULL_BACKOFF_INITIAL_S``, never shorter than the answer's ``Retry-After``, never longer than
+``PULL_BACKOFF_MAX_S``, and reset by the next successful call. A failed ack is retried that way
+until its leases expire (``PULL_VISIBILITY_TIMEOUT_MS`` after the pull; the messages then come
+back and are found already ingested). An empty queue is polled with a pause that grows up to
+``PULL_IDLE_MAX_S`` and resets when messages arrive. Setting the ``stop`` event
 (SIGTERM/SIGINT in ``videofleet pull``) lets the batch in hand finish and be acknowledged.
 Several consumers may run at once, in one process (``run_together``, ``PULL_CONCURRENCY``) or
 many: leases keep their batches apart, ingest is idempotent.
@@ -39,7 +43,6 @@ from schema.settings import MAX_QUEUE_DELAY_S, Settings
 logger = logging.getLogger(__name__)
 
 SOURCE = "queue-pull"
-ACK_ATTEMPTS = 5
 
 
 class Backoff:
@@ -68,6 +71,44 @@ class Backoff:
     def reset(self) -> None:
         """Start again from the initial delay (the trouble is over)."""
         self._current_s = self._initial_s
+
+
+class Pacing:
+    """When the next API call may go out after trouble: backoff, ``Retry-After``, one cap.
+
+    Every call waits for ``ready_in_s()``; a failure pushes it out by the next backoff delay or
+    the answer's ``Retry-After``, whichever is longer, capped at ``max_s``; a success resets the
+    backoff (a ``Retry-After`` already given still holds).
+    """
+
+    def __init__(
+        self,
+        backoff: Backoff,
+        *,
+        max_s: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._backoff = backoff
+        self._max_s = max_s
+        self._clock = clock
+        self._not_before = 0.0
+
+    def failed(self, exc: QueueApiUnavailable) -> float:
+        """Record a failed call; return how long to wait before the next one."""
+        delay = self._backoff.next()
+        if exc.retry_after_s is not None:
+            delay = max(delay, exc.retry_after_s)
+        delay = min(delay, self._max_s)
+        self._not_before = max(self._not_before, self._clock() + delay)
+        return delay
+
+    def succeeded(self) -> None:
+        """Record a successful call: the trouble is over."""
+        self._backoff.reset()
+
+    def ready_in_s(self) -> float:
+        """Seconds until the next call may go out."""
+        return max(0.0, self._not_before - self._clock())
 
 
 def retry_delay_s(attempts: int, *, base_s: int, max_s: int = MAX_QUEUE_DELAY_S) -> int:
@@ -105,10 +146,11 @@ class PullConsumer:
         self._stop = stop
         self._retry_base_s = settings.pull_retry_delay_s
         self._retry_max_s = settings.pull_retry_delay_max_s
-        self._backoff = Backoff(
-            settings.pull_backoff_initial_s, settings.pull_backoff_max_s, jitter=True
+        self._pacing = Pacing(
+            Backoff(settings.pull_backoff_initial_s, settings.pull_backoff_max_s, jitter=True),
+            max_s=settings.pull_backoff_max_s,
         )
-        self._backoff_max_s = settings.pull_backoff_max_s
+        self._lease_s = settings.pull_visibility_timeout_ms / 1000
         self._idle = Backoff(settings.pull_idle_initial_s, settings.pull_idle_max_s, jitter=False)
         self.stats = PullStats()
 
@@ -119,21 +161,32 @@ class PullConsumer:
             QueueApiRefused: the API refuses the token, account, queue or mode; retrying is futile.
         """
         while not self._stop.is_set():
+            if self._stop.wait(self._pacing.ready_in_s()):
+                break
+            pulled_at = time.monotonic()
             try:
                 messages = self._api.pull()
             except QueueApiUnavailable as exc:
-                self._wait_out(exc)
+                self.stats.api_errors += 1
+                delay = self._pacing.failed(exc)
+                logger.warning("Queue API unavailable, next pull in %.1f s: %s", delay, exc)
                 continue
             self.stats.pulls += 1
-            self._backoff.reset()
+            self._pacing.succeeded()
             if not messages:
                 self._stop.wait(self._idle.next())
                 continue
             self._idle.reset()
-            self.handle(messages)
+            self.handle(messages, leases_end=pulled_at + self._lease_s)
 
-    def handle(self, messages: list[PulledMessage]) -> None:
-        """Ingest one pulled batch and settle every lease in it with one ack call."""
+    def handle(self, messages: list[PulledMessage], *, leases_end: float | None = None) -> None:
+        """Ingest one pulled batch and settle every lease in it with one ack call.
+
+        ``leases_end`` (monotonic) is when the batch's leases expire: a failing ack call is
+        retried until then; by default one visibility timeout from now.
+        """
+        if leases_end is None:
+            leases_end = time.monotonic() + self._lease_s
         self.stats.messages += len(messages)
         incoming = [_incoming(message) for message in messages]
         try:
@@ -156,37 +209,43 @@ class PullConsumer:
         self.stats.accepted += verdicts.count(Verdict.ACCEPTED)
         self.stats.rejected += verdicts.count(Verdict.REJECTED)
         self.stats.retried += len(retries)
-        self._settle(acks, retries)
+        self._settle(acks, retries, leases_end=leases_end)
 
-    def _settle(self, acks: list[str], retries: list[tuple[str, int]]) -> None:
-        # The leases stay valid until the visibility timeout, so a failed ack call is retried a
-        # few times even while stopping; if it still fails the messages come back and are
-        # ingested again, which finds them already done.
-        backoff = Backoff(0.2, 5.0, jitter=True)
-        for attempt in range(1, ACK_ATTEMPTS + 1):
+    def _settle(
+        self, acks: list[str], retries: list[tuple[str, int]], *, leases_end: float
+    ) -> None:
+        # The leases stay valid until they expire, so a failed ack call is retried (paced, even
+        # while stopping) until then; after that the messages come back and are ingested
+        # again, which finds them already done.
+        attempt = 0
+        while True:
+            time.sleep(self._pacing.ready_in_s())
+            attempt += 1
             try:
                 self._api.ack(acks, retries)
             except QueueApiUnavailable as exc:
                 self.stats.api_errors += 1
-                logger.warning("Ack of %d leases failed (try %d): %s", len(acks), attempt, exc)
-                time.sleep(backoff.next())
+                delay = self._pacing.failed(exc)
+                if time.monotonic() + delay >= leases_end:
+                    logger.error(
+                        "Ack of %d leases gave up after %d tries, their leases expiring; they "
+                        "will be redelivered and found already ingested: %s",
+                        len(acks) + len(retries),
+                        attempt,
+                        exc,
+                    )
+                    return
+                logger.warning(
+                    "Ack of %d leases failed (try %d), again in %.1f s: %s",
+                    len(acks),
+                    attempt,
+                    delay,
+                    exc,
+                )
                 continue
+            self._pacing.succeeded()
             logger.info("Batch settled: %d acked, %d retried", len(acks), len(retries))
             return
-        logger.error(
-            "Ack of %d leases gave up after %d tries; they will be redelivered after the "
-            "visibility timeout and found already ingested",
-            len(acks) + len(retries),
-            ACK_ATTEMPTS,
-        )
-
-    def _wait_out(self, exc: QueueApiUnavailable) -> None:
-        self.stats.api_errors += 1
-        delay = self._backoff.next()
-        if exc.retry_after_s is not None:
-            delay = max(delay, min(exc.retry_after_s, self._backoff_max_s))
-        logger.warning("Queue API unavailable, next pull in %.1f s: %s", delay, exc)
-        self._stop.wait(delay)
 
 
 def run_together(consumers: Sequence[PullConsumer], stop: threading.Event) -> PullStats:

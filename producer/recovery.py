@@ -1,25 +1,32 @@
-"""Stuck-task recovery: republish tasks whose chain is gone, and give up on hopeless ones.
+"""Stuck-task recovery: give dead workers' messages back, republish tasks whose chain is gone.
 
-A task is stuck when no chain will ever move it on:
+Each sweep, run every ``RECOVERY_INTERVAL_S`` by ``videofleet recover`` (a long-running process
+in every deploy file):
 
-- ``pending`` for longer than ``RECOVERY_PENDING_AFTER_S`` with no message of its chain in the
-  broker (the publish failed and no redelivery came, or the broker lost the message);
-- ``processing`` with ``updated_at`` older than ``STEP_TIME_LIMIT_S + RECOVERY_MARGIN_S`` (no
-  step can run longer than its hard limit) and no message of its chain in the broker (a step
-  waiting for a retry countdown, or queued behind a backlog, still has one).
+1. asks the live workers what they hold and gives back to the queue every unacknowledged
+   message no live worker holds (its worker died; ``producer.inflight``), so a killed worker's
+   steps run again within one sweep instead of after the hour-long visibility timeout;
+2. finds ``pending`` and ``processing`` rows unchanged for ``RECOVERY_PENDING_AFTER_S`` whose
+   chain has no message in the broker and which no live worker holds (the broker lost it, e.g.
+   a Redis restart without persistence, or a producer died before publishing), and publishes
+   each again from the first step without a saved result, with a fresh ``workflow_id``
+   (``producer.handoff``), recorded in ``metadata.recoveries[]``;
+3. fails a task found stuck again after ``RECOVERY_MAX_ATTEMPTS`` recoveries (counted since its
+   last requeue) with "stuck in <step> N times; gave up".
 
-Each stuck task is published again from its step with a fresh ``workflow_id``, recorded in
-``metadata.recoveries[]``; a task found stuck again after ``RECOVERY_MAX_ATTEMPTS`` recoveries
-(counted since its last requeue) goes ``failed`` with "stuck in <step> N times; gave up".
+So a stuck row is back in the queue at most ``RECOVERY_PENDING_AFTER_S + RECOVERY_INTERVAL_S
++ RECOVERY_INSPECT_TIMEOUT_S`` after its last change (77 s with the defaults), a dead worker's
+message at most ``RECOVERY_INTERVAL_S + RECOVERY_INSPECT_TIMEOUT_S`` after the worker died (17 s)
+once it is older than ``RECOVERY_UNACKED_GRACE_S``.
 
 Two recoverers never both republish a task: the claim is a compare-and-set on the status, the
-``workflow_id`` and the ``updated_at`` they read, committed before publishing.
+``workflow_id`` and the ``updated_at`` they read, committed before publishing. Status changes go
+through ``schema.lifecycle.transition``.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import threading
 import time
@@ -33,8 +40,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from producer.ingest import Publisher
-from producer.requeue import resume_step
+from producer.handoff import Publisher, publish_claims
+from producer.inflight import BrokerView
 from producer.taskquery import TaskView
 from schema.errors import IllegalTransition, TransientError
 from schema.lifecycle import now_ms, transition
@@ -48,7 +55,7 @@ logger = logging.getLogger(__name__)
 class LiveChains(Protocol):
     """What recovery needs from the broker (``producer.inflight.Inflight`` in production)."""
 
-    def live_roots(self) -> set[str]: ...
+    def look(self) -> BrokerView: ...
 
 
 class Result(StrEnum):
@@ -73,11 +80,19 @@ class Outcome:
     detail: str = ""
 
 
-def thresholds_ms(settings: Settings) -> tuple[int, int]:
-    """How long a task may stay ``pending`` and ``processing`` without news, in ms (pure)."""
-    pending = settings.recovery_pending_after_s * 1000
-    processing = (settings.step_time_limit_s + settings.recovery_margin_s) * 1000
-    return pending, processing
+def first_unsaved_step(metadata: dict[str, Any]) -> Step:
+    """The first step whose result is not in the row: where a lost chain resumes (pure).
+
+    ``validate-video`` saves ``metadata.probe``, ``generate-thumbnails`` saves
+    ``metadata.thumbnails.keys``; ``update-database`` saves nothing a later step reads.
+    """
+    probe = metadata.get("probe") or {}
+    thumbs = metadata.get("thumbnails") or {}
+    if not probe.get("duration_s"):
+        return Step.VALIDATE
+    if not thumbs.get("keys"):
+        return Step.THUMBNAILS
+    return Step.UPDATE
 
 
 def recovery_attempts(metadata: dict[str, Any]) -> int:
@@ -88,14 +103,10 @@ def recovery_attempts(metadata: dict[str, Any]) -> int:
 
 
 def find_stale(engine: Engine, settings: Settings, *, now: int) -> list[TaskView]:
-    """Pending and processing tasks with no news for longer than their threshold."""
-    pending_ms, processing_ms = thresholds_ms(settings)
-    stale = sa.or_(
-        sa.and_(tasks.c.status == TaskStatus.PENDING.value, tasks.c.updated_at < now - pending_ms),
-        sa.and_(
-            tasks.c.status == TaskStatus.PROCESSING.value,
-            tasks.c.updated_at < now - processing_ms,
-        ),
+    """Pending and processing tasks unchanged for longer than ``RECOVERY_PENDING_AFTER_S``."""
+    stale = sa.and_(
+        tasks.c.status.in_([TaskStatus.PENDING.value, TaskStatus.PROCESSING.value]),
+        tasks.c.updated_at < now - settings.recovery_pending_after_s * 1000,
     )
     with engine.connect() as conn:
         rows = conn.execute(sa.select(tasks).where(stale).order_by(tasks.c.updated_at)).all()
@@ -105,7 +116,7 @@ def find_stale(engine: Engine, settings: Settings, *, now: int) -> list[TaskView
 def recover_once(
     engine: Engine, publisher: Publisher, live: LiveChains, settings: Settings
 ) -> list[Outcome]:
-    """One sweep: find stuck tasks and republish or fail each.
+    """One sweep: give dead workers' messages back, then republish or fail each stuck task.
 
     The rows are read before the broker, so a message that a worker takes meanwhile shows up as
     a changed ``updated_at`` and the claim fails.
@@ -115,19 +126,19 @@ def recover_once(
             left ``pending`` without a chain, so the next sweep tries it again).
     """
     stale = find_stale(engine, settings, now=now_ms())
-    if not stale:
-        return []
-    roots = live.live_roots()
+    view = live.look()
     outcomes = []
-    for view in stale:
-        if view.workflow_id is not None and view.workflow_id in roots:
+    for task in stale:
+        if task.id in view.held_rows:
             continue
-        outcomes.append(_recover(engine, publisher, view, settings))
+        if task.workflow_id is not None and task.workflow_id in view.roots:
+            continue
+        outcomes.append(_recover(engine, publisher, task, settings))
     return outcomes
 
 
 def _recover(engine: Engine, publisher: Publisher, view: TaskView, settings: Settings) -> Outcome:
-    step = resume_step(view)
+    step = first_unsaved_step(view.metadata)
     attempts = recovery_attempts(view.metadata)
     record = {"at": now_ms(), "status": view.status, "step": step.value}
     recoveries = [*(view.metadata.get("recoveries") or []), record]
@@ -161,11 +172,7 @@ def _recover(engine: Engine, publisher: Publisher, view: TaskView, settings: Set
     workflow_id = str(uuid.uuid4())
     if not _claim(engine, view, step, workflow_id, recoveries, expect):
         return base(result=Result.CHANGED, attempts=attempts)
-    try:
-        publisher.publish(view.id, workflow_id=workflow_id, start=step)
-    except Exception:
-        _release(engine, view, workflow_id)
-        raise
+    publish_claims(engine, publisher, [(view.id, workflow_id)], start=step)
     logger.warning(
         "Task %s: was stuck %s in %s; republished as %s (recovery %d)",
         view.id,
@@ -188,51 +195,18 @@ def _claim(
     """Put the task back to ``pending`` under a new chain id, unless it moved meanwhile."""
     try:
         with engine.begin() as conn:
-            if view.status == TaskStatus.PROCESSING.value:
-                transition(
-                    conn,
-                    view.id,
-                    TaskStatus.PENDING,
-                    metadata_patch={"recoveries": recoveries},
-                    expect=expect,
-                    workflow_id=workflow_id,
-                    step=step.value,
-                )
-                return True
-            # pending stays pending: only the chain id changes, the same claim ingest makes.
-            metadata = {**view.metadata, "recoveries": recoveries}
-            result = conn.execute(
-                sa.update(tasks)
-                .where(
-                    tasks.c.id == view.id,
-                    tasks.c.status == TaskStatus.PENDING.value,
-                    *(tasks.c[k].is_not_distinct_from(v) for k, v in expect.items()),
-                )
-                .values(
-                    workflow_id=workflow_id,
-                    step=step.value,
-                    metadata=_dumps(metadata),
-                    updated_at=now_ms(),
-                )
+            transition(
+                conn,
+                view.id,
+                TaskStatus.PENDING,
+                metadata_patch={"recoveries": recoveries},
+                expect=expect,
+                workflow_id=workflow_id,
+                step=step.value,
             )
-            return bool(result.rowcount == 1)
+            return True
     except IllegalTransition:
         return False
-
-
-def _release(engine: Engine, view: TaskView, workflow_id: str) -> None:
-    # No chain went out: leave the task pending without one, as a failed ingest publish does,
-    # and drop the recovery record, so the next sweep tries again without using up an attempt.
-    with engine.begin() as conn:
-        conn.execute(
-            sa.update(tasks)
-            .where(tasks.c.id == view.id, tasks.c.workflow_id == workflow_id)
-            .values(workflow_id=None, metadata=_dumps(view.metadata), updated_at=now_ms())
-        )
-
-
-def _dumps(metadata: dict[str, Any]) -> str:
-    return json.dumps(metadata, sort_keys=True)
 
 
 def run_forever(

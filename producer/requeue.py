@@ -1,10 +1,13 @@
 """Running ended tasks again, for admins: one compare-and-set claim, then one published chain.
 
-Order matters, as in ``producer.ingest``: (1) move the row ``failed``/``completed`` →
-``pending`` with a fresh ``workflow_id`` through ``schema.lifecycle.transition``, guarded on the
-``updated_at`` that was read, and commit; (2) publish the chain from the chosen step; (3) if
-publishing fails, undo (1) so the row is exactly as before. Two admins requeueing the same task
-at the same moment race on (1): one wins and publishes, the other is told the task changed.
+The hand-off of ``producer.handoff``, as for ingest and recovery: (1) move the row
+``failed``/``completed`` → ``pending`` with a fresh ``workflow_id`` through
+``schema.lifecycle.transition``, guarded on the ``updated_at`` that was read, and commit;
+(2) publish the chain from the chosen step; (3) if publishing fails, release the claim: the
+requeue stands, the row stays ``pending`` without a chain, and the recovery sweep publishes it
+once the broker is back (a status never moves backwards, so ``pending`` → ``completed`` cannot
+happen). Two admins requeueing the same task at the same moment race on (1): one wins and
+publishes, the other is told the task changed.
 
 What is kept: earlier steps' metadata (a resumed chain reads ``metadata.probe``), and
 ``retry_count``, which counts every retry the task ever had across all its runs (each new chain
@@ -27,7 +30,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from producer.ingest import Publisher
+from producer.handoff import Publisher, publish_claims
 from producer.taskquery import TaskFilter, TaskView, find_tasks
 from schema.errors import IllegalTransition
 from schema.lifecycle import now_ms, transition
@@ -129,7 +132,8 @@ def requeue_task(
     """Requeue one task (see the module docstring for the order of events).
 
     Raises:
-        BrokerUnavailable: the chain could not be published; the row was restored.
+        BrokerUnavailable: the chain could not be published now; the task stays requeued
+            (``pending`` without a chain) and the recovery sweep publishes it later.
     """
     with engine.connect() as conn:
         row = conn.execute(sa.select(tasks).where(tasks.c.id == task_id)).one_or_none()
@@ -164,39 +168,12 @@ def requeue_task(
             )
     except IllegalTransition:
         return base(Result.REFUSED, detail="changed meanwhile (requeued by someone else?)")
-    try:
-        publisher.publish(task_id, workflow_id=workflow_id, start=decision)
-    except Exception:
-        _restore(engine, row, workflow_id)
-        raise
+    publish_claims(engine, publisher, [(task_id, workflow_id)], start=decision)
     publisher.send_d1_mirror([task_id])
     logger.info(
         "Task %s: requeued from %s by %s (chain %s)", task_id, decision, request.by, workflow_id
     )
     return base(Result.REQUEUED, from_step=decision, workflow_id=workflow_id)
-
-
-def _restore(engine: Engine, row: Any, workflow_id: str) -> None:
-    # Undo our own claim: no chain was published for it, so no worker can have seen the row
-    # pending. Guarded on our workflow id, so a later claim by someone else is never undone.
-    with engine.begin() as conn:
-        conn.execute(
-            sa.update(tasks)
-            .where(
-                tasks.c.id == row.id,
-                tasks.c.workflow_id == workflow_id,
-                tasks.c.status == TaskStatus.PENDING.value,
-            )
-            .values(
-                status=row.status,
-                workflow_id=row.workflow_id,
-                step=row.step,
-                error_message=row.error_message,
-                metadata=row.metadata,
-                updated_at=now_ms(),
-            )
-        )
-    logger.warning("Task %s: publishing the requeued chain failed; row restored", row.id)
 
 
 def requeue_many(

@@ -52,11 +52,17 @@ MAX_PULL_CONCURRENCY = 16
 MAX_PULL_BATCH_SIZE = 100
 # D1 write-back: statements per query API call (each one row; a call must finish within 30 s).
 MAX_D1_BATCH_STATEMENTS = 500
+# The longest wait between Queues API calls in trouble, even when Retry-After asks for more.
+DEFAULT_PULL_BACKOFF_MAX_S = 30.0
 MAX_QUEUE_DELAY_S = 43_200  # Cloudflare Queues: longest retry delay and visibility timeout (12 h)
-DEFAULT_RECOVERY_PENDING_AFTER_S = 900
-DEFAULT_RECOVERY_MARGIN_S = 120
+# Stuck-task recovery (``producer.recovery``): a row is back in the queue at most
+# PENDING_AFTER + INTERVAL + INSPECT_TIMEOUT (~77 s) after its last change, a dead worker's
+# message at most INTERVAL + INSPECT_TIMEOUT (~17 s) after the sweep that finds it.
+DEFAULT_RECOVERY_PENDING_AFTER_S = 60
 DEFAULT_RECOVERY_MAX_ATTEMPTS = 3
-DEFAULT_RECOVERY_INTERVAL_S = 60
+DEFAULT_RECOVERY_INTERVAL_S = 15
+DEFAULT_RECOVERY_UNACKED_GRACE_S = 10.0
+DEFAULT_RECOVERY_INSPECT_TIMEOUT_S = 2.0
 PLACEHOLDER_ADMIN_PASSWORDS = PLACEHOLDER_SECRETS | {"admin", "password", "videofleet"}
 # Read side: a micro-cache stays under a minute; a presign window plus the URL lifetime must fit
 # in SigV4's 7-day limit.
@@ -249,7 +255,7 @@ class Settings(BaseSettings):
     pull_retry_delay_s: int = Field(default=30, ge=0, le=MAX_QUEUE_DELAY_S)
     pull_retry_delay_max_s: int = Field(default=MAX_QUEUE_DELAY_S, ge=0, le=MAX_QUEUE_DELAY_S)
     pull_backoff_initial_s: float = Field(default=1.0, gt=0)
-    pull_backoff_max_s: float = Field(default=300.0, gt=0)
+    pull_backoff_max_s: float = Field(default=DEFAULT_PULL_BACKOFF_MAX_S, gt=0)
     pull_idle_initial_s: float = Field(default=0.5, gt=0)
     pull_idle_max_s: float = Field(default=10.0, gt=0)
     # Push webhook (``POST /webhook/events``); production refuses to start without auth.
@@ -323,11 +329,12 @@ class Settings(BaseSettings):
     admin_username: str = ""
     admin_password: SecretStr = SecretStr("")
     recovery_pending_after_s: int = Field(default=DEFAULT_RECOVERY_PENDING_AFTER_S, ge=1)
-    recovery_margin_s: int = Field(default=DEFAULT_RECOVERY_MARGIN_S, ge=0)
     recovery_max_attempts: int = Field(default=DEFAULT_RECOVERY_MAX_ATTEMPTS, ge=0, le=100)
     recovery_interval_s: float = Field(default=DEFAULT_RECOVERY_INTERVAL_S, gt=0)
     # Multipart uploads no videos row knows are aborted once this old (``producer.orphans``).
     recovery_orphan_multipart_after_s: int = Field(default=86_400, ge=0)
+    recovery_unacked_grace_s: float = Field(default=DEFAULT_RECOVERY_UNACKED_GRACE_S, ge=0)
+    recovery_inspect_timeout_s: float = Field(default=DEFAULT_RECOVERY_INSPECT_TIMEOUT_S, gt=0)
 
     @property
     def admin_enabled(self) -> bool:

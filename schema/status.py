@@ -35,9 +35,10 @@ class Step(StrEnum):
 STEPS: tuple[Step, ...] = (Step.VALIDATE, Step.THUMBNAILS, Step.UPDATE)
 
 # processing -> processing is legal: each step re-enters it, and a redelivered step does too.
-# failed/completed -> pending is a requeue; processing -> pending is stuck-task recovery.
+# failed/completed -> pending is a requeue; processing -> pending and pending -> pending (a new
+# chain for a task whose chain was lost) are stuck-task recovery.
 ALLOWED: dict[TaskStatus, frozenset[TaskStatus]] = {
-    TaskStatus.PENDING: frozenset({TaskStatus.PROCESSING, TaskStatus.FAILED}),
+    TaskStatus.PENDING: frozenset({TaskStatus.PENDING, TaskStatus.PROCESSING, TaskStatus.FAILED}),
     TaskStatus.PROCESSING: frozenset(
         {TaskStatus.PROCESSING, TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.PENDING}
     ),

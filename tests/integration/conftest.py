@@ -76,13 +76,15 @@ class RedisServer:
         self.url = f"redis://{REDIS_HOST}:{self.port}/0"
         self._logdir = logdir
         self._stack: ExitStack | None = None
+        self.pid = 0
 
     def start(self) -> None:
         if self._stack is None:
             self._stack = ExitStack()
             args = ["redis-server", "--port", str(self.port), "--bind", REDIS_HOST]
             args += ["--save", "", "--appendonly", "no"]
-            localstack.spawn(self._stack, args, log=self._logdir / f"redis-{self.port}.log")
+            proc = localstack.spawn(self._stack, args, log=self._logdir / f"redis-{self.port}.log")
+            self.pid = proc.pid
             localstack.wait_listening(REDIS_HOST, self.port, what="redis-server")
 
     def stop(self) -> None:

@@ -11,8 +11,10 @@
 - Late acks (expired or superseded lease) are accepted, as the docs say.
 - ``json`` bodies are base64 (or plain, to exercise both variants seen), ``text`` plain,
   ``bytes`` base64, ``v8`` opaque.
-- Fault injection: ``fail_next(path, status, count)``; ``pull_delay_s`` and ``ack_delay_s``
-  hold responses (a slow or distant API); ``max_pulls_in_flight`` tells whether pulls overlapped.
+- Fault injection: ``fail_next(path, status, count, headers)`` (e.g. 429 with ``Retry-After``,
+  500s); every call is logged in ``calls`` as ``(action, monotonic time, status)``;
+  ``pull_delay_s`` and ``ack_delay_s`` hold responses (a slow or distant API);
+  ``max_pulls_in_flight`` tells whether pulls overlapped.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ class QueuesState:
         self.pull_requests: list[dict[str, Any]] = []
         self.ack_requests: list[dict[str, Any]] = []
         self.faults: dict[str, list[tuple[int, dict[str, str]]]] = {"pull": [], "ack": []}
+        self.calls: list[tuple[str, float, int]] = []
         self.pull_delay_s = 0.0
         self.ack_delay_s = 0.0
         self.pull_started = threading.Event()
@@ -219,6 +222,7 @@ def _handler(state: QueuesState) -> type[BaseHTTPRequestHandler]:
                 return self._reply(404, _envelope(False, errors=["Not found"]))
             with state.lock:
                 fault = state.faults[action].pop(0) if state.faults[action] else None
+                state.calls.append((action, time.monotonic(), 200 if fault is None else fault[0]))
             if fault is not None:
                 status, headers = fault
                 return self._reply(status, _envelope(False, errors=["injected"]), headers)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -346,6 +347,39 @@ def test_api_rate_limits_and_server_errors_are_backed_off_and_survived(
     assert set(queues.state.acked.values()) == {1}
     assert len(queues.state.acked) == 3
     assert len(task_rows(transports_engine)) == 3
+
+
+def test_a_rate_limited_ack_waits_its_retry_after_and_pull_backoff_resets_after_success(
+    queues: QueuesServer, broker: RedisServer, transports_engine: Engine
+) -> None:
+    # given an API that answers the first ack 429 with Retry-After 0.4 s, twice, then the next
+    # pulls 500 three times
+    queues.state.fail_next("ack", 429, 2, {"Retry-After": "0.4"})
+    for n in range(3):
+        queues.state.send(r2_body(bucket="b", key=f"uploads/ra-{n}.mp4", etag=f"{n:032x}"))
+    settings = settings_from(consumer_env(queues, broker, transports_engine))
+    with running(settings, transports_engine):
+        wait_until(lambda: len(queues.state.acked) == 3, "the batch to be acked")
+        queues.state.fail_next("pull", 500, 3)
+        wait_until(
+            lambda: (
+                sum(1 for a, _, s in queues.state.calls if a == "pull" and s == 500) == 3
+                and queues.state.calls[-1][2] == 200
+            ),
+            "the pulls to succeed again",
+        )
+        queues.state.fail_next("pull", 500, 1)
+        wait_until(lambda: queues.state.calls[-1][2] == 200, "one more failed pull")
+    calls = list(queues.state.calls)
+    # then each ack call came at least the Retry-After after the one refused
+    acks = [t for a, t, _ in calls if a == "ack"]
+    assert len(acks) == 3, calls
+    assert all(later - earlier >= 0.4 for earlier, later in itertools.pairwise(acks)), calls
+    # and no pull went out while the Retry-After held
+    assert not [t for a, t, _ in calls if a == "pull" and acks[0] < t < acks[-1]]
+    # and the pull backoff, reset by every success, stays within PULL_BACKOFF_MAX_S
+    gaps = [later[1] - earlier[1] for earlier, later in itertools.pairwise(calls)]
+    assert max(gaps) < settings.pull_backoff_max_s + 0.3
 
 
 def test_an_empty_queue_is_polled_with_a_growing_pause_not_a_tight_loop(

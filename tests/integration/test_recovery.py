@@ -64,7 +64,7 @@ def _left_in_thumbnails_by_a_dead_worker(
 ) -> str:
     """What a worker killed with its message leaves: processing in thumbnails, probe recorded."""
     task_id = _ingest_while_broker_is_down(fleet, path, key)
-    stuck_for_s = fleet.settings.step_time_limit_s + fleet.settings.recovery_margin_s + 5
+    stuck_for_s = fleet.settings.recovery_pending_after_s + 5
     metadata = {
         "probe": {"duration_s": 4.0, "display_width": 320, "display_height": 240},
         "runs": {Step.VALIDATE.value: 1, Step.THUMBNAILS.value: 1},
@@ -124,10 +124,10 @@ def test_pending_task_whose_chain_was_never_published_is_published_once_and_comp
     assert (record["status"], record["step"]) == ("pending", Step.VALIDATE.value)
 
 
-def test_processing_task_past_its_time_limit_is_republished_from_its_step(
+def test_processing_task_without_a_live_chain_is_republished_from_its_first_unsaved_step(
     fleet: Fleet, h264_mp4: Path
 ) -> None:
-    # given a task left in generate-thumbnails, untouched for longer than the hard limit
+    # given a task left in generate-thumbnails, untouched for RECOVERY_PENDING_AFTER_S
     task_id = _left_in_thumbnails_by_a_dead_worker(fleet, h264_mp4, "uploads/orphan.mp4")
     # when the recoverer sweeps
     live = Inflight(fleet.settings)
@@ -181,9 +181,9 @@ def test_task_waiting_out_a_retry_backoff_is_alive_not_stuck(fleet: Fleet, h264_
     fleet.s3_server.stop()
     try:
         [published] = fleet.deliver(body)
-        # and a recoverer so impatient that any step older than 1 s looks stale
+        # and a recoverer so impatient that every row looks stale (below the setting's floor)
         eager = fleet.settings.model_copy(
-            update={"step_time_limit_s": 1, "recovery_margin_s": 0, "recovery_pending_after_s": 1}
+            update={"recovery_pending_after_s": 0, "recovery_unacked_grace_s": 0}
         )
         live = Inflight(eager)
         stale_seen = 0

@@ -9,14 +9,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from click.testing import CliRunner
 
 from producer.cli import main
+from producer.inflight import Inflight
 from producer.publish import ChainPublisher
+from producer.recovery import recover_once
 from producer.requeue import Request, Result, requeue_task
 from schema.errors import BrokerUnavailable
-from schema.lifecycle import load_metadata
+from schema.lifecycle import load_metadata, now_ms
 from schema.status import Step
+from schema.tables import tasks
 from tests.integration.conftest import Fleet, _free_port
 
 pytestmark = pytest.mark.integration
@@ -129,18 +133,34 @@ def test_two_admins_requeueing_the_same_task_at_once_start_one_chain(
     assert len(meta["requeues"]) == 1
 
 
-def test_requeue_whose_publish_fails_leaves_the_task_exactly_as_it_was(
+def test_requeue_whose_publish_fails_stays_requeued_and_the_recovery_sweep_publishes_it(
     fleet: Fleet, not_a_video: Path
 ) -> None:
+    # given a failed task, and a broker that cannot be reached when an admin requeues it
     failed = _fail_as_not_a_video(fleet, not_a_video, "uploads/no-broker.mp4")
     dead_broker = fleet.settings.model_copy(
         update={"broker_url": f"redis://127.0.0.1:{_free_port()}/0"}
     )
     with ChainPublisher(dead_broker) as publisher, pytest.raises(BrokerUnavailable):
         requeue_task(fleet.engine, publisher, failed.id, Request(by="ann"))
+    # then the requeue stands: pending without a chain, never back to failed behind its back
     after = fleet.row(failed.id)
-    columns = ("status", "workflow_id", "error_message", "metadata", "step", "retry_count")
-    assert {c: getattr(after, c) for c in columns} == {c: getattr(failed, c) for c in columns}
+    assert (after.status, after.workflow_id, after.step) == ("pending", None, "validate-video")
+    assert len(load_metadata(after.metadata)["requeues"]) == 1
+    # and once the broker answers, the recovery sweep publishes it and it runs again
+    with fleet.engine.begin() as conn:
+        conn.execute(
+            sa.update(tasks).where(tasks.c.id == failed.id).values(updated_at=now_ms() - 3_600_000)
+        )
+    live = Inflight(fleet.settings)
+    try:
+        [outcome] = recover_once(fleet.engine, fleet.publisher, live, fleet.settings)
+    finally:
+        live.close()
+    assert outcome.step is Step.VALIDATE
+    row = fleet.wait(failed.id)
+    assert row.status == "failed"
+    assert load_metadata(row.metadata)["runs"][Step.VALIDATE.value] == 2
 
 
 def test_completed_task_is_requeued_only_with_force_and_then_from_the_start(

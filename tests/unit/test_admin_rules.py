@@ -7,8 +7,8 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from producer.inflight import root_id
-from producer.recovery import recovery_attempts, thresholds_ms
+from producer.inflight import root_id, task_message_id
+from producer.recovery import first_unsaved_step, recovery_attempts
 from producer.requeue import Request, plan, resume_step
 from producer.taskquery import TaskFilter, TaskView, parse_age
 from schema.settings import Settings
@@ -96,9 +96,19 @@ def test_recoveries_count_only_since_the_last_requeue() -> None:
     assert recovery_attempts({}) == 0
 
 
-def test_processing_threshold_is_the_hard_limit_plus_the_margin() -> None:
-    settings = Settings(step_time_limit_s=330, recovery_margin_s=120, recovery_pending_after_s=900)
-    assert thresholds_ms(settings) == (900_000, 450_000)
+def test_a_lost_chain_resumes_at_the_first_step_without_a_saved_result() -> None:
+    probe = {"probe": {"duration_s": 3.0}}
+    assert first_unsaved_step({}) is Step.VALIDATE
+    assert first_unsaved_step({"probe": {}}) is Step.VALIDATE
+    assert first_unsaved_step(probe) is Step.THUMBNAILS
+    assert first_unsaved_step(probe | {"thumbnails": {"keys": []}}) is Step.THUMBNAILS
+    assert first_unsaved_step(probe | {"thumbnails": {"keys": ["a.jpg"]}}) is Step.UPDATE
+
+
+def test_task_message_ids_are_read_from_unacked_messages() -> None:
+    message = {"headers": {"id": "step-2", "root_id": "chain-1"}, "body": "..."}
+    assert task_message_id(json.dumps([message, "", "video-events"]).encode()) == "step-2"
+    assert task_message_id(b"not json") is None
 
 
 def test_root_ids_are_read_from_queued_and_unacked_messages() -> None:

@@ -182,15 +182,12 @@ def test_flower_runs_authenticated_with_one_writer_of_its_state() -> None:
     assert _by_kind("Service")["videofleet-flower"]["spec"]["type"] == "ClusterIP"
 
 
-def test_migration_job_and_recovery_cronjob_run_the_cli() -> None:
+def test_migration_job_and_the_long_running_recovery_loop_run_the_cli() -> None:
     job = _by_kind("Job")["videofleet-migrate"]["spec"]["template"]["spec"]
     assert job["containers"][0]["command"] == ["videofleet", "migrate"]
-    cron = _by_kind("CronJob")["videofleet-recover"]["spec"]
-    assert cron["concurrencyPolicy"] == "Forbid"
-    assert cron["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["command"] == [
-        "videofleet",
-        "recover",
-    ]
+    recover = _by_kind("Deployment")["videofleet-recover"]["spec"]
+    assert recover["replicas"] == 1
+    assert recover["template"]["spec"]["containers"][0]["command"] == ["videofleet", "recover"]
 
 
 def test_systemd_units_stop_gently_and_the_worker_outlasts_the_longest_step() -> None:
@@ -209,8 +206,9 @@ def test_systemd_units_stop_gently_and_the_worker_outlasts_the_longest_step() ->
     assert f"worker -Q {QUEUE}" in worker["ExecStart"]
     producer = services["videofleet-producer.service"]["Service"]
     assert producer["ExecStartPre"].endswith("videofleet migrate")
-    timer = _unit(DEPLOY / "systemd" / "videofleet-recover.timer")
-    assert timer["Timer"]["OnUnitInactiveSec"]
+    recover = services["videofleet-recover.service"]["Service"]
+    assert recover["ExecStart"].endswith("videofleet recover")
+    assert recover["Restart"] == "always"
 
 
 def test_systemd_analyze_verifies_the_units(tmp_path: Path) -> None:

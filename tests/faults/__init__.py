@@ -1,0 +1,1 @@
+"""The fault suite (``make faults``): real outages on private services, counted in a table."""
