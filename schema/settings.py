@@ -23,6 +23,8 @@ DEFAULT_RETRY_BACKOFF_MAX_S = 600
 DEFAULT_STEP_SOFT_TIME_LIMIT_S = 300
 DEFAULT_STEP_TIME_LIMIT_S = 330
 DEFAULT_VISIBILITY_TIMEOUT_S = 3600
+# RabbitMQ: deliveries of one message before it is dead-lettered (a worker died with it each time).
+DEFAULT_BROKER_DELIVERY_LIMIT = 5
 # Upload side: the design's 5 GB ceiling (R2's single PUT allows 5 GiB - 5 MiB), its 50 MB
 # single-request threshold and part size (as MiB, like the page's 50 * 1024 * 1024), and R2's
 # part-size bounds.
@@ -170,6 +172,7 @@ class Settings(BaseSettings):
     step_soft_time_limit_s: int = Field(default=DEFAULT_STEP_SOFT_TIME_LIMIT_S, ge=1)
     step_time_limit_s: int = Field(default=DEFAULT_STEP_TIME_LIMIT_S, ge=1)
     visibility_timeout_s: int = Field(default=DEFAULT_VISIBILITY_TIMEOUT_S, ge=1)
+    broker_delivery_limit: int = Field(default=DEFAULT_BROKER_DELIVERY_LIMIT, ge=1)
 
     # transports
     # Cloudflare Queues HTTP pull consumer (``videofleet pull``).

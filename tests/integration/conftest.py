@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 import redis
-import sqlalchemy as sa
 import urllib3
 from sqlalchemy.engine import Engine
 
@@ -34,6 +33,7 @@ from tests.fleet import (
     Fleet,
     S3Server,
     _free_port,
+    own_database,
     redis_url,
     reset_database,
 )
@@ -114,15 +114,7 @@ def broker(own_redis: RedisServer) -> Iterator[RedisServer]:
 @pytest.fixture(scope="session")
 def transports_db_url(postgres_url: str) -> str:
     """A PostgreSQL database of its own beside the fleet's, created when missing, migrated."""
-    url = sa.engine.make_url(postgres_url)
-    name = f"{url.database}_transports"
-    admin = make_engine(url.set(database="postgres").render_as_string(hide_password=False))
-    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        exists = conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name})
-        if exists.first() is None:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    own_url = url.set(database=name).render_as_string(hide_password=False)
+    own_url = own_database(postgres_url, "transports")
     reset_database(own_url).dispose()
     return own_url
 
