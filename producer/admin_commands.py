@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from producer import recovery, requeue
+from producer import dlq, recovery, requeue
 from producer.inflight import Inflight
 from producer.publish import ChainPublisher
 from producer.report import format_table
@@ -278,6 +278,8 @@ def recover_command(settings: Settings, once: bool, interval_s: float | None) ->
         with ChainPublisher(settings) as publisher:
 
             def sweep() -> list[recovery.Outcome]:
+                # Dead letters first: their rows fail rather than being republished to die again.
+                _report_dead_letters(dlq.drain(engine, settings))
                 return recovery.recover_once(engine, publisher, live, settings)
 
             if once:
@@ -297,6 +299,11 @@ def recover_command(settings: Settings, once: bool, interval_s: float | None) ->
     finally:
         live.close()
         engine.dispose()
+
+
+def _report_dead_letters(letters: list[dlq.DeadLetter]) -> None:
+    for letter in letters:
+        click.echo(f"{'dead-letter':<12} {letter.task_id}  {letter.reason}")
 
 
 def _report_recovery(outcomes: list[recovery.Outcome]) -> None:

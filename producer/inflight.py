@@ -8,6 +8,12 @@ restored from there after the visibility timeout. So a root id found in either p
 that will still run, and a row whose ``workflow_id`` is in neither has no live chain.
 
 The key names come from kombu's Redis channel, not from a copy of them.
+
+RabbitMQ shows a message only by delivering it (which counts towards its delivery limit), so
+there the answer is coarser: while ``video-events`` or a delayed-delivery queue holds a ready
+message every chain counts as live, and with none waiting none does (a message held by a dead
+worker is back in the queue at once; a running step is bounded by the step time limit, which
+recovery's thresholds already wait out). A backlog thus delays recovery; it never duplicates.
 """
 
 from __future__ import annotations
@@ -19,9 +25,20 @@ import redis
 from celery import Celery
 from kombu.exceptions import OperationalError
 
+from producer.rabbitdepth import read_depth
 from schema.errors import BrokerUnavailable
 from schema.message import QUEUE
 from schema.settings import Settings
+
+
+class _EveryRoot(set[str]):
+    """Every root id: while RabbitMQ holds waiting messages, any chain may be among them."""
+
+    def __contains__(self, item: object) -> bool:
+        return True
+
+
+EVERY_ROOT = _EveryRoot()
 
 
 class Inflight:
@@ -42,9 +59,12 @@ class Inflight:
         """
         try:
             with self._app.connection_for_read() as conn:
+                if conn.transport.driver_type == "amqp":
+                    # RabbitMQ shows no message without delivering it: see producer.rabbitdepth.
+                    return EVERY_ROOT if read_depth(conn).waiting else set()
                 if conn.transport.driver_type != "redis":
                     raise BrokerUnavailable(
-                        f"stuck-task recovery reads Redis brokers only, not {conn.transport_cls}"
+                        f"stuck-task recovery reads Redis or RabbitMQ, not {conn.transport_cls}"
                     )
                 channel: Any = conn.default_channel
                 client = channel.client

@@ -134,14 +134,15 @@ def start_worker(
     name: str,
     concurrency: int = 2,
     env: dict[str, str] | None = None,
+    app: str = "workers",
 ) -> subprocess.Popen[bytes]:
-    """Run ``celery -A workers worker`` on the ``video-events`` queue as a child process."""
+    """Run ``celery -A <app> worker`` on the ``video-events`` queue as a child process."""
     args = [
         sys.executable,
         "-m",
         "celery",
         "-A",
-        "workers",
+        app,
         "worker",
         "-Q",
         QUEUE,

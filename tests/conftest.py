@@ -98,7 +98,9 @@ def webhook_receiver() -> Iterator[WebhookReceiver]:
 
 # Each fleet is a database and a broker. Every test using ``fleet`` runs on the first two;
 # the modules below also run on RabbitMQ (the broker-facing ones: publish, ingest, the chain,
-# retries, dead workers), which keeps the suite's time within CI's limit.
+# retries, dead workers), which keeps the suite's time within CI's limit. The metrics and
+# recovery modules read Redis keys to set their scenes; RabbitMQ's side of both is in
+# tests/integration/test_rabbitmq_broker.py.
 FLEETS = ("postgresql", "sqlite")
 RABBITMQ_FLEET = "rabbitmq"
 RABBITMQ_MODULES = frozenset(
@@ -107,8 +109,6 @@ RABBITMQ_MODULES = frozenset(
         "tests.integration.test_ingest",
         "tests.integration.test_event_ingest",
         "tests.integration.test_ingest_command",
-        "tests.integration.test_metrics",
-        "tests.integration.test_recovery",
         "tests.e2e.test_upload_page",
     }
 )
