@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from amqp.exceptions import AMQPError
 from kombu import Connection
 from kombu.exceptions import OperationalError
 from kombu.message import Message
@@ -132,7 +133,7 @@ def drain(engine: Engine, settings: Settings) -> list[DeadLetter]:
                     logger.error("Dead letter %s for %s dropped", letter.task_name, letter.task_id)
                 message.ack()
                 letters.append(letter)
-    except (OperationalError, OSError) as exc:
+    except (OperationalError, OSError, AMQPError) as exc:
         raise BrokerUnavailable(f"broker unavailable: {exc}") from exc
     return letters
 

@@ -22,6 +22,7 @@ import json
 from typing import Any
 
 import redis
+from amqp.exceptions import AMQPError
 from celery import Celery
 from kombu.exceptions import OperationalError
 
@@ -72,7 +73,7 @@ class Inflight:
                 for priority in channel.priority_steps:
                     payloads += client.lrange(channel._q_for_pri(QUEUE, priority), 0, -1)
                 payloads += client.hvals(channel.unacked_key)
-        except (OperationalError, OSError, redis.RedisError) as exc:
+        except (OperationalError, OSError, redis.RedisError, AMQPError) as exc:
             raise BrokerUnavailable(f"broker unavailable: {exc}") from exc
         return {root for root in map(root_id, payloads) if root}
 
