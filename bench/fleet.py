@@ -8,7 +8,8 @@ processes) and a bare no-op worker (``celery -A bench.noop``) on one broker, the
   work measured inside the steps (the probe and the capture), i.e. what the DB writes, S3 calls
   and broker hops add;
 - latency: 50 ten-second clips delivered as notifications at a steady pace, p50/p95 from the
-  notification's ingest to the task row's ``completed`` time.
+  notification's ingest to the task row's ``completed`` time;
+- burst: the same clips delivered at once, for the videos per minute the workers sustain.
 
 With ``--broker both`` (the default) it runs on Redis, then on RabbitMQ (a vhost of the local
 RabbitMQ, recreated with rabbitmqctl), and prints both side by side. The Redis database is
@@ -172,6 +173,7 @@ class Fleet:
             self.celery.signature(name, args=(chain_id,), immutable=True, queue="bench-noop")
             for name in ("bench.noop.step", "bench.noop.step", "bench.noop.last")
         ]
+        self.redis.delete(f"bench:noop:{chain_id}")  # a stamp left by a run on the other broker
         started = _now_ms()
         chain(*steps).apply_async()
         while (stamp := self.redis.get(f"bench:noop:{chain_id}")) is None:
@@ -219,10 +221,12 @@ def orchestration(fleet: Fleet, *, chains: int) -> dict[str, float]:
     return {"chain ms (tiny video)": w, "orchestration ms": o, "bare 3-task chain ms": b}
 
 
-def latency(fleet: Fleet, *, videos: int, interval_s: float) -> dict[str, float]:
+def latency(
+    fleet: Fleet, *, videos: int, interval_s: float, prefix: str = "latency"
+) -> dict[str, float]:
     """Ten-second clips at a steady pace; latency from ingest to ``completed``."""
     clip = media.short_clip()
-    bodies = [fleet.upload(clip, f"latency/{i:03d}.mp4") for i in range(videos)]
+    bodies = [fleet.upload(clip, f"{prefix}/{i:03d}.mp4") for i in range(videos)]
     delivered: dict[str, int] = {}
     ingest_cpu = 0.0
     worker_cpu = fleet.worker_cpu_s()
@@ -302,6 +306,9 @@ def main() -> None:
             )
             figures[name] = orchestration(fleet, chains=args.chains)
             figures[name] |= latency(fleet, videos=args.videos, interval_s=args.interval_s)
+            # All at once: the videos/min two worker processes sustain on this broker.
+            burst = latency(fleet, videos=args.videos, interval_s=0, prefix="burst")
+            figures[name] |= {f"burst {k}": v for k, v in burst.items() if "latency" not in k}
     if len(figures) > 1:
         _side_by_side(figures)
 
