@@ -1,17 +1,20 @@
 """The fleet end to end: orchestration overhead and notification-to-completed latency.
 
 Starts moto's S3 server (a child process), a fleet worker (``celery -A workers``, two
-processes) and a bare no-op worker (``celery -A bench.noop``) on one Redis broker, then:
+processes) and a bare no-op worker (``celery -A bench.noop``) on one broker, then:
 
 - orchestration: the whole 3-step chain on a tiny video vs a bare chain of three no-op tasks,
   run one at a time, interleaved, medians; "overhead" is the chain's latency minus the media
   work measured inside the steps (the probe and the capture), i.e. what the DB writes, S3 calls
   and broker hops add;
 - latency: 50 ten-second clips delivered as notifications at a steady pace, p50/p95 from the
-  notification's ingest to the task row's ``completed`` time.
+  notification's ingest to the task row's ``completed`` time;
+- burst: the same clips delivered at once, for the videos per minute the workers sustain.
 
-The broker database is flushed at the start: point ``--broker-url`` at a Redis database of
-your own.
+With ``--broker both`` (the default) it runs on Redis, then on RabbitMQ (a vhost of the local
+RabbitMQ, recreated with rabbitmqctl), and prints both side by side. The Redis database is
+flushed at the start: point ``--broker-url`` at a Redis database of your own (the bare chain
+stamps its end there on either broker).
 """
 
 from __future__ import annotations
@@ -35,12 +38,14 @@ from producer import localstack
 from producer.ingest import ingest
 from producer.publish import ChainPublisher
 from producer.sources.r2 import parse_r2
+from schema.broker import BrokerKind, broker_kind, celery_broker_config
 from schema.db import make_engine
 from schema.lifecycle import load_metadata
 from schema.migrate import upgrade
 from schema.settings import Settings
 from schema.storage import make_s3_client
 from schema.tables import metadata_obj, tasks
+from tests.fleet import rabbitmq_url
 
 BUCKET = "bench"
 ENDED = ("completed", "failed")
@@ -62,7 +67,9 @@ def _now_ms() -> int:
 class Fleet:
     """The running stack and the producer's side of it."""
 
-    def __init__(self, stack: ExitStack, *, broker_url: str, database_url: str) -> None:
+    def __init__(
+        self, stack: ExitStack, *, broker_url: str, database_url: str, stamp_redis_url: str
+    ) -> None:
         logdir = media.MEDIA_DIR / "logs"
         port = _free_port()
         localstack.spawn(
@@ -78,11 +85,13 @@ class Fleet:
             "S3_ENDPOINT_URL": f"http://127.0.0.1:{port}",
             "S3_BUCKET": BUCKET,
             "LOG_LEVEL": "WARNING",
+            "BENCH_STAMP_REDIS_URL": stamp_redis_url,
         }
         self.settings = Settings(
             **{k.lower(): v for k, v in self.env.items() if k.lower() in Settings.model_fields}
         )
-        redis.Redis.from_url(broker_url).flushdb()
+        if broker_kind(broker_url) is BrokerKind.REDIS:
+            redis.Redis.from_url(broker_url).flushdb()
         self.engine = _fresh_database(database_url)
         stack.callback(self.engine.dispose)
         localstack.ensure_bucket(self.settings)
@@ -98,10 +107,12 @@ class Fleet:
             env=self.env,
         )  # fmt: skip
         self.celery = Celery(broker=broker_url, set_as_current=False)
+        # The bare chain's queue must be declared as the no-op worker declares it (quorum).
+        self.celery.conf.update(celery_broker_config(self.settings))
         stack.callback(self.celery.close)
         self._wait_ready("bench-fleet@", "bench-noop@")
         self.publisher = stack.enter_context(ChainPublisher(self.settings))
-        self.redis = redis.Redis.from_url(broker_url)
+        self.redis = redis.Redis.from_url(stamp_redis_url)
 
     def _wait_ready(self, *names: str) -> None:
         deadline = time.monotonic() + 60
@@ -162,6 +173,7 @@ class Fleet:
             self.celery.signature(name, args=(chain_id,), immutable=True, queue="bench-noop")
             for name in ("bench.noop.step", "bench.noop.step", "bench.noop.last")
         ]
+        self.redis.delete(f"bench:noop:{chain_id}")  # a stamp left by a run on the other broker
         started = _now_ms()
         chain(*steps).apply_async()
         while (stamp := self.redis.get(f"bench:noop:{chain_id}")) is None:
@@ -180,7 +192,7 @@ def _fresh_database(url: str) -> sa.engine.Engine:
     return engine
 
 
-def orchestration(fleet: Fleet, *, chains: int) -> None:
+def orchestration(fleet: Fleet, *, chains: int) -> dict[str, float]:
     """Tiny-video chains vs no-op chains, one at a time, interleaved."""
     tiny = media.tiny()
     bodies = [fleet.upload(tiny, f"orch/{i:03d}.mp4") for i in range(chains + 2)]
@@ -206,12 +218,15 @@ def orchestration(fleet: Fleet, *, chains: int) -> None:
     print(f"  bare chain of three no-op tasks:                    {b:7.0f} ms")
     print(f"  whole / bare = {w / b:.2f}x; orchestration / bare = {o / b:.2f}x")
     print(f"  [{'PASS' if o / b <= 2 else 'FAIL'}] orchestration at most 2x the bare chain")
+    return {"chain ms (tiny video)": w, "orchestration ms": o, "bare 3-task chain ms": b}
 
 
-def latency(fleet: Fleet, *, videos: int, interval_s: float) -> None:
+def latency(
+    fleet: Fleet, *, videos: int, interval_s: float, prefix: str = "latency"
+) -> dict[str, float]:
     """Ten-second clips at a steady pace; latency from ingest to ``completed``."""
     clip = media.short_clip()
-    bodies = [fleet.upload(clip, f"latency/{i:03d}.mp4") for i in range(videos)]
+    bodies = [fleet.upload(clip, f"{prefix}/{i:03d}.mp4") for i in range(videos)]
     delivered: dict[str, int] = {}
     ingest_cpu = 0.0
     worker_cpu = fleet.worker_cpu_s()
@@ -238,6 +253,22 @@ def latency(fleet: Fleet, *, videos: int, interval_s: float) -> None:
     print(f"  worker CPU per video (pool, Celery, DB, S3): {worker_cpu / videos:.3f} s")
     per_event_ms = 1000 * ingest_cpu / videos
     print(f"  producer CPU per event (ingest: insert, claim, publish): {per_event_ms:.1f} ms")
+    return {
+        "latency p50 ms": statistics.median(lat),
+        "latency p95 ms": q[18],
+        "videos/min": 60 * videos / elapsed,
+        "worker CPU s/video": worker_cpu / videos,
+        "producer CPU ms/event": per_event_ms,
+        "failed": len(failed),
+    }
+
+
+def _side_by_side(figures: dict[str, dict[str, float]]) -> None:
+    names = list(figures)
+    print("\n## Brokers side by side")
+    print(f"  {'figure':<26}" + "".join(f" {n:>10}" for n in names))
+    for key in figures[names[0]]:
+        print(f"  {key:<26}" + "".join(f" {figures[n][key]:>10.2f}" for n in names))
 
 
 def main() -> None:
@@ -245,17 +276,41 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--broker-url", default="redis://127.0.0.1:6379/12")
+    parser.add_argument("--broker", choices=["redis", "rabbitmq", "both"], default="both")
+    parser.add_argument("--broker-url", default="redis://127.0.0.1:6379/12", help="the Redis one")
+    parser.add_argument(
+        "--rabbitmq-vhost",
+        default="videofleet-bench-fleet",
+        help="virtual host on the local RabbitMQ, recreated (emptied) by rabbitmqctl",
+    )
     parser.add_argument("--database-url", default=f"sqlite:///{media.MEDIA_DIR / 'bench-fleet.db'}")
     parser.add_argument("--chains", type=int, default=20)
     parser.add_argument("--videos", type=int, default=50)
     parser.add_argument("--interval-s", type=float, default=1.0)
     args = parser.parse_args()
     media.MEDIA_DIR.mkdir(exist_ok=True)
-    with ExitStack() as stack:
-        fleet = Fleet(stack, broker_url=args.broker_url, database_url=args.database_url)
-        orchestration(fleet, chains=args.chains)
-        latency(fleet, videos=args.videos, interval_s=args.interval_s)
+    brokers = {}
+    if args.broker in ("redis", "both"):
+        brokers["redis"] = args.broker_url
+    if args.broker in ("rabbitmq", "both"):
+        brokers["rabbitmq"] = rabbitmq_url(args.rabbitmq_vhost)
+    figures = {}
+    for name, url in brokers.items():
+        print(f"\n# {name}")
+        with ExitStack() as stack:
+            fleet = Fleet(
+                stack,
+                broker_url=url,
+                database_url=args.database_url,
+                stamp_redis_url=args.broker_url,
+            )
+            figures[name] = orchestration(fleet, chains=args.chains)
+            figures[name] |= latency(fleet, videos=args.videos, interval_s=args.interval_s)
+            # All at once: the videos/min two worker processes sustain on this broker.
+            burst = latency(fleet, videos=args.videos, interval_s=0, prefix="burst")
+            figures[name] |= {f"burst {k}": v for k, v in burst.items() if "latency" not in k}
+    if len(figures) > 1:
+        _side_by_side(figures)
 
 
 if __name__ == "__main__":

@@ -19,9 +19,13 @@ event is the producer process's CPU (user + system, from psutil) over the same i
 event is a distinct upload, so every one is inserted and published. The database's tables are
 dropped and the Redis database flushed at the end.
 
+With ``--broker both`` (the default) every mode runs on Redis, then on RabbitMQ (a quorum
+queue with publisher confirms), and a last table puts the two side by side.
+
 Settings: ``--database-url`` (env ``BENCH_DATABASE_URL``, default a ``videofleet_bench``
-database on the local PostgreSQL, created when missing) and ``--redis-db`` (env
-``BENCH_REDIS_DB``, default 13) on ``--redis-host``/``--redis-port``.
+database on the local PostgreSQL, created when missing), ``--redis-db`` (env
+``BENCH_REDIS_DB``, default 13) on ``--redis-host``/``--redis-port``, and ``--rabbitmq-vhost``
+(env ``BENCH_RABBITMQ_VHOST``, default ``videofleet-bench``) on the local RabbitMQ.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx2
 import psutil
@@ -49,6 +54,7 @@ from producer.localstack import is_listening  # noqa: E402
 from schema.db import make_engine  # noqa: E402
 from schema.migrate import upgrade  # noqa: E402
 from schema.tables import metadata_obj, tasks  # noqa: E402
+from tests.fleet import rabbitmq_url  # noqa: E402
 from tests.integration.queues_server import QueuesServer  # noqa: E402
 
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/videofleet_bench"
@@ -299,43 +305,93 @@ def report(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
+def run_modes(
+    env: dict[str, str], engine: sa.Engine, events: int, log: Path, reset: Any
+) -> list[Result]:
+    """Every mode on one broker; ``reset`` empties the broker between modes."""
+    results = [bench_ingest_alone(env, engine, events)]
+    reset()
+    results += bench_webhook(env, engine, events, log)
+    reset()
+    results += bench_pull(env, engine, events, log)
+    reset()
+    return results
+
+
+def compare(by_broker: dict[str, list[Result]]) -> str:
+    """One line per mode, the brokers side by side, and RabbitMQ's events/s relative to Redis."""
+    names = list(by_broker)
+    head = f"{'mode':<30}" + "".join(f" {n + ' ev/s':>15} {n + ' CPU ms':>17}" for n in names)
+    lines = [head + (f" {'rabbitmq/redis':>15}" if len(names) == 2 else ""), "-" * len(head)]
+    for i, first in enumerate(by_broker[names[0]]):
+        row = [by_broker[n][i] for n in names]
+        line = f"{first.mode:<30}" + "".join(
+            f" {r.events_per_s:>15.0f} {r.cpu_ms_per_event:>17.3f}" for r in row
+        )
+        if len(names) == 2:
+            line += f" {row[1].events_per_s / row[0].events_per_s:>14.2f}x"
+        lines.append(line)
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=2000)
     parser.add_argument(
         "--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL)
     )
+    parser.add_argument(
+        "--broker",
+        choices=["redis", "rabbitmq", "both"],
+        default="both",
+        help="which broker(s) to measure; both: side by side in one run",
+    )
     parser.add_argument("--redis-host", default="127.0.0.1")
     parser.add_argument("--redis-port", type=int, default=6379)
     parser.add_argument("--redis-db", type=int, default=int(os.environ.get("BENCH_REDIS_DB", "13")))
+    parser.add_argument(
+        "--rabbitmq-vhost",
+        default=os.environ.get("BENCH_RABBITMQ_VHOST", "videofleet-bench"),
+        help="virtual host on the local RabbitMQ, recreated (emptied) by rabbitmqctl",
+    )
     parser.add_argument("--log", type=Path, default=Path("/tmp/videofleet-bench-ingest.log"))
     args = parser.parse_args()
 
-    broker = redis.Redis(host=args.redis_host, port=args.redis_port, db=args.redis_db)
-    broker.flushdb()
-    prepare_database(args.database_url)
-    engine = make_engine(args.database_url)
-    env = {
-        **os.environ,
-        "DATABASE_URL": args.database_url,
-        "BROKER_URL": f"redis://{args.redis_host}:{args.redis_port}/{args.redis_db}",
-        "LOG_LEVEL": "WARNING",
-        "INGEST_BUCKETS": BUCKET,  # the notifications' bucket must be served, or all are refused
-    }
+    redis_client = redis.Redis(host=args.redis_host, port=args.redis_port, db=args.redis_db)
+    brokers: dict[str, tuple[str, Any]] = {}
+    if args.broker in ("redis", "both"):
+        url = f"redis://{args.redis_host}:{args.redis_port}/{args.redis_db}"
+        brokers["redis"] = (url, redis_client.flushdb)
+    if args.broker in ("rabbitmq", "both"):
+        brokers["rabbitmq"] = (
+            rabbitmq_url(args.rabbitmq_vhost),
+            lambda: rabbitmq_url(args.rabbitmq_vhost),
+        )
     args.log.unlink(missing_ok=True)
+    by_broker: dict[str, list[Result]] = {}
     try:
-        results = [bench_ingest_alone(env, engine, args.events)]
-        broker.flushdb()
-        results += bench_webhook(env, engine, args.events, args.log)
-        broker.flushdb()
-        results += bench_pull(env, engine, args.events, args.log)
+        for name, (url, reset) in brokers.items():
+            reset()
+            prepare_database(args.database_url)
+            engine = make_engine(args.database_url)
+            env = {**os.environ, "DATABASE_URL": args.database_url, "BROKER_URL": url}
+            env["LOG_LEVEL"] = "WARNING"
+            env["INGEST_BUCKETS"] = BUCKET  # the notifications' bucket must be served
+            try:
+                by_broker[name] = run_modes(env, engine, args.events, args.log, reset)
+            finally:
+                drop_tables(engine)
+                engine.dispose()
     finally:
-        drop_tables(engine)
-        engine.dispose()
-        broker.flushdb()
-        broker.close()
+        redis_client.flushdb()
+        redis_client.close()
     print(f"{args.events} events per mode, PostgreSQL {sa.engine.make_url(args.database_url).host}")
-    print(report(results))
+    for name, results in by_broker.items():
+        print(f"\n## {name}")
+        print(report(results))
+    if len(by_broker) > 1:
+        print("\n## brokers side by side")
+        print(compare(by_broker))
 
 
 if __name__ == "__main__":

@@ -1,11 +1,13 @@
 """A bare Celery chain of three no-op tasks, configured like the fleet's (the baseline).
 
 Run by ``bench.fleet`` as ``celery -A bench.noop worker -Q bench-noop`` on the fleet's broker;
-the last task stamps the time it ran into Redis so the bench can read when the chain ended.
+the last task stamps the time it ran into Redis (``BENCH_STAMP_REDIS_URL``, else the broker's)
+so the bench can read when the chain ended.
 """
 
 from __future__ import annotations
 
+import os
 import time
 
 import redis
@@ -33,6 +35,7 @@ def step(chain_id: str) -> None:
 @app.task(name="bench.noop.last")
 def last(chain_id: str) -> None:
     """Record when the chain ended (epoch ms)."""
-    client = redis.Redis.from_url(Settings().broker_url)
+    # A Redis of the bench's choosing: the broker may be RabbitMQ.
+    client = redis.Redis.from_url(os.environ.get("BENCH_STAMP_REDIS_URL", Settings().broker_url))
     client.set(f"bench:noop:{chain_id}", int(time.time() * 1000), ex=600)
     client.close()

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the system programs videofleet needs (Debian/Ubuntu): ffmpeg, redis-server, and, with
-# --for-tests, PostgreSQL, headless Chromium and Node (npm) for the test suite. As root it installs what is missing; otherwise it
+# --for-tests, PostgreSQL, RabbitMQ, headless Chromium and Node (npm) for the test suite. As root it installs what is missing; otherwise it
 # prints the one command to run and fails.
 set -euo pipefail
 
@@ -9,6 +9,8 @@ command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1 || want+
 command -v redis-server >/dev/null 2>&1 || want+=(redis-server)
 if [[ "${1:-}" == "--for-tests" ]]; then
   command -v pg_ctlcluster >/dev/null 2>&1 || want+=(postgresql)
+  # The broker-facing tests run on RabbitMQ too (docs/brokers.md).
+  command -v rabbitmq-server >/dev/null 2>&1 || want+=(rabbitmq-server)
   command -v chromium >/dev/null 2>&1 || want+=(chromium)
   # systemd-analyze verifies deploy/systemd/ in the tests.
   command -v systemd-analyze >/dev/null 2>&1 || want+=(systemd)

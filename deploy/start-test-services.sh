@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Starts the services the test suite needs when they are not already running: PostgreSQL
-# (127.0.0.1:5432, database "test", trust auth) and Redis (127.0.0.1:6379).
+# (127.0.0.1:5432, database "test", trust auth), Redis (127.0.0.1:6379) and RabbitMQ
+# (127.0.0.1:5672, guest/guest; the tests create their own virtual hosts with rabbitmqctl).
 set -euo pipefail
 
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -21,7 +22,15 @@ if ! listening 5432; then
   fi
 fi
 
+if ! listening 5672; then
+  echo "Starting rabbitmq-server on 127.0.0.1:5672"
+  rabbitmq-server -detached
+fi
+
 for _ in $(seq 1 50); do listening 5432 && listening 6379 && break; sleep 0.2; done
+# RabbitMQ takes a few seconds to boot (longer on a first start, which creates its database).
+for _ in $(seq 1 300); do listening 5672 && break; sleep 0.2; done
+listening 5672 || { echo "rabbitmq-server did not start; see /var/log/rabbitmq" >&2; exit 1; }
 if command -v psql >/dev/null 2>&1 && [[ $(id -u) -eq 0 ]] && id postgres >/dev/null 2>&1; then
   # The suite connects as "postgres" without a password to database "test".
   su postgres -c "psql -tAc \"SELECT 1 FROM pg_database WHERE datname='test'\"" | grep -q 1 \

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from producer import orphans, recovery, requeue
+from producer import dlq, orphans, recovery, requeue
 from producer.inflight import Inflight
 from producer.publish import ChainPublisher
 from producer.report import format_table
@@ -289,6 +289,8 @@ def recover_command(settings: Settings, once: bool, interval_s: float | None) ->
         with ChainPublisher(settings) as publisher:
 
             def sweep() -> list[recovery.Outcome]:
+                # Dead letters first: their rows fail rather than being republished to die again.
+                _report_dead_letters(dlq.drain(engine, settings))
                 outcomes = recovery.recover_once(engine, publisher, live, settings)
                 after_s = settings.recovery_orphan_multipart_after_s
                 aborted = orphans.abort_orphans(
@@ -320,6 +322,11 @@ def recover_command(settings: Settings, once: bool, interval_s: float | None) ->
 def _report_orphans(aborted: list[orphans.Orphan]) -> None:
     for orphan in aborted:
         click.echo(f"{'aborted':<12} multipart upload {orphan.upload_id}  {orphan.key}  (orphan)")
+
+
+def _report_dead_letters(letters: list[dlq.DeadLetter]) -> None:
+    for letter in letters:
+        click.echo(f"{'dead-letter':<12} {letter.task_id}  {letter.reason}")
 
 
 def _report_recovery(outcomes: list[recovery.Outcome]) -> None:

@@ -19,6 +19,12 @@ too: the step then runs twice, which is safe (steps are idempotent; a step findi
 completed stops the chain), never lost.
 
 The key names come from kombu's Redis channel, not from a copy of them.
+
+RabbitMQ shows a message only by delivering it (which counts towards its delivery limit), so
+there the answer is coarser: while ``video-events`` or a delayed-delivery queue holds a ready
+message every chain counts as live, and with none waiting none does (a message held by a dead
+worker is back in the queue at once; a running step is bounded by the step time limit, which
+recovery's thresholds already wait out). A backlog thus delays recovery; it never duplicates.
 """
 
 from __future__ import annotations
@@ -31,9 +37,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
+from amqp.exceptions import AMQPError
 from celery import Celery
 from kombu.exceptions import OperationalError
 
+from producer.rabbitdepth import read_depth
 from schema.errors import BrokerUnavailable
 from schema.message import QUEUE
 from schema.settings import Settings
@@ -57,6 +65,16 @@ class BrokerView:
     """Messages of dead workers put back on their queue by this look."""
 
 
+class _EveryRoot(frozenset[str]):
+    """Every root id: while RabbitMQ holds waiting messages, any chain may be among them."""
+
+    def __contains__(self, item: object) -> bool:
+        return True
+
+
+EVERY_ROOT = _EveryRoot()
+
+
 class Inflight:
     """Reads the ``video-events`` queue and the unacked messages; gives back dead workers' ones."""
 
@@ -77,16 +95,21 @@ class Inflight:
         """
         try:
             return self._look()
-        except (OperationalError, OSError, redis.RedisError) as exc:
+        except (OperationalError, OSError, redis.RedisError, AMQPError) as exc:
             raise BrokerUnavailable(f"broker unavailable: {exc}") from exc
 
     def _look(self) -> BrokerView:
         held_ids, held_rows = self._held()
         asked_at = time.time()
         with self._app.connection_for_write() as conn:
+            if conn.transport.driver_type == "amqp":
+                # RabbitMQ shows no message without delivering it (see producer.rabbitdepth), and
+                # gives a dead consumer's messages back by itself.
+                roots = EVERY_ROOT if read_depth(conn).waiting else frozenset()
+                return BrokerView(roots, frozenset(held_rows))
             if conn.transport.driver_type != "redis":
                 raise BrokerUnavailable(
-                    f"stuck-task recovery reads Redis brokers only, not {conn.transport_cls}"
+                    f"stuck-task recovery reads Redis or RabbitMQ, not {conn.transport_cls}"
                 )
             channel: Any = conn.default_channel
             client = channel.client

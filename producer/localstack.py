@@ -21,6 +21,7 @@ from urllib.parse import urlparse
 
 from botocore.exceptions import ClientError
 
+from schema.broker import BrokerKind, broker_kind
 from schema.message import QUEUE
 from schema.settings import Settings
 from schema.storage import make_s3_client
@@ -84,11 +85,14 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def ensure_redis(settings: Settings, stack: ExitStack, *, logdir: Path) -> None:
-    """Start ``redis-server`` for a local broker URL when none is running."""
+    """Start ``redis-server`` for a local broker URL when none is running (RabbitMQ: check it)."""
     url = urlparse(settings.broker_url)
-    host, port = url.hostname or "127.0.0.1", url.port or 6379
+    rabbitmq = broker_kind(settings.broker_url) is BrokerKind.RABBITMQ
+    host, port = url.hostname or "127.0.0.1", url.port or (5672 if rabbitmq else 6379)
     if is_listening(host, port):
         return
+    if rabbitmq:
+        raise StackError(f"RabbitMQ at {host}:{port} is not reachable: start rabbitmq-server")
     if host not in LOCAL_HOSTS:
         raise StackError(f"the broker at {host}:{port} is not reachable")
     server = shutil.which("redis-server")
@@ -134,14 +138,15 @@ def start_worker(
     name: str,
     concurrency: int = 2,
     env: dict[str, str] | None = None,
+    app: str = "workers",
 ) -> subprocess.Popen[bytes]:
-    """Run ``celery -A workers worker`` on the ``video-events`` queue as a child process."""
+    """Run ``celery -A <app> worker`` on the ``video-events`` queue as a child process."""
     args = [
         sys.executable,
         "-m",
         "celery",
         "-A",
-        "workers",
+        app,
         "worker",
         "-Q",
         QUEUE,

@@ -10,7 +10,9 @@ Each scrape runs four small queries (one ``GROUP BY status``, one ``GROUP BY ste
 class`` over failed rows, one ``GROUP BY`` latest retry error class over retried rows, the
 timings of tasks completed within ``METRICS_WINDOW_S``) and one Redis pipeline. A source that
 cannot be read is reported as ``videofleet_source_up 0`` and its metrics are left out, so the
-scrape itself still succeeds.
+scrape itself still succeeds. On RabbitMQ the broker is read through passive queue declarations
+(``producer.rabbitdepth``): the queue depth, the delayed retries and the dead letters, but not
+the unacked count, which AMQP does not report.
 """
 
 from __future__ import annotations
@@ -27,7 +29,10 @@ from typing import Any
 import click
 import redis
 import sqlalchemy as sa
+from amqp.exceptions import AMQPError
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from kombu import Connection
+from kombu.exceptions import OperationalError
 from kombu.transport.redis import PRIORITY_STEPS, Channel
 from prometheus_client import start_http_server
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -38,8 +43,10 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from producer.rabbitdepth import read_depth
 from producer.web.deps import ResourcesDep
 from producer.web.ratelimit import client_ip
+from schema.broker import BrokerKind, broker_kind
 from schema.db import make_engine
 from schema.lifecycle import load_metadata
 from schema.message import QUEUE
@@ -52,9 +59,11 @@ logger = logging.getLogger(__name__)
 QUANTILES = (0.5, 0.9, 0.99)
 # At most this many recently completed rows are read for step durations per scrape.
 TIMINGS_SAMPLE_LIMIT = 2000
-REDIS_TIMEOUT_S = 2.0
+REDIS_TIMEOUT_S = 2.0  # also RabbitMQ's connect timeout
 UNKNOWN = "unknown"
 REALM = "videofleet metrics"
+# Redis is read key by key; RabbitMQ through passive queue declarations.
+Broker = redis.Redis | Connection
 
 
 def queue_keys(queue: str) -> list[str]:
@@ -103,7 +112,7 @@ class FleetCollector(Collector):
     def __init__(
         self,
         engine: Engine,
-        broker: redis.Redis,
+        broker: Broker,
         *,
         window_s: int,
         queue: str = QUEUE,
@@ -133,7 +142,7 @@ class FleetCollector(Collector):
             yield from database
         try:
             broker = list(self._broker_metrics())
-        except redis.RedisError as exc:
+        except (redis.RedisError, OperationalError, AMQPError, OSError) as exc:
             logger.warning("Metrics: broker unreadable: %s", exc.__class__.__name__)
             up.add_metric(["broker"], 0)
         else:
@@ -242,6 +251,9 @@ class FleetCollector(Collector):
         yield samples
 
     def _broker_metrics(self) -> Iterator[Metric]:
+        if isinstance(self._broker, Connection):
+            yield from self._rabbitmq_metrics(self._broker)
+            return
         pipe = self._broker.pipeline(transaction=False)
         for key in queue_keys(self._queue):
             pipe.llen(key)
@@ -260,6 +272,36 @@ class FleetCollector(Collector):
             value=unacked,
         )
 
+    def _rabbitmq_metrics(self, conn: Connection) -> Iterator[Metric]:
+        # RabbitMQ counts unacknowledged messages only in its management API: see rabbitdepth.
+        depth = read_depth(conn, queue=self._queue)
+        queued = GaugeMetricFamily(
+            "videofleet_queue_messages",
+            "Messages waiting in the broker queue (all priority levels)",
+            labels=["queue"],
+        )
+        queued.add_metric([self._queue], depth.ready)
+        yield queued
+        yield GaugeMetricFamily(
+            "videofleet_broker_delayed_messages",
+            "RabbitMQ: retries and countdowns waiting out their delay in the delayed queues",
+            value=depth.delayed,
+        )
+        yield GaugeMetricFamily(
+            "videofleet_dead_letter_messages",
+            "RabbitMQ: messages over the delivery limit not yet failed by `videofleet recover`",
+            value=depth.dead,
+        )
+
+
+def broker_client(broker_url: str) -> Broker:
+    """A Redis client for a Redis broker, a (lazily connected) kombu connection for RabbitMQ."""
+    if broker_kind(broker_url) is BrokerKind.RABBITMQ:
+        return Connection(broker_url, connect_timeout=REDIS_TIMEOUT_S)
+    return redis.Redis.from_url(
+        broker_url, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S
+    )
+
 
 def render(
     engine: Engine, broker_url: str, *, window_s: int, accept: str = "", queue: str = QUEUE
@@ -268,9 +310,7 @@ def render(
 
     Prometheus' text format by default; OpenMetrics when the scraper's Accept header asks.
     """
-    broker = redis.Redis.from_url(
-        broker_url, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S
-    )
+    broker = broker_client(broker_url)
     try:
         registry = CollectorRegistry(auto_describe=False)
         registry.register(FleetCollector(engine, broker, window_s=window_s, queue=queue))
@@ -339,9 +379,7 @@ def metrics(resources: ResourcesDep, request: Request) -> Response:
 def metrics_command(settings: Settings, address: str, port: int) -> None:
     """Serve the fleet's Prometheus metrics on their own port (where no producer runs)."""
     engine = make_engine(settings.database_url)
-    broker = redis.Redis.from_url(
-        settings.broker_url, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S
-    )
+    broker = broker_client(settings.broker_url)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(FleetCollector(engine, broker, window_s=settings.metrics_window_s))
     server, thread = start_http_server(port, addr=address, registry=registry)

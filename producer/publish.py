@@ -13,6 +13,7 @@ from kombu.exceptions import (  # type: ignore[attr-defined]  # celery-types pre
     OperationalError,
 )
 
+from schema.broker import celery_broker_config, dead_letter_queues
 from schema.errors import BrokerUnavailable, PartialPublish
 from schema.lifecycle import now_ms
 from schema.message import D1_MIRROR_TASK_NAME, QUEUE, TASK_NAMES
@@ -35,15 +36,15 @@ class ChainPublisher:
     """Sends ``validate -> thumbnails -> update`` for a task row to the ``video-events`` queue."""
 
     def __init__(self, settings: Settings) -> None:
-        transport = {"visibility_timeout": settings.visibility_timeout_s}
         self._app = Celery("videofleet-producer", set_as_current=False)
         self._app.conf.update(
             broker_url=settings.broker_url,
-            broker_transport_options=transport,
             task_serializer="json",
             task_send_sent_event=True,
+            **celery_broker_config(settings),
         )
         self._d1_expiry_ms = settings.d1_mirror_expiry_s * 1000 if settings.d1_enabled else None
+        self._dead_letters = dead_letter_queues(settings)
 
     def publish(self, task_id: str, *, workflow_id: str, start: Step = Step.VALIDATE) -> None:
         """Publish the chain from ``start`` on; its first message's id is ``workflow_id``.
@@ -82,8 +83,9 @@ class ChainPublisher:
         with self._app.producer_or_acquire() as producer:
             try:
                 batched = producer.supports_batch_publish
-                queue = self._app.amqp.queues[QUEUE]
-                producer.maybe_declare(queue, retry=True, **PUBLISH_RETRY_POLICY)
+                # On RabbitMQ the dead-letter queue must exist before a message can die.
+                for queue in [self._app.amqp.queues[QUEUE], *self._dead_letters]:
+                    producer.maybe_declare(queue, retry=True, **PUBLISH_RETRY_POLICY)
                 with producer.batch(max_size=PIPELINE_MAX_COMMANDS):
                     for task_id, workflow_id in chains:
                         self._send_chain(producer, task_id, workflow_id, remaining)

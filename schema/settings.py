@@ -33,6 +33,8 @@ DEFAULT_S3_MAX_ATTEMPTS = 6
 DEFAULT_BROKER_PUBLISH_RETRY_S = 60.0
 # Celery counts in KiB: a pool process that ends a task above 1.5 GiB resident is replaced.
 DEFAULT_WORKER_MAX_MEMORY_PER_CHILD_KIB = 1536 * 1024
+# RabbitMQ: deliveries of one message before it is dead-lettered (a worker died with it each time).
+DEFAULT_BROKER_DELIVERY_LIMIT = 5
 # Upload side: the design's 5 GB ceiling (R2's single PUT allows 5 GiB - 5 MiB), its 50 MB
 # single-request threshold and part size (as MiB, like the page's 50 * 1024 * 1024), and R2's
 # part-size bounds.
@@ -241,6 +243,7 @@ class Settings(BaseSettings):
     worker_max_memory_per_child_kib: int = Field(
         default=DEFAULT_WORKER_MAX_MEMORY_PER_CHILD_KIB, ge=0
     )
+    broker_delivery_limit: int = Field(default=DEFAULT_BROKER_DELIVERY_LIMIT, ge=1)
 
     # transports
     # Cloudflare Queues HTTP pull consumer (``videofleet pull``).

@@ -31,6 +31,8 @@ from tests.fleet import (
     S3Server,
     _clean,
     _wait_worker_ready,
+    own_database,
+    rabbitmq_url,
     redis_url,
     redis_url_no_flush,
     reset_database,
@@ -118,30 +120,63 @@ def webhook_receiver() -> Iterator[WebhookReceiver]:
     receiver.stop()
 
 
-@pytest.fixture(scope="session", params=["postgresql", "sqlite"])
+# Each fleet is a database and a broker. Every test using ``fleet`` runs on the first two;
+# the modules below also run on RabbitMQ (the broker-facing ones: publish, ingest, the chain,
+# retries, dead workers), which keeps the suite's time within CI's limit. The metrics and
+# recovery modules read Redis keys to set their scenes; RabbitMQ's side of both is in
+# tests/integration/test_rabbitmq_broker.py.
+FLEETS = ("postgresql", "sqlite")
+RABBITMQ_FLEET = "rabbitmq"
+RABBITMQ_MODULES = frozenset(
+    {
+        "tests.integration.test_fleet",
+        "tests.integration.test_ingest",
+        "tests.integration.test_event_ingest",
+        "tests.integration.test_ingest_command",
+        "tests.e2e.test_upload_page",
+    }
+)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "fleet_service" in metafunc.fixturenames:
+        fleets = list(FLEETS)
+        if metafunc.module.__name__ in RABBITMQ_MODULES:
+            fleets.append(RABBITMQ_FLEET)
+        metafunc.parametrize("fleet_service", fleets, indirect=True, scope="session")
+
+
+@pytest.fixture(scope="session")
 def fleet_service(
     request: pytest.FixtureRequest,
     s3_server: S3Server,
     webhook_receiver: WebhookReceiver,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Fleet]:
-    backend = request.param
+    """A worker process on one database and broker: PostgreSQL or SQLite on Redis, or
+    PostgreSQL (a database of its own) on RabbitMQ (a virtual host of its own)."""
+    backend: str = request.param
     tmp = tmp_path_factory.mktemp(f"fleet-{backend}")
-    db_url = (
-        request.getfixturevalue("postgres_url")
-        if backend == "postgresql"
-        else f"sqlite:///{tmp}/fleet.db"
-    )
+    if backend == "sqlite":
+        db_url, broker_url = f"sqlite:///{tmp}/fleet.db", redis_url(REDIS_DBS[1])
+    elif backend == RABBITMQ_FLEET:
+        postgres = request.getfixturevalue("postgres_url")
+        db_url, broker_url = own_database(postgres, RABBITMQ_FLEET), rabbitmq_url()
+    else:
+        db_url, broker_url = request.getfixturevalue("postgres_url"), redis_url(REDIS_DBS[0])
     env = {
         **os.environ,
         **TEST_TUNING,
         "DATABASE_URL": db_url,
-        "BROKER_URL": redis_url(REDIS_DBS[0] if backend == "postgresql" else REDIS_DBS[1]),
+        "BROKER_URL": broker_url,
         "S3_ENDPOINT_URL": s3_server.url,
         "S3_BUCKET": BUCKET,
         "COMPLETION_WEBHOOK_URL": webhook_receiver.url,
         "COMPLETION_WEBHOOK_SECRET": SECRET,
     }
+    if backend == RABBITMQ_FLEET:
+        # Rate limits keep their keys in Redis whichever the broker.
+        env["RATE_LIMIT_REDIS_URL"] = redis_url_no_flush(REDIS_DBS[0])
     settings = Settings(
         **{k.lower(): v for k, v in env.items() if k.lower() in Settings.model_fields}
     )

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import redis
@@ -39,6 +41,11 @@ POSTGRES_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
+RABBITMQ_HOST, RABBITMQ_PORT = "127.0.0.1", 5672
+# A RabbitMQ virtual host per test run (derived from the Redis databases, which are per run).
+RABBITMQ_VHOST = os.environ.get(
+    "TEST_RABBITMQ_VHOST", "videofleet-test-" + "-".join(map(str, REDIS_DBS))
+)
 BUCKET = "videofleet-test"
 WORKER_READY_TIMEOUT_S = 60.0
 TASK_TIMEOUT_S = 90.0
@@ -114,6 +121,43 @@ def redis_url(db: int) -> str:
     client.flushdb()
     client.close()
     return f"redis://{REDIS_HOST}:{REDIS_PORT}/{db}"
+
+
+def rabbitmq_url(vhost: str = RABBITMQ_VHOST) -> str:
+    """The URL of an empty RabbitMQ virtual host ``vhost``, (re)created through ``rabbitmqctl``.
+
+    Deleting the vhost drops every queue and exchange a previous run left, like ``flushdb``.
+    """
+    ctl = ["rabbitmqctl", "--quiet"]
+    try:
+        subprocess.run([*ctl, "delete_vhost", vhost], capture_output=True, check=False)
+        for args in (
+            ["add_vhost", vhost],
+            ["set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
+        ):
+            subprocess.run([*ctl, *args], capture_output=True, check=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as exc:
+        pytest.fail(
+            f"RabbitMQ vhost {vhost} could not be created (is rabbitmq-server running?): {exc}"
+        )
+    return f"amqp://guest:guest@{RABBITMQ_HOST}:{RABBITMQ_PORT}/{quote(vhost, safe='')}"
+
+
+def own_database(postgres_url: str, suffix: str) -> str:
+    """The URL of database ``<name>_<suffix>`` beside ``postgres_url``'s, created if missing."""
+    url = sa.engine.make_url(postgres_url)
+    name = f"{url.database}_{suffix}"
+    admin = make_engine(url.set(database="postgres").render_as_string(hide_password=False))
+    try:
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            exists = conn.execute(
+                sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}
+            )
+            if exists.first() is None:
+                conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    finally:
+        admin.dispose()
+    return url.set(database=name).render_as_string(hide_password=False)
 
 
 @dataclass

@@ -6,6 +6,7 @@ from typing import Any
 
 from celery import Celery
 
+from schema.broker import celery_broker_config
 from schema.message import QUEUE
 from schema.settings import Settings
 from workers.context import get_settings
@@ -39,13 +40,10 @@ def publish_retry_policy(budget_s: float) -> dict[str, float]:
 
 def celery_config(settings: Settings) -> dict[str, Any]:
     """Celery settings for crash safety: nothing acknowledged before it is done, one at a time."""
-    transport = {"visibility_timeout": settings.visibility_timeout_s}
     return {
         "broker_url": settings.broker_url,
         "broker_connection_retry_on_startup": True,
-        # The visibility timeout must be set for broker and results alike (celery#9339).
-        "broker_transport_options": transport,
-        "result_backend_transport_options": transport,
+        **celery_broker_config(settings),
         "task_ignore_result": True,
         "task_serializer": "json",
         "accept_content": ["json"],

@@ -38,7 +38,8 @@ from limits.storage import RedisStorage
 from limits.strategies import SlidingWindowCounterRateLimiter
 
 from producer.web.errors import ApiError
-from schema.settings import Settings
+from schema.broker import BrokerKind, broker_kind
+from schema.settings import DEFAULT_BROKER_URL, Settings
 
 # Without RATE_LIMIT_REDIS_URL the limits live in BROKER_URL's Redis, in this database number,
 # apart from Celery's queues (database 0 by default; 1 is left for a result backend).
@@ -47,10 +48,14 @@ REDIS_TIMEOUT_S = 2.0
 
 
 def rate_limit_redis_url(settings: Settings) -> str:
-    """``RATE_LIMIT_REDIS_URL``, or the broker's Redis with database ``DEFAULT_RATE_LIMIT_DB``."""
+    """``RATE_LIMIT_REDIS_URL``, or the broker's Redis with database ``DEFAULT_RATE_LIMIT_DB``.
+
+    With a RabbitMQ broker the default Redis (``DEFAULT_BROKER_URL``'s host) is used instead.
+    """
     if settings.rate_limit_redis_url:
         return settings.rate_limit_redis_url
-    parts = urlparse(settings.broker_url)
+    redis_broker = broker_kind(settings.broker_url) is BrokerKind.REDIS
+    parts = urlparse(settings.broker_url if redis_broker else DEFAULT_BROKER_URL)
     return urlunparse(parts._replace(path=f"/{DEFAULT_RATE_LIMIT_DB}"))
 
 

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 import redis
-import sqlalchemy as sa
 import urllib3
 from sqlalchemy.engine import Engine
 
@@ -43,6 +42,7 @@ from tests.fleet import (
     _clean,
     _free_port,
     _wait_worker_ready,
+    own_database,
     redis_url,
     reset_database,
 )
@@ -125,22 +125,9 @@ def broker(own_redis: RedisServer) -> Iterator[RedisServer]:
 @pytest.fixture(scope="session")
 def transports_db_url(postgres_url: str) -> str:
     """A PostgreSQL database of its own beside the fleet's, created when missing, migrated."""
-    return own_database(postgres_url, "transports")
-
-
-def own_database(postgres_url: str, suffix: str) -> str:
-    """The URL of database ``<fleet's>_<suffix>``, created when missing, emptied and migrated."""
-    url = sa.engine.make_url(postgres_url)
-    name = f"{url.database}_{suffix}"
-    admin = make_engine(url.set(database="postgres").render_as_string(hide_password=False))
-    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        exists = conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name})
-        if exists.first() is None:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    own_url = url.set(database=name).render_as_string(hide_password=False)
-    reset_database(own_url).dispose()
-    return own_url
+    url = own_database(postgres_url, "transports")
+    reset_database(url).dispose()
+    return url
 
 
 @pytest.fixture
@@ -205,6 +192,7 @@ def d1_fleet_service(
     """
     tmp = tmp_path_factory.mktemp("d1-fleet")
     db_url = own_database(postgres_url, "d1")
+    reset_database(db_url).dispose()
     broker = RedisServer(tmp)
     broker.start()
     env = {

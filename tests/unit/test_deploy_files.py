@@ -19,12 +19,14 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from schema.broker import BrokerKind, broker_kind
 from schema.message import QUEUE
 from schema.settings import DEFAULT_STEP_TIME_LIMIT_S
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 COMPOSE = DEPLOY / "docker" / "compose.yaml"
+COMPOSE_RABBITMQ = DEPLOY / "docker" / "compose.rabbitmq.yaml"
 K8S_FILES = sorted((DEPLOY / "k8s").rglob("*.yaml"))
 UNITS = sorted((DEPLOY / "systemd").glob("videofleet-*"))
 KUBERNETES_VERSION = "1.30.0"
@@ -102,8 +104,27 @@ def test_compose_flower_requires_credentials_and_keeps_its_state_on_a_volume() -
     assert any(v.endswith(f":{state_dir}") for v in flower["volumes"])
 
 
+def test_compose_rabbitmq_override_moves_every_process_to_a_healthy_rabbitmq() -> None:
+    base = _compose()["services"]
+    override = yaml.safe_load(COMPOSE_RABBITMQ.read_text())["services"]
+    assert set(override) == {"rabbitmq", "migrate", *COMPOSE_APP_SERVICES}
+    assert override["rabbitmq"]["healthcheck"]["test"]
+    assert any(v.endswith(":/var/lib/rabbitmq") for v in override["rabbitmq"]["volumes"])
+    for name in ("migrate", *COMPOSE_APP_SERVICES):
+        env = override[name]["environment"]
+        assert broker_kind(env["BROKER_URL"]) is BrokerKind.RABBITMQ, name
+        # The upload API's rate limits stay on the base file's Redis.
+        assert env["RATE_LIMIT_REDIS_URL"].startswith("redis://redis:"), name
+        assert "redis" in base
+    for name in COMPOSE_APP_SERVICES:
+        depends = override[name]["depends_on"]
+        assert depends["rabbitmq"]["condition"] == "service_healthy", name
+        assert depends["migrate"]["condition"] == "service_completed_successfully", name
+
+
 def test_every_required_compose_variable_is_documented_in_env_example() -> None:
-    required = set(re.findall(r"\$\{([A-Z0-9_]+):\?", COMPOSE.read_text()))
+    text = COMPOSE.read_text() + COMPOSE_RABBITMQ.read_text()
+    required = set(re.findall(r"\$\{([A-Z0-9_]+):\?", text))
     documented = set(
         re.findall(r"^#?\s*([A-Z0-9_]+)=", (ROOT / ".env.example").read_text(), re.MULTILINE)
     )
@@ -142,10 +163,11 @@ def test_worker_deployment_grace_period_outlasts_the_longest_step() -> None:
 
 
 def test_keda_and_hpa_both_scale_the_worker_deployment() -> None:
-    [keda] = _by_kind("ScaledObject").values()
+    scaled = _by_kind("ScaledObject")
+    keda, keda_rabbitmq = scaled["videofleet-worker"], scaled["videofleet-worker-rabbitmq"]
     [hpa] = _by_kind("HorizontalPodAutoscaler").values()
     deployments = _by_kind("Deployment")
-    for scaler in (keda, hpa):
+    for scaler in (keda, keda_rabbitmq, hpa):
         target = scaler["spec"]["scaleTargetRef"]
         assert (target["kind"], target["name"]) == ("Deployment", "videofleet-worker")
         assert target["name"] in deployments
@@ -157,6 +179,12 @@ def test_keda_and_hpa_both_scale_the_worker_deployment() -> None:
     config = _by_kind("ConfigMap")["videofleet-config"]["data"]
     assert trigger["metadata"]["addressFromEnv"] in config
     assert hpa["spec"]["metrics"][0]["resource"]["name"] == "cpu"
+    [trigger] = keda_rabbitmq["spec"]["triggers"]
+    assert trigger["type"] == "rabbitmq"
+    assert (trigger["metadata"]["queueName"], trigger["metadata"]["mode"]) == (QUEUE, "QueueLength")
+    assert int(trigger["metadata"]["value"]) > 0
+    # KEDA reads the amqp:// URL from the worker container's own BROKER_URL.
+    assert trigger["metadata"]["hostFromEnv"] == "BROKER_URL"
 
 
 def test_manifests_reference_only_the_config_and_secret_they_define() -> None:
