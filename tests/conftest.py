@@ -41,7 +41,7 @@ from tests.integration.webhook_receiver import SECRET, WebhookReceiver
 
 # The folder a test lives in is its layer; the layer's marker must say the same, so that
 # ``-m "not integration and not e2e"`` selects exactly tests/unit.
-LAYER_MARKERS = ("integration", "e2e")
+LAYER_MARKERS = ("integration", "e2e", "faults")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

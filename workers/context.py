@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 
+from schema.changes import ChangeMarks
 from schema.db import make_engine
 from schema.settings import Settings
 from schema.storage import make_s3_client
@@ -27,6 +28,12 @@ class Deps:
     settings: Settings
     engine: Engine
     s3: S3Client
+    marks: ChangeMarks
+
+    def changed(self, video_key: str) -> None:
+        """Tell the status micro-cache that what ``video_key``'s status shows has changed."""
+        if self.settings.status_cache_enabled:
+            self.marks.mark(video_key)
 
 
 @cache
@@ -43,7 +50,12 @@ def get_deps() -> Deps:
     global _deps
     if _deps is None:
         settings = get_settings()
-        _deps = Deps(settings, make_engine(settings.database_url), make_s3_client(settings))
+        _deps = Deps(
+            settings,
+            make_engine(settings.database_url),
+            make_s3_client(settings),
+            ChangeMarks(settings),
+        )
     return _deps
 
 
@@ -52,4 +64,5 @@ def reset_deps() -> None:
     global _deps
     if _deps is not None:
         _deps.engine.dispose(close=False)
+        _deps.marks.close()
     _deps = None

@@ -110,6 +110,7 @@ class StepTask(BackoffTask):
         level = logging.WARNING if isinstance(exc, PermanentError) else logging.ERROR
         logger.log(level, "Task %s (%s) failed: %s", row_id, key, message)
         if failed is not None:
+            get_deps().changed(failed.video_key)
             notify.enqueue(self.app, row_id)
             mirror.enqueue(self.app, row_id)
 

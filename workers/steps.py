@@ -34,6 +34,7 @@ def validate(deps: Deps, task_id: str) -> bool:
     row = records.begin_step(deps.engine, task_id, Step.VALIDATE)
     if row is None:
         return False
+    deps.changed(row.video_key)
     settings = deps.settings
     bucket = row.bucket or settings.s3_bucket
     head = storage.object_head(deps.s3, bucket, row.video_key)
@@ -109,6 +110,7 @@ def thumbnails(deps: Deps, task_id: str) -> bool:
     row = records.begin_step(deps.engine, task_id, Step.THUMBNAILS)
     if row is None:
         return False
+    deps.changed(row.video_key)
     probe = row.metadata.get("probe") or {}
     duration = float(probe.get("duration_s") or 0)
     if duration <= 0:
@@ -212,6 +214,7 @@ def update(deps: Deps, task_id: str) -> bool:
     timings[Step.UPDATE.value] = _since(started)
     timings["total"] = round(sum(v for k, v in timings.items() if k != "total"), 3)
     records.complete(deps.engine, task_id, patch={"timings_s": timings}, thumbnail_url=poster)
+    deps.changed(row.video_key)
     logger.info("Task %s: completed in %.2f s", task_id, timings["total"])
     return True
 

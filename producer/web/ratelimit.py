@@ -24,7 +24,6 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from urllib.parse import urlparse, urlunparse
 
 from fastapi import Request
 from limits import (
@@ -38,25 +37,10 @@ from limits.storage import RedisStorage
 from limits.strategies import SlidingWindowCounterRateLimiter
 
 from producer.web.errors import ApiError
-from schema.broker import BrokerKind, broker_kind
-from schema.settings import DEFAULT_BROKER_URL, Settings
+from schema.changes import rate_limit_redis_url
+from schema.settings import Settings
 
-# Without RATE_LIMIT_REDIS_URL the limits live in BROKER_URL's Redis, in this database number,
-# apart from Celery's queues (database 0 by default; 1 is left for a result backend).
-DEFAULT_RATE_LIMIT_DB = 2
 REDIS_TIMEOUT_S = 2.0
-
-
-def rate_limit_redis_url(settings: Settings) -> str:
-    """``RATE_LIMIT_REDIS_URL``, or the broker's Redis with database ``DEFAULT_RATE_LIMIT_DB``.
-
-    With a RabbitMQ broker the default Redis (``DEFAULT_BROKER_URL``'s host) is used instead.
-    """
-    if settings.rate_limit_redis_url:
-        return settings.rate_limit_redis_url
-    redis_broker = broker_kind(settings.broker_url) is BrokerKind.REDIS
-    parts = urlparse(settings.broker_url if redis_broker else DEFAULT_BROKER_URL)
-    return urlunparse(parts._replace(path=f"/{DEFAULT_RATE_LIMIT_DB}"))
 
 
 def client_ip(request: Request, settings: Settings) -> str:

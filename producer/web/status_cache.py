@@ -7,8 +7,11 @@ its 404 there. Errors are never cached, so a video created a moment ago shows at
 
 Freshness follows the state: ``STATUS_FRESH_S`` while the video is uploading or processing (its
 task moves on every few seconds), ``STATUS_FINAL_FRESH_S`` once it is ready, failed or deleted.
-Workers write the rows and never talk to this Redis, so entries are not deleted on writes; the
-freshness window is the bound on how far behind the rows an answer can be.
+Writers mark a change (``schema.changes``: a step starting, completing or failing, a requeue) by
+bumping the generation of the video's key; an entry remembers the generation it was read at and
+is refreshed as soon as that moves, so a change shows at the next poll. The freshness window stays
+the bound for what marks miss (Redis down while a writer marked, or a mark landing between an
+entry's database read and its generation read).
 
 When an entry goes stale, the first request to see it takes a refresh lock (``SET NX``) and reads
 the database; the others keep getting the stale entry for the moment that read takes (at most
@@ -30,7 +33,7 @@ from typing import cast
 
 import redis
 
-from producer.web.ratelimit import rate_limit_redis_url
+from schema.changes import generation_key, rate_limit_redis_url
 from schema.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -48,14 +51,16 @@ class StatusEntry:
     body: bytes
     etag: str
     fresh_until: float  # epoch seconds
+    video_key: str
+    generation: int = 0
 
     @classmethod
-    def of(cls, body: bytes, *, status: str, settings: Settings) -> StatusEntry:
+    def of(cls, body: bytes, *, status: str, video_key: str, settings: Settings) -> StatusEntry:
         """The entry of ``body`` read now; its ETag is a digest of the bytes."""
         digest = hashlib.sha256(body).hexdigest()[:32]
         final = status in FINAL_STATUSES
         fresh_s = settings.status_final_fresh_s if final else settings.status_fresh_s
-        return cls(body, f'"{digest}"', time.time() + fresh_s)
+        return cls(body, f'"{digest}"', time.time() + fresh_s, video_key)
 
     @property
     def max_age_s(self) -> int:
@@ -83,28 +88,50 @@ class StatusCache:
         ``load`` raises for an unknown or someone else's video; nothing is cached then.
         """
         key = _key(video_id, owner)
+        generation: int | None = None
         try:
             raw = cast(bytes | None, self._redis.get(key))  # the sync client's answer
             if raw is not None:
                 stored = json.loads(raw)
-                entry = StatusEntry(stored["body"].encode(), stored["etag"], stored["fresh_until"])
-                if time.time() < entry.fresh_until or not self._claim_refresh(key):
+                entry = StatusEntry(
+                    stored["body"].encode(),
+                    stored["etag"],
+                    stored["fresh_until"],
+                    stored["video_key"],
+                    stored["generation"],
+                )
+                generation = self._generation(entry.video_key)
+                fresh = generation == entry.generation and time.time() < entry.fresh_until
+                if fresh or not self._claim_refresh(key):
                     return entry
-        except redis.RedisError as exc:
+        except (redis.RedisError, KeyError, ValueError) as exc:
             logger.warning(
                 "Video %s: status cache unavailable, reading the database: %s", video_id, exc
             )
             return load()
         entry = load()
-        self._store(key, entry)
+        self._store(key, entry, generation)
         return entry
+
+    def _generation(self, video_key: str) -> int:
+        return int(cast(bytes | None, self._redis.get(generation_key(video_key))) or 0)
 
     def _claim_refresh(self, key: str) -> bool:
         return bool(self._redis.set(f"{key}:refresh", b"1", nx=True, ex=STALE_GRACE_S))
 
-    def _store(self, key: str, entry: StatusEntry) -> None:
-        value = {"body": entry.body.decode(), "etag": entry.etag, "fresh_until": entry.fresh_until}
+    def _store(self, key: str, entry: StatusEntry, generation: int | None) -> None:
+        """Keep ``entry`` with the generation read before its rows (else read now, after them:
+        a mark landing in between is then caught only by the freshness window)."""
         try:
+            if generation is None:
+                generation = self._generation(entry.video_key)
+            value = {
+                "body": entry.body.decode(),
+                "etag": entry.etag,
+                "fresh_until": entry.fresh_until,
+                "video_key": entry.video_key,
+                "generation": generation,
+            }
             with self._redis.pipeline(transaction=False) as pipe:
                 pipe.set(key, json.dumps(value), ex=entry.max_age_s + STALE_GRACE_S)
                 pipe.delete(f"{key}:refresh")

@@ -133,4 +133,6 @@ def _load(
         now_s=time.time(),
     )
     body = VideoStatusOut.model_validate(document).model_dump_json().encode()
-    return StatusEntry.of(body, status=document["status"], settings=resources.settings)
+    return StatusEntry.of(
+        body, status=document["status"], video_key=document["key"], settings=resources.settings
+    )

@@ -40,7 +40,7 @@ from schema.tables import tasks
 from tests.factories import r2_body
 from tests.fleet import _free_port, _wait_worker_ready, reset_database
 from tests.integration.conftest import RedisServer
-from tests.integration.outages import FaultProxy, PersistentRedis, PostgresCluster
+from tests.integration.outages import FaultProxy, PostgresCluster, PrivateRedis
 
 BUCKET = "fault-suite"
 THUMBNAIL_COUNT = 5
@@ -85,7 +85,7 @@ class Services:
             self.broker.stop()
         directory = self.workdir / f"redis-{_free_port()}"
         directory.mkdir()
-        self.broker = PersistentRedis(directory) if persistent else RedisServer(directory)
+        self.broker = PrivateRedis(directory) if persistent else RedisServer(directory)
         self.broker.start()
         return self.broker
 

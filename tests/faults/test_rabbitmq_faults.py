@@ -51,7 +51,7 @@ from tests.fleet import (
     reset_database,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.faults, pytest.mark.timeout(420)]
 
 # Long enough that a Redis broker would hold a dead worker's message far beyond these tests.
 VISIBILITY_TIMEOUT_S = "3600"

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from producer.web.status_cache import StatusCache, StatusEntry
+from schema.changes import ChangeMarks
 from schema.settings import Settings
 from schema.tables import tasks, videos
 from tests.integration import test_upload_api
@@ -208,6 +209,22 @@ def test_a_change_shows_once_the_freshness_window_passes(make_api: Any) -> None:
         time.sleep(0.1)
 
 
+def test_a_change_mark_shows_the_change_at_the_next_poll(make_api: Any) -> None:
+    # given an in-flight video whose answer the micro-cache would keep for most of a minute
+    api = make_api(status_fresh_s=50)
+    video_id = api.post("/api/upload-url", UPLOAD).json()["videoId"]
+    first = api.get(f"/api/videos/{video_id}").json()
+    assert first["status"] == "uploading"
+    # when the fleet finishes it and marks the change, as a worker does after its transaction
+    _finish(api, video_id)
+    settings: Settings = api.client.app.state.resources.settings  # type: ignore[attr-defined]
+    marks = ChangeMarks(settings)
+    marks.mark(first["key"])
+    marks.close()
+    # then the very next poll shows it, well inside the window
+    assert api.get(f"/api/videos/{video_id}").json()["status"] == "ready"
+
+
 def test_the_pages_files_answer_a_current_etag_with_304(make_api: Any) -> None:
     api = make_api()
     for path in ("/upload", "/static/upload.js", "/static/upload.css"):
@@ -237,7 +254,7 @@ def test_without_its_redis_the_cache_answers_from_the_database() -> None:
     loads: list[StatusEntry] = []
 
     def load() -> StatusEntry:
-        loads.append(StatusEntry.of(b"{}", status="processing", settings=Settings()))
+        loads.append(StatusEntry.of(b"{}", status="processing", video_key="k", settings=Settings()))
         return loads[-1]
 
     # when a status is looked up twice, then each lookup reads the database and answers

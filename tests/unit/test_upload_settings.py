@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from producer.web.ratelimit import DEFAULT_RATE_LIMIT_DB, rate_limit_redis_url
+from schema.changes import DEFAULT_RATE_LIMIT_DB, rate_limit_redis_url
 from schema.settings import Settings
 
 
