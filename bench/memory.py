@@ -29,8 +29,8 @@ def child(url: str) -> None:
     from schema.settings import Settings
     from workers import storyboard
     from workers.media import plan_thumbnails, probe
-    from workers.rangereader import RangeSource
-    from workers.thumbnails import ReadLimits, capture
+    from workers.rangereader import RangeSource, ReadLimits
+    from workers.thumbnails import capture
 
     settings = Settings()
     pool = urllib3.PoolManager()

@@ -24,7 +24,8 @@ from bench.fileserver import FileServer
 from schema.settings import Settings
 from workers import storyboard
 from workers.media import plan_thumbnails
-from workers.thumbnails import ReadLimits, capture
+from workers.rangereader import ReadLimits
+from workers.thumbnails import capture
 
 SECONDS = 120
 PAGE = """<!doctype html>

@@ -42,8 +42,8 @@ from schema.settings import DEFAULT_MAX_VIDEO_PIXELS, Settings
 from workers import media as worker_media
 from workers import storyboard
 from workers.frames import encode_jpeg, output_size
-from workers.rangereader import RangeSource
-from workers.thumbnails import ReadLimits, capture
+from workers.rangereader import RangeSource, ReadLimits
+from workers.thumbnails import capture
 
 COUNT = 10
 DECODERS = Settings().thumbnail_decoders

@@ -24,6 +24,7 @@ import random
 import threading
 import time
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any
 
 import urllib3
@@ -86,6 +87,38 @@ class StorageRetry(Retry):
     def is_exhausted(self) -> bool:
         past = self.deadline is not None and time.monotonic() >= self.deadline
         return past or super().is_exhausted()
+
+
+@dataclass(frozen=True, slots=True)
+class ReadLimits:
+    """How a reader may fetch: request sizes, cache, timeouts, attempts per request."""
+
+    block_bytes: int
+    max_request_bytes: int
+    cache_bytes: int
+    timeout_s: float
+    max_attempts: int = DEFAULT_S3_MAX_ATTEMPTS
+
+    def source(
+        self,
+        url: str,
+        *,
+        video_key: str,
+        pool: urllib3.PoolManager,
+        deadline: float | None = None,
+    ) -> RangeSource:
+        """A ``RangeSource`` over ``url`` within these limits."""
+        return RangeSource(
+            url,
+            video_key=video_key,
+            pool=pool,
+            block_bytes=self.block_bytes,
+            max_request_bytes=self.max_request_bytes,
+            cache_bytes=self.cache_bytes,
+            timeout_s=self.timeout_s,
+            deadline=deadline,
+            max_attempts=self.max_attempts,
+        )
 
 
 class RangeSource:

@@ -18,7 +18,7 @@ from schema.status import Step
 from workers import media, records, storage, storyboard
 from workers import thumbnails as thumbnail_capture
 from workers.context import Deps
-from workers.rangereader import RangeSource
+from workers.rangereader import ReadLimits
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +43,12 @@ def validate(deps: Deps, task_id: str) -> bool:
         raise NotAVideo("the object is empty (0 bytes)", video_key=row.video_key)
     url = storage.presigned_get(deps.s3, bucket, row.video_key, expires_s=settings.presign_expiry_s)
     probe_started = time.monotonic()
-    source = _range_source(deps, url, row.video_key, deadline=started + _ffmpeg_budget_s(deps))
+    source = _read_limits(settings).source(
+        url,
+        video_key=row.video_key,
+        pool=storage.http_pool(),
+        deadline=started + _ffmpeg_budget_s(deps),
+    )
     info = media.probe(
         source.cursor(),
         video_key=row.video_key,
@@ -90,17 +95,13 @@ def _check_version(video_key: str, *, wanted: str | None, found: str) -> None:
         )
 
 
-def _range_source(deps: Deps, url: str, video_key: str, *, deadline: float) -> RangeSource:
-    settings = deps.settings
-    return RangeSource(
-        url,
-        video_key=video_key,
-        pool=storage.http_pool(),
+def _read_limits(settings: Settings) -> ReadLimits:
+    return ReadLimits(
         block_bytes=settings.range_read_block_bytes,
         max_request_bytes=settings.range_read_max_request_bytes,
         cache_bytes=settings.range_read_cache_bytes,
         timeout_s=settings.s3_read_timeout_s,
-        deadline=deadline,
+        max_attempts=settings.s3_max_attempts,
     )
 
 
@@ -129,12 +130,7 @@ def thumbnails(deps: Deps, task_id: str) -> bool:
         jpeg_quality=settings.thumbnail_jpeg_quality,
         search_attempts=settings.thumbnail_search_attempts,
         board=board,
-        limits=thumbnail_capture.ReadLimits(
-            block_bytes=settings.range_read_block_bytes,
-            max_request_bytes=settings.range_read_max_request_bytes,
-            cache_bytes=settings.range_read_cache_bytes,
-            timeout_s=settings.s3_read_timeout_s,
-        ),
+        limits=_read_limits(settings),
         pool=storage.http_pool(),
         deadline=started + _ffmpeg_budget_s(deps),
         decoders=settings.thumbnail_decoders,

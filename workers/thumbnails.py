@@ -18,23 +18,13 @@ import urllib3
 
 from workers import storyboard
 from workers.frames import FrameSource, Picture, encode_jpeg, open_source
-from workers.rangereader import RangeSource
+from workers.rangereader import ReadLimits
 
 logger = logging.getLogger(__name__)
 
 # A keyframe up to this share of a slice before a thumbnail's time stands for it; further back
 # it would repeat the previous thumbnail, so the frames up to the time are decoded instead.
 KEYFRAME_REACH = 0.75
-
-
-@dataclass(frozen=True, slots=True)
-class ReadLimits:
-    """How the reader may fetch: request sizes, cache, timeouts."""
-
-    block_bytes: int
-    max_request_bytes: int
-    cache_bytes: int
-    timeout_s: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,16 +134,7 @@ def capture(
         NotAVideo: the object cannot be decoded.
         ObjectMissing / StorageUnavailable: from the reader.
     """
-    source = RangeSource(
-        url,
-        video_key=video_key,
-        pool=pool,
-        block_bytes=limits.block_bytes,
-        max_request_bytes=limits.max_request_bytes,
-        cache_bytes=limits.cache_bytes,
-        timeout_s=limits.timeout_s,
-        deadline=deadline,
-    )
+    source = limits.source(url, video_key=video_key, pool=pool, deadline=deadline)
     started = time.monotonic()
     board_times = board.times if board is not None else []
     # (time, kind, index) in time order: the demuxer mostly moves forward.

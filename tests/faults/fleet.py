@@ -106,7 +106,7 @@ def services(workdir: Path) -> Iterator[Services]:
         localstack.wait_listening("127.0.0.1", port, what="moto")
         s3_url = f"http://127.0.0.1:{port}"
         make_s3_client(Settings(s3_endpoint_url=s3_url)).create_bucket(Bucket=BUCKET)
-        proxy = stack.enter_context(FaultProxy(port, fraction=0.0, seed=10, exempt_agents=()))
+        proxy = stack.enter_context(FaultProxy(port, fraction=0.0, seed=10))
         found = Services(workdir, postgres, s3_url, proxy)
         try:
             yield found

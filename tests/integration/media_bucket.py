@@ -19,8 +19,8 @@ from schema.settings import DEFAULT_MAX_VIDEO_PIXELS
 from tests.fleet import BUCKET
 from workers import storyboard
 from workers.media import MediaInfo, plan_thumbnails, probe
-from workers.rangereader import RangeSource
-from workers.thumbnails import Capture, ReadLimits, capture
+from workers.rangereader import RangeSource, ReadLimits
+from workers.thumbnails import Capture, capture
 
 LIMITS = ReadLimits(
     block_bytes=128 * 1024,

@@ -112,14 +112,11 @@ class FaultProxy:
     """An HTTP proxy before an S3 endpoint that answers ``503 SlowDown`` to a share of requests.
 
     Which requests fail is decided by ``random.Random(seed)`` drawn once per request in arrival
-    order. Requests whose User-Agent starts with one of ``exempt_agents`` are always forwarded.
+    order.
     """
 
-    def __init__(
-        self, upstream_port: int, *, fraction: float, seed: int, exempt_agents: tuple[str, ...]
-    ) -> None:
+    def __init__(self, upstream_port: int, *, fraction: float, seed: int) -> None:
         self.fraction = fraction
-        self.exempt_agents = exempt_agents
         self.forwarded = 0
         self.refused = 0
         self._upstream_port = upstream_port
@@ -139,9 +136,7 @@ class FaultProxy:
         self._server.server_close()
         self._thread.join(timeout=10)
 
-    def _refuse(self, agent: str) -> bool:
-        if agent.startswith(self.exempt_agents):
-            return False
+    def _refuse(self) -> bool:
         with self._lock:
             refuse = self._random.random() < self.fraction
             if refuse:
@@ -162,7 +157,7 @@ class FaultProxy:
             def _relay(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
-                if proxy._refuse(self.headers.get("User-Agent", "")):
+                if proxy._refuse():
                     self.send_response(503)
                     self.send_header("Content-Type", "application/xml")
                     self.send_header("Content-Length", str(len(SLOWDOWN_BODY)))

@@ -1,12 +1,10 @@
 """S3 answering ``503 SlowDown`` to 30 % of requests: every step completes, no step is lost.
 
 A fault proxy sits between the worker and moto; the producer uploads straight to moto. Every
-storage request the worker makes (boto3's HEAD and PUTs, the ranged reads of the thumbnail step)
-must be retried on its own: a thumbnail step makes a dozen requests, so without per-request
-retries nearly every attempt of it fails and the task fails after its retries.
-
-ffprobe (still the validate step's probe) has no per-request retry; its requests (User-Agent
-``Lavf/...``) are forwarded untouched until the probe reads through ``RangeSource`` too.
+storage request the worker makes (boto3's HEAD and PUTs, the ranged reads of the probe and the
+thumbnail step) must be retried on its own: a thumbnail step makes a dozen requests, so without
+per-request retries nearly every attempt of it fails and the task fails after its retries; and a
+read that failed on storage must never make a valid file look unreadable.
 """
 
 from __future__ import annotations
@@ -30,9 +28,7 @@ def test_thirty_percent_slowdown_answers_cost_retries_not_tasks(
 ) -> None:
     # given a store that answers 503 SlowDown to 30 % of the worker's requests
     with (
-        FaultProxy(
-            s3_server.port, fraction=SLOWDOWN_FRACTION, seed=7, exempt_agents=("Lavf",)
-        ) as proxy,
+        FaultProxy(s3_server.port, fraction=SLOWDOWN_FRACTION, seed=7) as proxy,
         own_fleet(
             tmp_path,
             database_url=f"sqlite:///{tmp_path}/throttled.db",
