@@ -31,15 +31,6 @@ DEAD_LETTER_QUEUE = f"{QUEUE}.dead"
 # Why a dead-lettered row failed, in ``metadata.error_class`` (the metrics count by it).
 DEAD_LETTER_ERROR_CLASS = "DeliveryLimitExceeded"
 _AMQP_SCHEMES = frozenset({"amqp", "amqps", "pyamqp"})
-# How a worker publishes the next step of a chain (and a retry) while the broker is away: for
-# about a minute, enough for a broker restart. Celery's default gives up within a second, and a
-# step that finished during a restart would then fail its row with the broker's error.
-CHAIN_PUBLISH_RETRY_POLICY = {
-    "max_retries": 30,
-    "interval_start": 0,
-    "interval_step": 0.5,
-    "interval_max": 2,
-}
 
 
 class BrokerKind(StrEnum):
@@ -99,11 +90,9 @@ def celery_broker_config(settings: Settings) -> dict[str, Any]:
             "broker_transport_options": transport,
             # The visibility timeout must be set for broker and results alike (celery#9339).
             "result_backend_transport_options": transport,
-            "task_publish_retry_policy": CHAIN_PUBLISH_RETRY_POLICY,
         }
     return {
         "broker_transport_options": {"confirm_publish": True},
-        "task_publish_retry_policy": CHAIN_PUBLISH_RETRY_POLICY,
         "task_queues": [task_queue(settings)],
         "task_default_exchange_type": "topic",
         # Any queue Celery creates on its own is a quorum queue too.
@@ -115,7 +104,6 @@ def celery_broker_config(settings: Settings) -> dict[str, Any]:
 
 
 __all__ = [
-    "CHAIN_PUBLISH_RETRY_POLICY",
     "DEAD_LETTER_ERROR_CLASS",
     "DEAD_LETTER_QUEUE",
     "BrokerKind",
