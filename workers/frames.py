@@ -392,9 +392,11 @@ def _open_failure(
         return VideoTooLarge(video_key=video_key, width=width, height=height, max_pixels=max_pixels)
     if nested:
         return _nested_failure(kind, video_key)
-    reason = (
-        exc.strerror if isinstance(exc, av.error.FFmpegError) and exc.strerror else "unreadable"
-    )
+    # ffmpeg's own last error line says why ("moov atom not found"); its error code only says
+    # "Invalid data found when processing input".
+    said = [" ".join(message.split()) for _level, _name, message in logs if message.strip()]
+    code = exc.strerror if isinstance(exc, av.error.FFmpegError) and exc.strerror else None
+    reason = said[-1] if said else code or "unreadable"
     return NotAVideo(f"not a readable {kind.label} video: {reason}", video_key=video_key)
 
 
