@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -31,16 +33,24 @@ def test_demo_processes_every_sample_and_prints_the_rows(tmp_path: Path) -> None
         "DATABASE_URL": f"sqlite:///{tmp_path}/demo.db",
         "BROKER_URL": f"redis://127.0.0.1:6379/{DEMO_REDIS_DB}",
     }
-    # when the demo runs
-    result = subprocess.run(
+    # when the demo runs (in a process group of its own: if it hangs, none of its worker, moto
+    # or pool processes outlives the test to take the next run's tasks)
+    proc = subprocess.Popen(
         [sys.executable, "-m", "producer", "demo", "--workdir", str(tmp_path / "demo")],
         env=env,
         cwd=tmp_path,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=DEMO_TIMEOUT_S,
-        check=False,
+        start_new_session=True,
     )
+    try:
+        stdout, stderr = proc.communicate(timeout=DEMO_TIMEOUT_S)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    result = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
     # then it exits 0 and its table shows the expected ends
     assert result.returncode == 0, result.stdout + result.stderr
     lines = {
