@@ -7,6 +7,7 @@ S3 API over real HTTP, so the fleet talks to it exactly as it talks to R2.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import shutil
@@ -29,6 +30,8 @@ from schema.storage import make_s3_client
 logger = logging.getLogger(__name__)
 
 STARTUP_TIMEOUT_S = 20.0
+# prctl(2) option: the signal a child gets when its parent dies.
+PR_SET_PDEATHSIG = 1
 SHUTDOWN_TIMEOUT_S = 20.0
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
@@ -66,10 +69,25 @@ def spawn(
     log.parent.mkdir(parents=True, exist_ok=True)
     out = stack.enter_context(log.open("ab"))
     proc = subprocess.Popen(
-        args, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        args,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
+        preexec_fn=_terminate_with_parent,
     )
     stack.callback(stop, proc)
     return proc
+
+
+def _terminate_with_parent() -> None:
+    """In the child: SIGTERM when the process that spawned it dies, however it died.
+
+    The stack stops children on a normal exit; a SIGKILLed demo or test would otherwise leave
+    a worker behind that takes the next run's tasks from the same Redis database.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
