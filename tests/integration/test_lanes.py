@@ -8,6 +8,8 @@ the session fleet's.
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -18,11 +20,12 @@ import sqlalchemy as sa
 
 from producer import localstack
 from producer.ingest import Result, ingest
+from producer.metrics import FleetCollector, queue_keys
 from producer.publish import ChainPublisher
 from producer.sources.r2 import parse_r2
 from schema.lanes import Lane
 from schema.lifecycle import now_ms
-from schema.message import ObjectEvent
+from schema.message import QUEUE, ObjectEvent
 from schema.settings import Settings
 from schema.tables import tasks, videos
 from tests.integration.conftest import Fleet, RedisServer
@@ -134,3 +137,44 @@ def test_a_started_chain_finishes_before_the_backlog_starts(
     # published in task id order)
     ids = [e.task_id for e in backlog]
     assert sorted(ids, key=lambda i: _first_time(snapshots, i, "completed")) == sorted(ids)
+
+
+def test_each_step_carries_its_lanes_priority_and_metrics_count_depth_per_lane(
+    fleet: Fleet, broker: RedisServer, own: tuple[Settings, dict[str, str]]
+) -> None:
+    settings, _ = own
+    lanes = {"t-upload": Lane.INTERACTIVE, "t-hook": Lane.NORMAL}
+    # when chains of each lane are published (no worker consumes this broker)
+    with ChainPublisher(settings) as publisher:
+        publisher.publish_many(
+            [("t-upload", "w-upload"), ("t-hook", "w-hook"), ("t-poll", "w-poll")], lanes=lanes
+        )
+    # then each first step waits in its priority list, its later steps' priorities riding along
+    with broker.client() as client:
+        waiting = {key: client.lrange(key, 0, -1) for key in queue_keys(QUEUE)}
+        collector = FleetCollector(fleet.engine, client, window_s=60)
+        samples = {
+            (s.name, frozenset(s.labels.items())): s.value
+            for family in collector.collect()
+            for s in family.samples
+        }
+    found = {}
+    for key, messages in waiting.items():
+        for raw in messages:
+            message = json.loads(raw)
+            [task_id], _, embed = json.loads(base64.b64decode(message["body"]))
+            later = [(s["task"], s["options"]["priority"]) for s in reversed(embed["chain"])]
+            found[task_id] = (key, message["properties"]["priority"], later)
+    steps = ("videofleet.generate_thumbnails", "videofleet.update_database")
+    assert found == {
+        "t-upload": (f"{QUEUE}\x06\x163", 3, list(zip(steps, (2, 1), strict=True))),
+        "t-hook": (f"{QUEUE}\x06\x166", 6, list(zip(steps, (5, 4), strict=True))),
+        "t-poll": (f"{QUEUE}\x06\x166", 6, list(zip(steps, (5, 4), strict=True))),
+    }
+    lane_depth = {
+        dict(labels)["lane"]: value
+        for (name, labels), value in samples.items()
+        if name == "videofleet_queue_lane_messages"
+    }
+    assert lane_depth == {"none": 0, "interactive": 1, "normal": 2, "bulk": 0}
+    assert samples[("videofleet_queue_messages", frozenset({("queue", QUEUE)}))] == 3
