@@ -9,7 +9,10 @@ processes) and a bare no-op worker (``celery -A bench.noop``) on one broker, the
   and broker hops add;
 - latency: 50 ten-second clips delivered as notifications at a steady pace, p50/p95 from the
   notification's ingest to the task row's ``completed`` time;
-- burst: the same clips delivered at once, for the videos per minute the workers sustain.
+- burst: the same clips delivered at once, for the videos per minute the workers sustain;
+- ``--lanes K``: only a burst of K tiny clips notified at once (batches of 100), twice in one
+  run on Redis: FIFO (``QUEUE_PRIORITIES=false``) and priority lanes (depth-first), side by side:
+  time to first completion, p50/p95 notification -> completed, drain time, videos/min.
 
 With ``--broker both`` (the default) it runs on Redis, then on RabbitMQ (a vhost of the local
 RabbitMQ, recreated with rabbitmqctl), and prints both side by side. The Redis database is
@@ -263,9 +266,61 @@ def latency(
     }
 
 
-def _side_by_side(figures: dict[str, dict[str, float]]) -> None:
+# Notifications per ``ingest`` call in the lanes burst (a webhook or pull batch).
+BURST_BATCH = 100
+FIRST_COMPLETION_TARGET_S = 5.0
+P50_OF_DRAIN_TARGET = 0.55
+
+
+def lanes_burst(fleet: Fleet, *, videos: int, priorities: bool) -> dict[str, float]:
+    """``videos`` tiny clips notified at once; times from the first notification's ingest."""
+    mode = "lanes" if priorities else "fifo"
+    clip = media.tiny()
+    bodies = [fleet.upload(clip, f"burst-{mode}/{i:04d}.mp4") for i in range(videos)]
+    settings = fleet.settings.model_copy(update={"queue_priorities": priorities})
+    delivered: dict[str, int] = {}
+    with ChainPublisher(settings) as publisher:
+        started = _now_ms()
+        for i in range(0, videos, BURST_BATCH):
+            events = [parse_r2(b) for b in bodies[i : i + BURST_BATCH]]
+            now = _now_ms()
+            delivered |= {o.task_id: now for o in ingest(fleet.engine, publisher, events)}
+        rows = fleet.wait(list(delivered), timeout_s=60 + videos)
+    failed = [r.id for r in rows.values() if r.status != "completed"]
+    lat = sorted(rows[t].updated_at - delivered[t] for t in delivered)
+    drain_s = (max(r.updated_at for r in rows.values()) - started) / 1000
+    first_s = (min(r.updated_at for r in rows.values()) - started) / 1000
+    p50_s = statistics.median(lat) / 1000
+    p95_s = statistics.quantiles(lat, n=20, method="inclusive")[18] / 1000
+    print(f"\n## Burst, {mode}: {videos} tiny clips notified at once, 2 worker processes")
+    print(
+        f"  first completed after {first_s:.2f} s; all after {drain_s:.1f} s; failed {len(failed)}"
+    )
+    print(
+        f"  notification -> completed: p50 {p50_s:.1f} s ({p50_s / drain_s:.2f}x drain),"
+        f" p95 {p95_s:.1f} s"
+    )
+    print(f"  videos/min: {60 * videos / drain_s:.0f}")
+    ok_first = first_s < FIRST_COMPLETION_TARGET_S
+    ok_p50 = p50_s <= P50_OF_DRAIN_TARGET * drain_s
+    print(
+        f"  [{'PASS' if ok_first else 'FAIL'}] first completion < {FIRST_COMPLETION_TARGET_S:.0f} s"
+    )
+    print(f"  [{'PASS' if ok_p50 else 'FAIL'}] p50 <= {P50_OF_DRAIN_TARGET}x drain time")
+    return {
+        "first completion s": first_s,
+        "p50 s": p50_s,
+        "p95 s": p95_s,
+        "drain s": drain_s,
+        "p50 / drain": p50_s / drain_s,
+        "videos/min": 60 * videos / drain_s,
+        "failed": len(failed),
+    }
+
+
+def _side_by_side(figures: dict[str, dict[str, float]], title: str = "Brokers") -> None:
     names = list(figures)
-    print("\n## Brokers side by side")
+    print(f"\n## {title} side by side")
     print(f"  {'figure':<26}" + "".join(f" {n:>10}" for n in names))
     for key in figures[names[0]]:
         print(f"  {key:<26}" + "".join(f" {figures[n][key]:>10.2f}" for n in names))
@@ -287,8 +342,17 @@ def main() -> None:
     parser.add_argument("--chains", type=int, default=20)
     parser.add_argument("--videos", type=int, default=50)
     parser.add_argument("--interval-s", type=float, default=1.0)
+    parser.add_argument(
+        "--lanes",
+        type=int,
+        metavar="K",
+        help="only the burst of K clips, FIFO vs priority lanes on Redis (e.g. 200 or 1000)",
+    )
     args = parser.parse_args()
     media.MEDIA_DIR.mkdir(exist_ok=True)
+    if args.lanes:
+        _lanes_main(args.broker_url, args.database_url, args.lanes)
+        return
     brokers = {}
     if args.broker in ("redis", "both"):
         brokers["redis"] = args.broker_url
@@ -311,6 +375,19 @@ def main() -> None:
             figures[name] |= {f"burst {k}": v for k, v in burst.items() if "latency" not in k}
     if len(figures) > 1:
         _side_by_side(figures)
+
+
+def _lanes_main(broker_url: str, database_url: str, videos: int) -> None:
+    """FIFO then priority lanes, each burst on an empty queue, on one Redis fleet."""
+    with ExitStack() as stack:
+        fleet = Fleet(
+            stack, broker_url=broker_url, database_url=database_url, stamp_redis_url=broker_url
+        )
+        figures = {
+            "fifo": lanes_burst(fleet, videos=videos, priorities=False),
+            "lanes": lanes_burst(fleet, videos=videos, priorities=True),
+        }
+    _side_by_side(figures, title="FIFO and priority lanes")
 
 
 if __name__ == "__main__":

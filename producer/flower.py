@@ -73,6 +73,7 @@ def flower_invocation(
         sys.executable,
         "-m",
         "producer.flower_login",  # celery, with failed logins throttled
+        "--config=producer.flower_config",  # the priority levels to count the queue over
         "flower",
         f"--address={options.address}",
         f"--port={options.port}",

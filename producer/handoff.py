@@ -23,7 +23,7 @@ None of these moves changes a status except the claim, which goes through
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 import sqlalchemy as sa
@@ -31,6 +31,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from schema.errors import PartialPublish
+from schema.lanes import Lane
 from schema.lifecycle import now_ms
 from schema.status import Step, TaskStatus
 from schema.tables import tasks
@@ -47,7 +48,11 @@ class Publisher(Protocol):
     def publish(self, task_id: str, *, workflow_id: str, start: Step = Step.VALIDATE) -> None: ...
 
     def publish_many(
-        self, chains: Sequence[tuple[str, str]], *, start: Step = Step.VALIDATE
+        self,
+        chains: Sequence[tuple[str, str]],
+        *,
+        start: Step = Step.VALIDATE,
+        lanes: Mapping[str, Lane] | None = None,
     ) -> None: ...
 
 
@@ -57,8 +62,11 @@ def publish_claims(
     chains: Sequence[tuple[str, str]],
     *,
     start: Step = Step.VALIDATE,
+    lanes: Mapping[str, Lane] | None = None,
 ) -> None:
     """Publish the committed claims ``(task_id, workflow_id)``; mark the sent, release the rest.
+
+    ``lanes`` maps a task id to its lane (``ChainPublisher.publish_many``).
 
     Raises:
         PartialPublish: the broker failed; the claims not known to be sent were released.
@@ -66,7 +74,7 @@ def publish_claims(
     if not chains:
         return
     try:
-        publisher.publish_many(chains, start=start)
+        publisher.publish_many(chains, start=start, lanes=lanes)
     except PartialPublish as exc:
         sent = set(exc.published)
         release(engine, [wf for task_id, wf in chains if task_id not in sent])

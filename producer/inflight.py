@@ -42,6 +42,7 @@ from celery import Celery
 from kombu.exceptions import OperationalError
 
 from producer.rabbitdepth import read_depth
+from schema.broker import redis_priority_options
 from schema.errors import BrokerUnavailable
 from schema.message import QUEUE
 from schema.settings import Settings
@@ -82,7 +83,12 @@ class Inflight:
         self._app = Celery("videofleet-inflight", set_as_current=False)
         self._app.conf.update(
             broker_url=settings.broker_url,
-            broker_transport_options={"visibility_timeout": settings.visibility_timeout_s},
+            # The priority lists must be the ones producer and workers use, or a chain waiting
+            # in a list this reader skips would look lost and be published again.
+            broker_transport_options={
+                "visibility_timeout": settings.visibility_timeout_s,
+                **redis_priority_options(),
+            },
         )
         self._grace_s = settings.recovery_unacked_grace_s
         self._inspect_timeout_s = settings.recovery_inspect_timeout_s

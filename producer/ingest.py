@@ -39,10 +39,11 @@ from producer.deletion import DeletionReport, handle_delete
 from producer.handoff import Publisher, publish_claims, unpublished_claim
 from producer.rules import Decision, EventRules, Verdict
 from schema.errors import DatabaseUnavailable
+from schema.lanes import Lane
 from schema.lifecycle import now_ms
 from schema.message import ObjectEvent
 from schema.status import TaskStatus
-from schema.tables import tasks
+from schema.tables import tasks, videos
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -87,6 +88,7 @@ def ingest(
     *,
     rules: EventRules | None = None,
     storage: S3Client | None = None,
+    lane: Lane = Lane.NORMAL,
 ) -> list[Outcome]:
     """Record and publish ``events``; safe to call again with any of them.
 
@@ -97,6 +99,8 @@ def ingest(
         rules: the filters (``EventRules.from_settings(settings)``); the defaults otherwise.
         storage: the bucket's client, needed to remove a deleted object's thumbnails and to
             recognise a stale delete; without it deletes only touch the database.
+        lane: the lane of the chains (``schema.lanes``): ``normal`` for notifications,
+            ``bulk`` for the poller; an object the upload API created goes ``interactive``.
 
     Raises:
         DatabaseUnavailable: the rows could not be written (nothing was published).
@@ -110,10 +114,12 @@ def ingest(
         e for e, d in zip(events, decisions, strict=True) if d.verdict is Verdict.PROCESS
     )
     try:
+        # Read before anything is claimed: a failure here leaves no claim waiting out its lease.
+        uploaded = _uploaded_keys(engine, creates)
         claims = _record_and_claim(engine, creates)
     except (OperationalError, InterfaceError) as exc:
         raise DatabaseUnavailable(f"database unavailable: {exc.__class__.__name__}") from exc
-    publish_claims(engine, publisher, sorted(claims.items()))
+    publish_claims(engine, publisher, sorted(claims.items()), lanes=_lanes(creates, lane, uploaded))
     deleted: dict[tuple[str, str], DeletionReport] = {}
     for event, decision in zip(events, decisions, strict=True):
         if decision.verdict is Verdict.DELETE and (event.bucket, event.key) not in deleted:
@@ -126,6 +132,27 @@ def ingest(
                     f"database unavailable: {exc.__class__.__name__}"
                 ) from exc
     return [_outcome(e, d, claims, deleted) for e, d in zip(events, decisions, strict=True)]
+
+
+def _uploaded_keys(engine: Engine, events: list[ObjectEvent]) -> set[str]:
+    """The keys among ``events`` that the upload API created (a ``videos`` row with an owner).
+
+    One indexed query per batch (``idx_videos_r2_key``): a person waits on those videos.
+    """
+    if not events:
+        return set()
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(videos.c.r2_key).where(
+                videos.c.r2_key.in_({e.key for e in events}), videos.c.owner.is_not(None)
+            )
+        )
+        return {row.r2_key for row in rows}
+
+
+def _lanes(events: list[ObjectEvent], lane: Lane, uploaded: set[str]) -> dict[str, Lane]:
+    """Each event's lane: ``interactive`` for an uploaded key, ``lane`` otherwise."""
+    return {e.task_id: Lane.INTERACTIVE if e.key in uploaded else lane for e in events}
 
 
 def _unique(events: Iterable[ObjectEvent]) -> list[ObjectEvent]:

@@ -33,7 +33,7 @@ from amqp.exceptions import AMQPError
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from kombu import Connection
 from kombu.exceptions import OperationalError
-from kombu.transport.redis import PRIORITY_STEPS, Channel
+from kombu.transport.redis import Channel
 from prometheus_client import start_http_server
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
@@ -48,6 +48,7 @@ from producer.web.deps import ResourcesDep
 from producer.web.ratelimit import client_ip
 from schema.broker import BrokerKind, broker_kind
 from schema.db import make_engine
+from schema.lanes import PRIORITY_STEPS, lane_of
 from schema.lifecycle import load_metadata
 from schema.message import QUEUE
 from schema.settings import Settings
@@ -61,6 +62,8 @@ QUANTILES = (0.5, 0.9, 0.99)
 TIMINGS_SAMPLE_LIMIT = 2000
 REDIS_TIMEOUT_S = 2.0  # also RabbitMQ's connect timeout
 UNKNOWN = "unknown"
+# The ``lane`` label of messages sent without a priority (the D1 mirror; priorities off).
+NO_LANE = "none"
 REALM = "videofleet metrics"
 # Redis is read key by key; RabbitMQ through passive queue declarations.
 Broker = redis.Redis | Connection
@@ -70,10 +73,19 @@ def queue_keys(queue: str) -> list[str]:
     """The Redis lists kombu keeps for ``queue``: the queue itself and one per priority step.
 
     kombu puts a message of priority ``p`` > 0 in ``<queue><sep><step>`` (``sep`` is
-    ``"\\x06\\x16"``), even without the priority queue-order strategy, so a depth that reads only
-    the plain list would miss them.
+    ``"\\x06\\x16"``), with the steps of ``schema.lanes.PRIORITY_STEPS``, so a depth that reads
+    only the plain list would miss them. The first key is the plain list (priority 0).
     """
     return [queue] + [f"{queue}{Channel.sep}{step}" for step in PRIORITY_STEPS if step]
+
+
+def lane_depths(lengths: Sequence[int]) -> dict[str, int]:
+    """Messages per lane from the lengths of ``queue_keys`` (same order); pure."""
+    depths: dict[str, int] = defaultdict(int)
+    for step, length in zip(PRIORITY_STEPS, lengths, strict=True):
+        lane = lane_of(step)
+        depths[NO_LANE if lane is None else lane.value] += length
+    return dict(depths)
 
 
 def quantile(sorted_values: Sequence[float], q: float) -> float:
@@ -266,6 +278,14 @@ class FleetCollector(Collector):
         )
         depth.add_metric([self._queue], sum(lengths))
         yield depth
+        by_lane = GaugeMetricFamily(
+            "videofleet_queue_lane_messages",
+            "Messages waiting in the broker queue per priority lane (see docs/scaling.md)",
+            labels=["queue", "lane"],
+        )
+        for lane, count in sorted(lane_depths(lengths).items()):
+            by_lane.add_metric([self._queue, lane], count)
+        yield by_lane
         yield GaugeMetricFamily(
             "videofleet_broker_unacked_messages",
             "Messages delivered to workers and not yet acknowledged (running or waiting to retry)",

@@ -52,6 +52,7 @@ from producer.ingest import Publisher, ingest
 from producer.rules import EventRules
 from schema.db import insert_ignoring_conflicts
 from schema.errors import DatabaseUnavailable, StorageUnavailable, TransientError
+from schema.lanes import Lane
 from schema.lifecycle import now_ms
 from schema.message import Action, ObjectEvent
 from schema.tables import poller_watermarks
@@ -201,6 +202,7 @@ class Poller:
                     [self._event(o) for o in new],
                     rules=self._rules,
                     storage=self._storage,
+                    lane=Lane.BULK,
                 )
                 report.emitted += len(new)
                 report.results.update(o.result.value for o in outcomes)

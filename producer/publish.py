@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from celery import Celery
@@ -13,8 +13,9 @@ from kombu.exceptions import (  # type: ignore[attr-defined]  # celery-types pre
     OperationalError,
 )
 
-from schema.broker import celery_broker_config, dead_letter_queues
+from schema.broker import celery_broker_config, dead_letter_queues, priorities_enabled
 from schema.errors import BrokerUnavailable, PartialPublish
+from schema.lanes import Lane, priority
 from schema.lifecycle import now_ms
 from schema.message import D1_MIRROR_TASK_NAME, QUEUE, TASK_NAMES
 from schema.settings import Settings
@@ -30,6 +31,8 @@ PUBLISH_RETRY_POLICY = {
 }
 # Redis commands per pipeline round trip (two per chain: the message and its task-sent event).
 PIPELINE_MAX_COMMANDS = 1000
+# The lane of a chain that ``publish_many`` is not told about: a bucket notification's.
+DEFAULT_LANE = Lane.NORMAL
 
 
 class ChainPublisher:
@@ -45,8 +48,16 @@ class ChainPublisher:
         )
         self._d1_expiry_ms = settings.d1_mirror_expiry_s * 1000 if settings.d1_enabled else None
         self._dead_letters = dead_letter_queues(settings)
+        self._priorities = priorities_enabled(settings)
 
-    def publish(self, task_id: str, *, workflow_id: str, start: Step = Step.VALIDATE) -> None:
+    def publish(
+        self,
+        task_id: str,
+        *,
+        workflow_id: str,
+        start: Step = Step.VALIDATE,
+        lane: Lane = DEFAULT_LANE,
+    ) -> None:
         """Publish the chain from ``start`` on; its first message's id is ``workflow_id``.
 
         The first step's Celery id equals ``workflow_id``, so it is also the chain's ``root_id``:
@@ -56,14 +67,21 @@ class ChainPublisher:
             BrokerUnavailable: the broker refused or could not be reached.
         """
         try:
-            self.publish_many([(task_id, workflow_id)], start=start)
+            self.publish_many([(task_id, workflow_id)], start=start, lanes={task_id: lane})
         except PartialPublish as exc:
             raise BrokerUnavailable(str(exc)) from exc
 
     def publish_many(
-        self, chains: Sequence[tuple[str, str]], *, start: Step = Step.VALIDATE
+        self,
+        chains: Sequence[tuple[str, str]],
+        *,
+        start: Step = Step.VALIDATE,
+        lanes: Mapping[str, Lane] | None = None,
     ) -> None:
         """Publish one chain per ``(task_id, workflow_id)`` in one broker round trip.
+
+        ``lanes`` gives a task id's lane (``schema.lanes``; ``DEFAULT_LANE`` for the others):
+        with priorities on, every step of its chain carries that lane's priority for the step.
 
         Celery's ``chain.apply_async`` drops a ``producer`` argument and acquires a connection per
         call, so the chain is sent the way Celery itself sends it (protocol 2): the first step as
@@ -88,7 +106,8 @@ class ChainPublisher:
                     producer.maybe_declare(queue, retry=True, **PUBLISH_RETRY_POLICY)
                 with producer.batch(max_size=PIPELINE_MAX_COMMANDS):
                     for task_id, workflow_id in chains:
-                        self._send_chain(producer, task_id, workflow_id, remaining)
+                        lane = (lanes or {}).get(task_id, DEFAULT_LANE)
+                        self._send_chain(producer, task_id, workflow_id, remaining, lane)
                         queued.append(task_id)
             except (BatchPublishError, OperationalError, OSError) as exc:
                 # A failed pipeline may have delivered any part of itself: report none as sent.
@@ -96,9 +115,18 @@ class ChainPublisher:
                 raise PartialPublish(f"broker unavailable: {exc}", published=sent) from exc
 
     def _send_chain(
-        self, producer: Producer, task_id: str, workflow_id: str, steps: Sequence[Step]
+        self,
+        producer: Producer,
+        task_id: str,
+        workflow_id: str,
+        steps: Sequence[Step],
+        lane: Lane,
     ) -> None:
-        """Send the first step by name, the rest riding along as its ``chain`` option."""
+        """Send the first step by name, the rest riding along as its ``chain`` option.
+
+        Each later step's signature holds its own priority: the worker sends the next step with
+        its signature's options (``task_inherit_parent_priority`` stays off).
+        """
         first, *rest = steps
         args = (task_id,)
         self._app.send_task(
@@ -107,10 +135,17 @@ class ChainPublisher:
             task_id=workflow_id,
             root_id=workflow_id,
             chain=[
-                self._app.signature(TASK_NAMES[step], args=args, immutable=True, queue=QUEUE)
+                self._app.signature(
+                    TASK_NAMES[step],
+                    args=args,
+                    immutable=True,
+                    queue=QUEUE,
+                    **self._priority_option(lane, step),
+                )
                 for step in reversed(rest)
             ]
             or None,
+            priority=self._priority(lane, first),
             producer=producer,
             queue=QUEUE,
             retry=True,
@@ -120,6 +155,15 @@ class ChainPublisher:
             argsrepr=repr(args),
             kwargsrepr="{}",
         )
+
+    def _priority(self, lane: Lane, step: Step) -> int | None:
+        """The priority of ``step`` in ``lane``; None (FIFO) with priorities off."""
+        return priority(lane, step) if self._priorities else None
+
+    def _priority_option(self, lane: Lane, step: Step) -> dict[str, int]:
+        """A later step's signature option: absent with priorities off, as before lanes."""
+        level = self._priority(lane, step)
+        return {} if level is None else {"priority": level}
 
     def send_d1_mirror(self, task_ids: Sequence[str]) -> None:
         """Have a worker mirror these task rows into D1 (``workers.mirror``), when configured.

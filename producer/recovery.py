@@ -44,6 +44,7 @@ from producer.handoff import Publisher, publish_claims
 from producer.inflight import BrokerView
 from producer.taskquery import TaskView
 from schema.errors import IllegalTransition, TransientError
+from schema.lanes import Lane
 from schema.lifecycle import now_ms, transition
 from schema.settings import Settings
 from schema.status import Step, TaskStatus, VideoStatus
@@ -172,7 +173,9 @@ def _recover(engine: Engine, publisher: Publisher, view: TaskView, settings: Set
     workflow_id = str(uuid.uuid4())
     if not _claim(engine, view, step, workflow_id, recoveries, expect):
         return base(result=Result.CHANGED, attempts=attempts)
-    publish_claims(engine, publisher, [(view.id, workflow_id)], start=step)
+    publish_claims(
+        engine, publisher, [(view.id, workflow_id)], start=step, lanes={view.id: Lane.BULK}
+    )
     logger.warning(
         "Task %s: was stuck %s in %s; republished as %s (recovery %d)",
         view.id,

@@ -33,6 +33,7 @@ from sqlalchemy.engine import Engine
 from producer.handoff import Publisher, publish_claims
 from producer.taskquery import TaskFilter, TaskView, find_tasks
 from schema.errors import IllegalTransition
+from schema.lanes import Lane
 from schema.lifecycle import now_ms, transition
 from schema.status import Step, TaskStatus
 from schema.tables import tasks
@@ -168,7 +169,9 @@ def requeue_task(
             )
     except IllegalTransition:
         return base(Result.REFUSED, detail="changed meanwhile (requeued by someone else?)")
-    publish_claims(engine, publisher, [(task_id, workflow_id)], start=decision)
+    publish_claims(
+        engine, publisher, [(task_id, workflow_id)], start=decision, lanes={task_id: Lane.BULK}
+    )
     publisher.send_d1_mirror([task_id])
     logger.info(
         "Task %s: requeued from %s by %s (chain %s)", task_id, decision, request.by, workflow_id

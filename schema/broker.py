@@ -24,6 +24,7 @@ from urllib.parse import urlparse
 
 from kombu import Exchange, Queue
 
+from schema.lanes import PRIORITY_STEPS
 from schema.message import QUEUE
 from schema.settings import Settings
 
@@ -82,12 +83,30 @@ def dead_letter_queues(settings: Settings) -> list[Queue]:
     return [dead_letter_queue()]
 
 
+def redis_priority_options() -> dict[str, Any]:
+    """kombu's Redis priority levels and their order: the lowest number is popped first.
+
+    Set whatever ``QUEUE_PRIORITIES`` says: a producer and a worker that disagreed on the levels
+    would write to lists the other never reads. Without priorities every message sits in the
+    plain ``video-events`` list and the order is FIFO.
+    """
+    return {"priority_steps": list(PRIORITY_STEPS), "queue_order_strategy": "priority"}
+
+
+def priorities_enabled(settings: Settings) -> bool:
+    """Whether chains carry lane priorities: on Redis when ``QUEUE_PRIORITIES`` is on.
+
+    RabbitMQ's quorum queues (3.10) have no message priorities, so there they are always off.
+    """
+    return settings.queue_priorities and broker_kind(settings.broker_url) is BrokerKind.REDIS
+
+
 def celery_broker_config(settings: Settings) -> dict[str, Any]:
     """The Celery settings that depend on the broker, for workers and producer alike."""
     if broker_kind(settings.broker_url) is BrokerKind.REDIS:
         transport = {"visibility_timeout": settings.visibility_timeout_s}
         return {
-            "broker_transport_options": transport,
+            "broker_transport_options": transport | redis_priority_options(),
             # The visibility timeout must be set for broker and results alike (celery#9339).
             "result_backend_transport_options": transport,
         }
@@ -111,5 +130,7 @@ __all__ = [
     "celery_broker_config",
     "dead_letter_queue",
     "dead_letter_queues",
+    "priorities_enabled",
+    "redis_priority_options",
     "task_queue",
 ]

@@ -244,6 +244,9 @@ class Settings(BaseSettings):
         default=DEFAULT_WORKER_MAX_MEMORY_PER_CHILD_KIB, ge=0
     )
     broker_delivery_limit: int = Field(default=DEFAULT_BROKER_DELIVERY_LIMIT, ge=1)
+    # Redis only: send each chain step with its lane's priority (``schema.lanes``); false sends
+    # every step without one, first in first out, as before lanes existed.
+    queue_priorities: bool = True
 
     # transports
     # Cloudflare Queues HTTP pull consumer (``videofleet pull``).

@@ -30,6 +30,7 @@ from sqlalchemy.engine import Engine
 
 from producer import localstack
 from producer.ingest import ingest
+from producer.metrics import queue_keys
 from producer.publish import ChainPublisher
 from producer.sources.r2 import parse_r2
 from schema.errors import TransientError
@@ -157,7 +158,8 @@ class Fleet:
         """Whether the broker holds no message of the queue, waiting or unacknowledged."""
         try:
             with redis.Redis.from_url(self.settings.broker_url) as client:
-                return not (client.llen(QUEUE) or client.hlen("unacked"))
+                waiting = sum(client.llen(key) for key in queue_keys(QUEUE))
+                return not (waiting or client.hlen("unacked"))
         except redis.RedisError:
             return False
 

@@ -21,6 +21,7 @@ import urllib3
 from sqlalchemy.engine import Engine
 
 from producer import localstack
+from producer.metrics import queue_keys
 from producer.publish import ChainPublisher
 from schema.db import make_engine
 from schema.settings import Settings
@@ -98,7 +99,7 @@ class RedisServer:
     def queued(self) -> int:
         """How many chains wait on the ``video-events`` queue (nothing consumes this broker)."""
         with self.client() as client:
-            return int(client.llen("video-events"))
+            return sum(int(client.llen(key)) for key in queue_keys("video-events"))
 
 
 @pytest.fixture(scope="session")

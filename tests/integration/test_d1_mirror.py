@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from celery import Celery
 from pydantic import SecretStr
 
+from producer.metrics import queue_keys
 from producer.requeue import Request, Result, requeue_task
 from producer.sources.r2 import parse_r2
 from schema.d1 import execute, make_d1_client, upsert
@@ -183,7 +184,8 @@ def test_a_requeued_task_is_mirrored_when_requeued_and_again_when_it_ends(
         assert outcome.result is Result.REQUEUED
         # then the chain and a D1 mirror of the pending row wait on the queue
         with d1_fleet.broker.client() as client:
-            queued = [json.loads(m)["headers"] for m in client.lrange(QUEUE, 0, -1)]
+            messages = [m for key in queue_keys(QUEUE) for m in client.lrange(key, 0, -1)]
+            queued = [json.loads(m)["headers"] for m in messages]
         assert sorted(h["task"] for h in queued) == [
             "videofleet.mirror_to_d1",
             "videofleet.validate_video",

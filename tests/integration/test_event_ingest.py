@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ from producer.publish import ChainPublisher
 from producer.rules import EventRules
 from producer.sources import parse_body
 from schema.errors import BrokerUnavailable, PartialPublish
+from schema.lanes import Lane
 from schema.lifecycle import load_metadata, now_ms
 from schema.settings import DEFAULT_INGEST_EXTENSIONS
 from schema.status import Step
@@ -251,10 +252,14 @@ class BrokerDiesMidBatch:
         self.survive = survive
 
     def publish_many(
-        self, chains: Sequence[tuple[str, str]], *, start: Step = Step.VALIDATE
+        self,
+        chains: Sequence[tuple[str, str]],
+        *,
+        start: Step = Step.VALIDATE,
+        lanes: Mapping[str, Lane] | None = None,
     ) -> None:
         sent = list(chains[: self.survive])
-        self.real.publish_many(sent, start=start)
+        self.real.publish_many(sent, start=start, lanes=lanes)
         raise PartialPublish(
             "broker unavailable: connection reset", published=tuple(t for t, _ in sent)
         )

@@ -17,10 +17,14 @@ from typing import Any
 
 import httpx2
 import pytest
+import redis
+from celery import Celery
 
 from producer import localstack
 from producer.flower import flower_links
-from schema.message import TASK_NAMES
+from producer.metrics import queue_keys
+from schema.lanes import Lane
+from schema.message import QUEUE, TASK_NAMES
 from schema.status import Step
 from tests.integration.conftest import Fleet, _free_port
 
@@ -133,6 +137,34 @@ def test_flower_shows_every_step_of_a_chain_succeeded_and_the_worker_online(
     links = flower_links(flower.url, row.id, row.workflow_id)
     assert flower.get(links.first_step.removeprefix(flower.url)).status_code == 200
     assert len(flower.get(links.all_steps.removeprefix(flower.url)).json()) >= 3
+
+
+def test_flower_counts_chain_steps_waiting_in_every_priority_list(
+    fleet: Fleet, flower: FlowerProcess
+) -> None:
+    # given the worker not consuming, and a bulk chain's thumbnails step waiting (priority 8: a
+    # list outside kombu's default levels 0, 3, 6, 9)
+    control = Celery(broker=fleet.settings.broker_url, set_as_current=False)
+    control.control.cancel_consumer(QUEUE, reply=True)
+    try:
+        fleet.publisher.publish_many(
+            [("t-flower", "w-flower")], start=Step.THUMBNAILS, lanes={"t-flower": Lane.BULK}
+        )
+        # then Flower's queue length counts it
+        flower.poll(
+            "one message waiting on video-events",
+            lambda: _queue_lengths(flower).get(QUEUE) == 1,
+        )
+    finally:
+        with redis.Redis.from_url(fleet.settings.broker_url) as client:
+            client.delete(*queue_keys(QUEUE))
+        control.control.add_consumer(QUEUE, reply=True)
+        control.close()
+
+
+def _queue_lengths(flower: FlowerProcess) -> dict[str, int]:
+    reply = flower.get("/api/queues/length").json()
+    return {q["name"]: q["messages"] for q in reply["active_queues"]}
 
 
 def test_flower_api_refuses_requests_without_valid_credentials(

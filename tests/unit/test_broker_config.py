@@ -34,7 +34,11 @@ def test_broker_kind_follows_the_url_scheme(url: str, kind: BrokerKind) -> None:
 def test_redis_keeps_its_visibility_timeout_and_declares_no_dead_letter_queue() -> None:
     settings = Settings(broker_url="redis://127.0.0.1:6379/0", visibility_timeout_s=7200)
     config = celery_broker_config(settings)
-    assert config["broker_transport_options"] == {"visibility_timeout": 7200}
+    assert config["broker_transport_options"] == {
+        "visibility_timeout": 7200,
+        "priority_steps": list(range(10)),
+        "queue_order_strategy": "priority",
+    }
     assert "task_queues" not in config
     assert dead_letter_queues(settings) == []
 

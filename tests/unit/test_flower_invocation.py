@@ -32,7 +32,12 @@ def test_credentials_and_broker_travel_in_the_environment_not_the_arguments() ->
     assert env["FLOWER_BASIC_AUTH"] == "ops:pa55word,viewer:other"
     assert env["BROKER_URL"] == "redis://:brokerpw@redis:6379/0"
     assert not any("pa55word" in a or "brokerpw" in a for a in argv)
-    assert argv[1:4] == ["-m", "producer.flower_login", "flower"]
+    assert argv[1:5] == [
+        "-m",
+        "producer.flower_login",
+        "--config=producer.flower_config",
+        "flower",
+    ]
     assert "--persistent=True" in argv
     assert "--db=/state/f.db" in argv
     assert "--port=5566" in argv

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from producer.metrics import quantile, queue_keys, step_durations
+from producer.metrics import lane_depths, quantile, queue_keys, step_durations
 
 
-def test_queue_depth_reads_kombus_priority_lists_too() -> None:
-    assert queue_keys("video-events") == [
-        "video-events",
-        "video-events\x06\x163",
-        "video-events\x06\x166",
-        "video-events\x06\x169",
+def test_queue_depth_reads_every_priority_list() -> None:
+    assert queue_keys("video-events") == ["video-events"] + [
+        f"video-events\x06\x16{n}" for n in range(1, 10)
     ]
+
+
+def test_lane_depths_sum_each_lanes_priority_lists() -> None:
+    # priority 0 (no priority), then 1-3 interactive, 4-6 normal, 7-9 bulk
+    lengths = [5, 1, 0, 2, 10, 0, 0, 100, 200, 300]
+    assert lane_depths(lengths) == {"none": 5, "interactive": 3, "normal": 10, "bulk": 600}
 
 
 @pytest.mark.parametrize(
