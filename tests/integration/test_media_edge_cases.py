@@ -88,16 +88,19 @@ def test_a_giant_frame_is_refused_at_validation_before_it_is_decoded(
     bucket.put(path, "up/giant.mp4")
     with pytest.raises(VideoTooLarge, match="16000x16000"):
         bucket.probe("up/giant.mp4")
-    # and a fresh process probing it never holds the decoded frame (about 1 GB)
+    # and a fresh process probing it never holds the decoded frame (about 1 GB). Its peak is
+    # VmHWM, the high-water mark of its own memory: ru_maxrss would carry over the RSS of the
+    # (large) test process it was forked from.
     code = (
-        "import io, json, resource, sys\n"
+        "import io, json, re, sys\n"
         "from workers.media import probe\n"
         "try:\n"
         f"    probe(io.BytesIO(open(sys.argv[1], 'rb').read()), video_key='k', size_bytes=None,"
         f" max_pixels={DEFAULT_MAX_VIDEO_PIXELS})\n"
         "except Exception as exc:\n"
-        "    print(json.dumps([type(exc).__name__,"
-        " resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024]))\n"
+        "    status = open('/proc/self/status').read()\n"
+        "    peak_kb = int(re.search(r'VmHWM:\\s+(\\d+) kB', status)[1])\n"
+        "    print(json.dumps([type(exc).__name__, peak_kb // 1024]))\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", code, str(path)], check=True, capture_output=True, text=True
