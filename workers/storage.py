@@ -6,7 +6,6 @@ import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import urllib3
@@ -134,11 +133,3 @@ def upload_many(s3: S3Client, bucket: str, objects: dict[str, tuple[bytes, str]]
         ]
         for future in futures:
             future.result()
-
-
-def upload_file(s3: S3Client, bucket: str, key: str, path: Path, *, content_type: str) -> None:
-    """Upload a small local file in one PUT."""
-    try:
-        s3.put_object(Bucket=bucket, Key=key, Body=path.read_bytes(), ContentType=content_type)
-    except (BotoCoreError, ClientError) as exc:
-        raise storage_error(exc, video_key=key) from exc

@@ -37,11 +37,6 @@ R2_ACTIONS: dict[str, Action] = {
 }
 
 
-def is_r2_notification(body: Any) -> bool:
-    """Whether ``body`` has the shape of an R2 notification (cheap check for routing)."""
-    return isinstance(body, dict) and "action" in body and "object" in body and "bucket" in body
-
-
 def parse_r2(body: Any) -> ObjectEvent:
     """Normalise one R2 notification body.
 
