@@ -15,10 +15,12 @@ from typing import Any
 from schema.errors import NotAVideo, PermanentError, Superseded
 from schema.settings import Settings
 from schema.status import Step
-from workers import media, records, storage, storyboard
-from workers import thumbnails as thumbnail_capture
+from workers import records, storage
 from workers.context import Deps
-from workers.rangereader import ReadLimits
+from workers.media import storyboard
+from workers.media import thumbnails as thumbnail_capture
+from workers.media.probe import plan_thumbnails, probe
+from workers.media.rangereader import ReadLimits
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +51,7 @@ def validate(deps: Deps, task_id: str) -> bool:
         pool=storage.http_pool(),
         deadline=started + _ffmpeg_budget_s(deps),
     )
-    info = media.probe(
+    info = probe(
         source.cursor(),
         video_key=row.video_key,
         size_bytes=head.size,
@@ -118,7 +120,7 @@ def thumbnails(deps: Deps, task_id: str) -> bool:
         raise PermanentError(f"Task {task_id}: no probe results; run it again from the start")
     settings = deps.settings
     bucket = row.bucket or settings.s3_bucket
-    times = media.plan_thumbnails(duration, settings.thumbnail_count)
+    times = plan_thumbnails(duration, settings.thumbnail_count)
     board = _storyboard_plan(settings, duration, probe) if settings.storyboard_enabled else None
     url = storage.presigned_get(deps.s3, bucket, row.video_key, expires_s=settings.presign_expiry_s)
     capture_started = time.monotonic()

@@ -1,0 +1,1 @@
+"""Development tooling: the local stack on embedded defaults, generated samples, the demo."""

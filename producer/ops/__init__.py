@@ -1,0 +1,1 @@
+"""Operating the fleet: requeue, recovery, in-flight checks, metrics, Flower, dead letters."""

@@ -1,0 +1,1 @@
+"""Transports besides the webhook: the Cloudflare Queues pull consumer and the bucket poller."""

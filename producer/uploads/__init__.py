@@ -1,0 +1,1 @@
+"""The upload side: presigned PUT and multipart requests, what the API accepts, bucket CORS."""

@@ -1,0 +1,1 @@
+"""Media code: container sniffing, in-process probe, keyframe decoding, thumbnails, storyboards."""
