@@ -1,4 +1,4 @@
-"""Sample media made by the ffmpeg command line from its built-in test sources.
+"""Sample media made by the ffmpeg command line (built with ffmpeg-python) from its test sources.
 
 The demo uploads these, and the test suite builds its fixtures from them: nothing is downloaded,
 and a few seconds of 320x240 take well under a second to encode.
@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+
+import ffmpeg
 
 SAMPLE_TIMEOUT_S = 120
 
@@ -30,60 +32,38 @@ def make_video(
     ``rotate_deg`` writes a display-matrix rotation, ``sar`` an anamorphic sample aspect ratio,
     ``faststart`` moves the MP4 index to the front.
     """
-    args = [
-        "ffmpeg",
-        "-nostdin",
-        "-loglevel",
-        "error",
-        "-y",
-        "-f",
-        "lavfi",
-        "-i",
-        f"testsrc2=size={size}:rate={rate}:duration={seconds}",
-    ]
-    if audio:
-        args += ["-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}"]
-    args += ["-c:v", codec, "-pix_fmt", "yuv420p"]
+    sources = [ffmpeg.input(f"testsrc2=size={size}:rate={rate}:duration={seconds}", f="lavfi")]
+    options: dict[str, object] = {"c:v": codec, "pix_fmt": "yuv420p"}
     if codec == "libx264":
-        args += ["-preset", "ultrafast"]
+        options["preset"] = "ultrafast"
     if codec == "libvpx-vp9":
-        args += ["-deadline", "realtime", "-cpu-used", "8", "-b:v", "200k"]
+        options.update({"deadline": "realtime", "cpu-used": 8, "b:v": "200k"})
     if gop_frames:
-        args += ["-g", str(gop_frames)]
+        options["g"] = gop_frames
     if sar:
         # ``-vf setsar`` does not reach libx264 in ffmpeg 5.1; the display aspect ratio does.
         width, height = (int(n) for n in size.split("x"))
         num, den = (int(n) for n in sar.split(":"))
-        args += ["-aspect", f"{width * num}:{height * den}"]
+        options["aspect"] = f"{width * num}:{height * den}"
     if audio:
-        args += ["-c:a", "libopus" if path.suffix == ".webm" else "aac", "-shortest"]
+        sources.append(ffmpeg.input(f"sine=frequency=440:duration={seconds}", f="lavfi"))
+        options.update({"c:a": "libopus" if path.suffix == ".webm" else "aac", "shortest": None})
     if faststart and path.suffix in {".mp4", ".mov"}:
-        args += ["-movflags", "+faststart"]
+        options["movflags"] = "+faststart"
     encoded = path.with_name(f".encoding-{path.name}") if rotate_deg is not None else path
-    args.append(str(encoded))
-    subprocess.run(args, check=True, timeout=SAMPLE_TIMEOUT_S)
+    _run(ffmpeg.output(*sources, str(encoded), **options))
     if rotate_deg is not None:
         # ffmpeg 5.1 writes a display matrix only when the stream is copied, not while encoding.
-        subprocess.run(
-            [
-                "ffmpeg",
-                "-nostdin",
-                "-loglevel",
-                "error",
-                "-y",
-                "-i",
-                str(encoded),
-                "-c",
-                "copy",
-                "-metadata:s:v:0",
-                f"rotate={rotate_deg}",
-                str(path),
-            ],
-            check=True,
-            timeout=SAMPLE_TIMEOUT_S,
-        )
+        rotation = {"c": "copy", "metadata:s:v:0": f"rotate={rotate_deg}"}
+        _run(ffmpeg.input(str(encoded)).output(str(path), **rotation))
         encoded.unlink()
     return path
+
+
+def _run(output: ffmpeg.nodes.OutputStream) -> None:
+    """Run one command line quietly and bounded in time: ffmpeg-python's ``run`` has no timeout."""
+    command = output.global_args("-nostdin", "-loglevel", "error").overwrite_output().compile()
+    subprocess.run(command, check=True, timeout=SAMPLE_TIMEOUT_S)
 
 
 def make_not_a_video(path: Path) -> Path:
