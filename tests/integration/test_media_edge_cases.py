@@ -93,7 +93,7 @@ def test_a_giant_frame_is_refused_at_validation_before_it_is_decoded(
     # (large) test process it was forked from.
     code = (
         "import io, json, re, sys\n"
-        "from workers.media import probe\n"
+        "from workers.media.probe import probe\n"
         "try:\n"
         f"    probe(io.BytesIO(open(sys.argv[1], 'rb').read()), video_key='k', size_bytes=None,"
         f" max_pixels={DEFAULT_MAX_VIDEO_PIXELS})\n"
