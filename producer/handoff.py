@@ -28,9 +28,9 @@ from typing import Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import InterfaceError, OperationalError
 
-from schema.errors import PartialPublish
+from schema.db import transient_db_errors
+from schema.errors import DatabaseUnavailable, PartialPublish
 from schema.lanes import Lane
 from schema.lifecycle import now_ms
 from schema.status import Step, TaskStatus
@@ -94,7 +94,7 @@ def mark_published(engine: Engine, workflow_ids: Sequence[str], *, start: Step) 
     if not workflow_ids:
         return
     try:
-        with engine.begin() as conn:
+        with transient_db_errors(), engine.begin() as conn:
             conn.execute(
                 sa.update(tasks)
                 .where(
@@ -104,7 +104,7 @@ def mark_published(engine: Engine, workflow_ids: Sequence[str], *, start: Step) 
                 )
                 .values(step=start.value)
             )
-    except (OperationalError, InterfaceError) as exc:
+    except DatabaseUnavailable as exc:
         # Bookkeeping never decides an outcome: the chains are sent. Unmarked, a redelivery
         # after the lease may send a second chain, which finds the work done or redoes it.
         logger.warning("Could not mark %d published claim(s): %s", len(workflow_ids), exc)
@@ -119,7 +119,7 @@ def release(engine: Engine, workflow_ids: Sequence[str]) -> None:
     if not workflow_ids:
         return
     try:
-        with engine.begin() as conn:
+        with transient_db_errors(), engine.begin() as conn:
             conn.execute(
                 sa.update(tasks)
                 .where(
@@ -128,7 +128,7 @@ def release(engine: Engine, workflow_ids: Sequence[str]) -> None:
                 )
                 .values(workflow_id=None, updated_at=now_ms())
             )
-    except (OperationalError, InterfaceError) as exc:
+    except DatabaseUnavailable as exc:
         # The claims then expire with their lease instead (a redelivery or the sweep).
         logger.warning("Could not release %d claim(s): %s", len(workflow_ids), exc)
         return

@@ -33,12 +33,11 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import InterfaceError, OperationalError
 
 from producer.deletion import DeletionReport, handle_delete
 from producer.handoff import Publisher, publish_claims, unpublished_claim
 from producer.rules import Decision, EventRules, Verdict
-from schema.errors import DatabaseUnavailable
+from schema.db import transient_db_errors
 from schema.lanes import Lane
 from schema.lifecycle import now_ms
 from schema.message import ObjectEvent
@@ -113,24 +112,18 @@ def ingest(
     creates = _unique(
         e for e, d in zip(events, decisions, strict=True) if d.verdict is Verdict.PROCESS
     )
-    try:
+    with transient_db_errors():
         # Read before anything is claimed: a failure here leaves no claim waiting out its lease.
         uploaded = _uploaded_keys(engine, creates)
         claims = _record_and_claim(engine, creates)
-    except (OperationalError, InterfaceError) as exc:
-        raise DatabaseUnavailable(f"database unavailable: {exc.__class__.__name__}") from exc
     publish_claims(engine, publisher, sorted(claims.items()), lanes=_lanes(creates, lane, uploaded))
     deleted: dict[tuple[str, str], DeletionReport] = {}
     for event, decision in zip(events, decisions, strict=True):
         if decision.verdict is Verdict.DELETE and (event.bucket, event.key) not in deleted:
-            try:
+            with transient_db_errors():
                 deleted[(event.bucket, event.key)] = handle_delete(
                     engine, storage, event, thumbnails_prefix=rules.thumbnails_prefix
                 )
-            except (OperationalError, InterfaceError) as exc:
-                raise DatabaseUnavailable(
-                    f"database unavailable: {exc.__class__.__name__}"
-                ) from exc
     return [_outcome(e, d, claims, deleted) for e, d in zip(events, decisions, strict=True)]
 
 

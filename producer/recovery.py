@@ -38,11 +38,11 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import InterfaceError, OperationalError
 
 from producer.handoff import Publisher, publish_claims
 from producer.inflight import BrokerView
 from producer.taskquery import TaskView
+from schema.db import transient_db_errors
 from schema.errors import IllegalTransition, TransientError
 from schema.lanes import Lane
 from schema.lifecycle import now_ms, transition
@@ -223,7 +223,8 @@ def run_forever(
     while not stop.is_set():
         started = time.monotonic()
         try:
-            report(sweep())
-        except (TransientError, OperationalError, InterfaceError) as exc:
+            with transient_db_errors():
+                report(sweep())
+        except TransientError as exc:
             logger.warning("Recovery sweep failed, trying again in %.0f s: %s", interval_s, exc)
         stop.wait(max(0.0, interval_s - (time.monotonic() - started)))

@@ -23,10 +23,11 @@ from billiard.einfo import ExceptionInfo
 from celery import Celery
 
 from schema.d1 import execute, make_d1_client, mirror_statements
+from schema.db import transient_db_errors
 from schema.errors import D1Unavailable, DatabaseUnavailable
 from schema.lifecycle import now_ms
 from schema.message import D1_MIRROR_TASK_NAME
-from workers import followup, records
+from workers import followup
 from workers.app import app
 from workers.backoff import BackoffTask
 from workers.context import get_deps, get_settings
@@ -84,7 +85,7 @@ def mirror_to_d1(self: MirrorTask, task_ids: list[str], deadline_ms: int) -> Non
         )
         return
     settings = get_settings()
-    with records.database(), get_deps().engine.connect() as conn:
+    with transient_db_errors(), get_deps().engine.connect() as conn:
         statements = mirror_statements(conn, task_ids)
     changed = execute(_client(), settings, statements)
     logger.info(

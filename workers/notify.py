@@ -27,6 +27,7 @@ import httpx2
 from billiard.einfo import ExceptionInfo
 from celery import Celery
 
+from schema.db import transient_db_errors
 from schema.errors import DatabaseUnavailable, PermanentError, WebhookExpired, WebhookUndelivered
 from schema.lifecycle import now_ms
 from schema.message import NOTIFY_TASK_NAME
@@ -126,7 +127,7 @@ def enqueue(celery_app: Celery, task_id: str) -> None:
     if settings.completion_webhook_url is None:
         return
     try:
-        with records.database(), get_deps().engine.connect() as conn:
+        with transient_db_errors(), get_deps().engine.connect() as conn:
             row = records.load(conn, task_id)
     except (DatabaseUnavailable, PermanentError) as exc:
         logger.error("Task %s: completion webhook not enqueued: %s", task_id, exc)

@@ -12,7 +12,6 @@ from contextlib import asynccontextmanager
 import sqlalchemy as sa
 from fastapi import FastAPI, Security
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError
 
 from producer import metrics
 from producer.publish import ChainPublisher
@@ -21,8 +20,8 @@ from producer.web import admin, api_document, page, upload_api, videos
 from producer.web.deps import Resources, ResourcesDep
 from producer.web.ratelimit import Logins
 from producer.web.webhook import router as webhook_router
-from schema.db import make_engine
-from schema.errors import BrokerUnavailable
+from schema.db import make_engine, transient_db_errors
+from schema.errors import BrokerUnavailable, DatabaseUnavailable
 from schema.settings import Settings
 from schema.storage import make_s3_client
 
@@ -78,10 +77,10 @@ def create_app(settings: Settings) -> FastAPI:
         """Readiness: the database answers ``SELECT 1`` and the broker accepts a connection."""
         checks = {"database": "ok", "broker": "ok"}
         try:
-            with resources.engine.connect() as conn:
+            with transient_db_errors(), resources.engine.connect() as conn:
                 conn.execute(sa.text("SELECT 1"))
-        except DBAPIError as exc:
-            checks["database"] = f"unavailable: {exc.__class__.__name__}"
+        except DatabaseUnavailable as exc:
+            checks["database"] = f"unavailable: {exc}"
         try:
             resources.publisher.ping()
         except BrokerUnavailable as exc:
