@@ -12,16 +12,13 @@ from pydantic import ValidationError
 
 from producer.admin_commands import recover_command, requeue_command, tasks_group
 from producer.cors import cors
-from producer.intake import Incoming, Intake, Verdict
+from producer.intake import Incoming, Verdict
 from producer.poll_command import poll
-from producer.publish import ChainPublisher
-from producer.rejections import RejectionLog
-from producer.rules import EventRules
+from producer.services import open_services
 from schema.db import make_engine
 from schema.errors import TransientError
 from schema.migrate import upgrade
 from schema.settings import Settings
-from schema.storage import make_s3_client
 
 CLI_SOURCE = "cli"
 
@@ -71,22 +68,12 @@ def ingest_command(settings: Settings, source: Any) -> None:
     pull consumer record theirs.
     """
     raw = source.read()
-    engine = make_engine(settings.database_url)
     try:
-        with ChainPublisher(settings) as publisher:
-            intake = Intake(
-                engine,
-                publisher,
-                RejectionLog(engine),
-                source=CLI_SOURCE,
-                rules=EventRules.from_settings(settings),
-                storage=make_s3_client(settings),
-            )
+        with open_services(settings) as services:
+            intake = services.intake(source=CLI_SOURCE)
             [result] = intake.take([Incoming(None, raw, body=raw)])
     except TransientError as exc:
         raise click.ClickException(f"{exc} (nothing lost: ingest the same bodies again)") from exc
-    finally:
-        engine.dispose()
     if result.verdict is Verdict.REJECTED:
         raise click.ClickException(f"not an event notification: {result.reason}")
     if result.verdict is Verdict.RETRY:

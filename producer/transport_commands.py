@@ -11,16 +11,13 @@ from typing import Any
 
 import click
 
-from producer.intake import Intake
-from producer.publish import ChainPublisher
 from producer.pullconsumer import SOURCE, PullConsumer, run_together
 from producer.queues_api import QueueApiRefused, QueuesApi
-from producer.rejections import RejectionLog, newest_rejections
+from producer.rejections import newest_rejections
 from producer.report import format_table
-from producer.rules import EventRules
+from producer.services import open_services
 from schema.db import make_engine
 from schema.settings import Settings
-from schema.storage import make_s3_client
 
 logger = logging.getLogger(__name__)
 
@@ -51,18 +48,10 @@ def pull(settings: Settings) -> None:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    engine = make_engine(settings.database_url)
     api = QueuesApi(settings)
     try:
-        with ChainPublisher(settings) as publisher:
-            intake = Intake(
-                engine,
-                publisher,
-                RejectionLog(engine),
-                source=SOURCE,
-                rules=EventRules.from_settings(settings),
-                storage=make_s3_client(settings),
-            )
+        with open_services(settings) as services:
+            intake = services.intake(source=SOURCE)
             consumers = [
                 PullConsumer(settings, api, intake, stop=stop)
                 for _ in range(settings.pull_concurrency)
@@ -77,7 +66,6 @@ def pull(settings: Settings) -> None:
         raise click.ClickException(str(exc)) from exc
     finally:
         api.close()
-        engine.dispose()
     logger.info(
         "Pull consumer: stopped after %d messages (%d accepted, %d rejected, %d retried)",
         stats.messages,

@@ -14,16 +14,14 @@ from fastapi import FastAPI, Security
 from fastapi.responses import JSONResponse
 
 from producer import metrics
-from producer.publish import ChainPublisher
-from producer.rules import EventRules
+from producer.services import open_services
 from producer.web import admin, api_document, page, upload_api, videos
 from producer.web.deps import Resources, ResourcesDep
 from producer.web.ratelimit import Logins
 from producer.web.webhook import router as webhook_router
-from schema.db import make_engine, transient_db_errors
+from schema.db import transient_db_errors
 from schema.errors import BrokerUnavailable, DatabaseUnavailable
 from schema.settings import Settings
-from schema.storage import make_s3_client
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -31,23 +29,13 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(settings.database_url)
-        publisher = ChainPublisher(settings)
-        logins = Logins.open(settings)
-        app.state.resources = Resources(
-            settings=settings,
-            engine=engine,
-            publisher=publisher,
-            rules=EventRules.from_settings(settings),
-            s3=make_s3_client(settings),
-            logins=logins,
-        )
-        try:
-            yield
-        finally:
-            logins.close()
-            publisher.close()
-            engine.dispose()
+        with open_services(settings) as services:
+            logins = Logins.open(settings)
+            app.state.resources = Resources.of(services, logins=logins)
+            try:
+                yield
+            finally:
+                logins.close()
 
     # The API document is served by ``api_document``: public without the admin routes, whole
     # for the admin only.

@@ -31,7 +31,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from producer.intake import Intake, MessageResult, Verdict
+from producer.intake import MessageResult, Verdict
 from producer.rejections import Rejection, RejectionLog
 from producer.web.deps import Resources, ResourcesDep
 from producer.web.envelope import Unpacked, parse_json, unpack
@@ -132,14 +132,7 @@ def _handle(request: Request, resources: Resources, raw: bytes) -> Response:
     if unpacked.ignored:
         logger.info("Webhook: ignored an %s", unpacked.ignored)
         return _AsciiJSON({"ignored": unpacked.ignored, "messages": []}, status_code=202)
-    intake = Intake(
-        resources.engine,
-        resources.publisher,
-        log,
-        source=SOURCE,
-        rules=resources.rules,
-        storage=resources.s3,
-    )
+    intake = resources.intake(source=SOURCE, rejections=log)
     try:
         results = intake.take(unpacked.messages)
     except TransientError as exc:
