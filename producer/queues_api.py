@@ -27,6 +27,7 @@ from typing import Any
 
 import httpx2
 
+from producer.sources.base import decode_json
 from schema.errors import InvalidEvent, PermanentError, TransientError
 from schema.settings import Settings
 
@@ -169,7 +170,7 @@ def decode_body(message: PulledMessage) -> Any:
     if content_type == "json":
         return _json_plain_or_base64(body)
     if content_type == "bytes":
-        return _json_bytes(_base64(body), what="bytes body")
+        return decode_json(_base64(body), what="a bytes body")
     raise InvalidEvent(f"unknown message content type {content_type!r}")
 
 
@@ -178,12 +179,12 @@ def _json_plain_or_base64(body: str) -> Any:
     # all-digit string, so when plain JSON gives a scalar, base64 is tried too.
     plain: Any = None
     plain_ok = False
-    with contextlib.suppress(ValueError, RecursionError):
-        plain, plain_ok = json.loads(body), True
+    with contextlib.suppress(InvalidEvent):
+        plain, plain_ok = decode_json(body), True
     if plain_ok and isinstance(plain, dict | list):
         return plain
     try:
-        return _json_bytes(_base64(body), what="base64 json body")
+        return decode_json(_base64(body), what="a base64 json body")
     except InvalidEvent:
         if plain_ok:
             return plain
@@ -192,8 +193,8 @@ def _json_plain_or_base64(body: str) -> Any:
 
 def _json_or_text(body: str) -> Any:
     try:
-        return json.loads(body)
-    except (ValueError, RecursionError):
+        return decode_json(body)
+    except InvalidEvent:
         return body
 
 
@@ -202,13 +203,6 @@ def _base64(body: str) -> bytes:
         return base64.b64decode(body, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise InvalidEvent("a message body that is not valid base64") from exc
-
-
-def _json_bytes(data: bytes, *, what: str) -> Any:
-    try:
-        return json.loads(data.decode("utf-8"))
-    except (ValueError, RecursionError) as exc:
-        raise InvalidEvent(f"a {what} that is not UTF-8 JSON") from exc
 
 
 def _pulled_message(item: Any) -> PulledMessage | None:

@@ -33,8 +33,9 @@ from starlette.concurrency import run_in_threadpool
 
 from producer.intake import MessageResult, Verdict
 from producer.rejections import Rejection, RejectionLog
+from producer.sources import decode_json
 from producer.web.deps import Resources, ResourcesDep
-from producer.web.envelope import Unpacked, parse_json, unpack
+from producer.web.envelope import Unpacked, unpack
 from producer.web.errors import ApiError
 from producer.web.ratelimit import LoginThrottle, client_ip
 from producer.web.webhook_auth import SIGNATURE_HEADER, AuthVerdict, check_headers, signature_ok
@@ -126,7 +127,7 @@ async def _throttle(call: Callable[[str], None], ip: str, settings: Settings) ->
 def _handle(request: Request, resources: Resources, raw: bytes) -> Response:
     log = _rejection_log(request, resources)
     try:
-        unpacked = unpack(parse_json(raw), raw)
+        unpacked = unpack(decode_json(raw, what="the request body"), raw)
     except InvalidEvent as exc:
         return _reject(log, raw, str(exc), resources.settings.webhook_retry_after_s)
     if unpacked.ignored:
