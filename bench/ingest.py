@@ -51,6 +51,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from producer.localstack import is_listening  # noqa: E402
+from producer.sources.r2 import r2_notification  # noqa: E402
 from schema.db import make_engine  # noqa: E402
 from schema.migrate import upgrade  # noqa: E402
 from schema.tables import metadata_obj, tasks  # noqa: E402
@@ -87,14 +88,9 @@ class Result:
 BUCKET = "bench"
 
 
-def r2_body(key: str) -> dict[str, object]:
-    return {
-        "account": "3f4b7e3dcab231cbfdaa90a6a28bd548",
-        "action": "PutObject",
-        "bucket": BUCKET,
-        "object": {"key": key, "size": 1024, "eTag": f"{abs(hash(key)):032x}"[:32]},
-        "eventTime": "2026-11-28T10:00:00.000Z",
-    }
+def r2_body(key: str) -> dict[str, Any]:
+    """The R2 notification of a 1 KiB upload of ``key`` to the bench bucket."""
+    return r2_notification(bucket=BUCKET, key=key, size=1024, etag=f"{abs(hash(key)):032x}"[:32])
 
 
 def cpu_s(proc: psutil.Process) -> float:
