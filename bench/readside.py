@@ -46,6 +46,7 @@ from bench import storyboard as storyboard_bench  # noqa: E402
 from bench.ingest import DEFAULT_DATABASE_URL, drop_tables, prepare_database  # noqa: E402
 from producer import cors  # noqa: E402
 from producer.web.access import DEVELOPMENT_USER  # noqa: E402
+from schema import derived_keys  # noqa: E402
 from schema.db import make_engine  # noqa: E402
 from schema.settings import Settings  # noqa: E402
 from schema.storage import make_s3_client  # noqa: E402
@@ -115,11 +116,11 @@ def put_ready_videos(settings: Settings, count: int) -> list[str]:
     for n in range(count):
         video_id, key = f"bench-video-{n}", f"uploads/bench-{n}.mp4"
         objects = {
-            storage.thumbnail_key(prefix, key, i, data): (data, storage.THUMBNAIL_CONTENT_TYPE)
+            derived_keys.thumbnail_key(prefix, key, i, data): (data, storage.THUMBNAIL_CONTENT_TYPE)
             for i, data in enumerate(thumbs)
         }
-        sprite_key = storage.storyboard_key(prefix, key, storyboard_files.SPRITE_NAME, sprite)
-        vtt_key = storage.storyboard_key(prefix, key, storyboard_files.VTT_NAME, vtt.encode())
+        sprite_key = derived_keys.storyboard_key(prefix, key, storyboard_files.SPRITE_NAME, sprite)
+        vtt_key = derived_keys.storyboard_key(prefix, key, storyboard_files.VTT_NAME, vtt.encode())
         keys = list(objects)
         objects[sprite_key] = (sprite, storage.THUMBNAIL_CONTENT_TYPE)
         objects[vtt_key] = (vtt.encode(), storyboard_files.VTT_CONTENT_TYPE)
