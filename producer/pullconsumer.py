@@ -31,13 +31,8 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, fields
 
 from producer.intake import Incoming, Intake, Verdict
-from producer.queues_api import (
-    PulledMessage,
-    QueueApiUnavailable,
-    QueuesApi,
-    decode_body,
-)
-from schema.errors import InvalidEvent, TransientError
+from producer.queues_api import PulledMessage, QueuesApi, decode_body
+from schema.errors import InvalidEvent, QueueApiUnavailable, TransientError
 from schema.settings import MAX_QUEUE_DELAY_S, Settings
 
 logger = logging.getLogger(__name__)

@@ -28,28 +28,12 @@ from typing import Any
 import httpx2
 
 from producer.sources.base import decode_json
-from schema.errors import InvalidEvent, PermanentError, TransientError
+from schema.errors import InvalidEvent, QueueApiRefused, QueueApiUnavailable
 from schema.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 CONTENT_TYPE_KEY = "CF-Content-Type"
-
-
-class QueueApiUnavailable(TransientError):
-    """Raised when the Queues API is rate limiting (429), failing (5xx) or unreachable."""
-
-    def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after_s = retry_after_s
-
-
-class QueueApiRefused(PermanentError):
-    """Raised when the Queues API refuses the request itself: bad token, queue id or mode."""
-
-    def __init__(self, message: str, *, status_code: int) -> None:
-        super().__init__(message)
-        self.status_code = status_code
 
 
 @dataclass(frozen=True, slots=True)

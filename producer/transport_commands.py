@@ -12,11 +12,12 @@ from typing import Any
 import click
 
 from producer.pullconsumer import SOURCE, PullConsumer, run_together
-from producer.queues_api import QueueApiRefused, QueuesApi
+from producer.queues_api import QueuesApi
 from producer.rejections import newest_rejections
 from producer.report import format_table
 from producer.services import open_services
 from schema.db import make_engine
+from schema.errors import QueueApiRefused
 from schema.settings import Settings
 
 logger = logging.getLogger(__name__)

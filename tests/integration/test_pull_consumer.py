@@ -23,10 +23,11 @@ from sqlalchemy.engine import Engine
 from producer.intake import Intake
 from producer.publish import ChainPublisher
 from producer.pullconsumer import SOURCE, PullConsumer
-from producer.queues_api import QueueApiRefused, QueuesApi
+from producer.queues_api import QueuesApi
 from producer.rejections import RejectionLog
 from producer.rules import EventRules
 from schema.db import make_engine
+from schema.errors import QueueApiRefused
 from schema.settings import Settings
 from schema.tables import rejected_events, tasks
 from tests.factories import r2_body
