@@ -70,7 +70,7 @@ API_LATENCY_MS = 50
 
 
 @dataclass(frozen=True)
-class Result:
+class Measurement:
     mode: str
     events: int
     wall_s: float
@@ -143,7 +143,9 @@ def child(args: list[str], env: dict[str, str], log: Path) -> Iterator[subproces
                     proc.wait()
 
 
-def bench_webhook(env: dict[str, str], engine: sa.Engine, events: int, log: Path) -> list[Result]:
+def bench_webhook(
+    env: dict[str, str], engine: sa.Engine, events: int, log: Path
+) -> list[Measurement]:
     port = free_port()
     server_env = {**env, "WEBHOOK_TOKEN": TOKEN, "WEBHOOK_MAX_BODY_BYTES": str(16 * 1024 * 1024)}
     args = [*CLI, "serve", "--host", "127.0.0.1", "--port", str(port)]
@@ -165,7 +167,7 @@ def bench_webhook(env: dict[str, str], engine: sa.Engine, events: int, log: Path
                 post_all(client, keys, batch)
                 wall, cpu = time.perf_counter() - started, cpu_s(server) - cpu_before
                 check(count_tasks(engine, prefix), events, mode)
-                results.append(Result(mode, events, wall, cpu))
+                results.append(Measurement(mode, events, wall, cpu))
     return results
 
 
@@ -198,7 +200,7 @@ PULL_MODES = (
 )
 
 
-def bench_pull(env: dict[str, str], engine: sa.Engine, events: int, log: Path) -> list[Result]:
+def bench_pull(env: dict[str, str], engine: sa.Engine, events: int, log: Path) -> list[Measurement]:
     results = []
     for mode, batch, concurrency, latency_s in PULL_MODES:
         prefix = f"pull-{batch}-{concurrency}-{latency_s}/"
@@ -226,13 +228,13 @@ def bench_pull(env: dict[str, str], engine: sa.Engine, events: int, log: Path) -
                 wait_drained(queues, f"{mode}; see {log}")
                 wall, cpu = time.perf_counter() - started, cpu_s(consumer) - cpu_before
             check(count_tasks(engine, prefix), events, mode)
-            results.append(Result(mode, events, wall, cpu))
+            results.append(Measurement(mode, events, wall, cpu))
         finally:
             queues.stop()
     return results
 
 
-def bench_ingest_alone(settings_env: dict[str, str], engine: sa.Engine, events: int) -> Result:
+def bench_ingest_alone(settings_env: dict[str, str], engine: sa.Engine, events: int) -> Measurement:
     """``ingest`` called in this process with batches of 100: the floor under both transports."""
     from producer.ingest import ingest
     from producer.publish import ChainPublisher
@@ -254,7 +256,7 @@ def bench_ingest_alone(settings_env: dict[str, str], engine: sa.Engine, events: 
             ingest(engine, publisher, [e for b in bodies for e in parse_body(b)])
         wall, cpu = time.perf_counter() - started, time.process_time() - cpu_before
     check(count_tasks(engine, prefix), events, "ingest alone")
-    return Result("ingest() alone, batch 100", events, wall, cpu)
+    return Measurement("ingest() alone, batch 100", events, wall, cpu)
 
 
 def wait_drained(queues: QueuesServer, what: str) -> None:
@@ -278,7 +280,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def report(results: list[Result]) -> str:
+def report(results: list[Measurement]) -> str:
     lines = [f"{'mode':<30} {'events':>7} {'events/s':>10} {'CPU ms/event':>13}"]
     lines.append("-" * len(lines[0]))
     for r in results:
@@ -303,7 +305,7 @@ def report(results: list[Result]) -> str:
 
 def run_modes(
     env: dict[str, str], engine: sa.Engine, events: int, log: Path, reset: Any
-) -> list[Result]:
+) -> list[Measurement]:
     """Every mode on one broker; ``reset`` empties the broker between modes."""
     results = [bench_ingest_alone(env, engine, events)]
     reset()
@@ -314,7 +316,7 @@ def run_modes(
     return results
 
 
-def compare(by_broker: dict[str, list[Result]]) -> str:
+def compare(by_broker: dict[str, list[Measurement]]) -> str:
     """One line per mode, the brokers side by side, and RabbitMQ's events/s relative to Redis."""
     names = list(by_broker)
     head = f"{'mode':<30}" + "".join(f" {n + ' ev/s':>15} {n + ' CPU ms':>17}" for n in names)
@@ -364,7 +366,7 @@ def main() -> None:
             lambda: rabbitmq_url(args.rabbitmq_vhost),
         )
     args.log.unlink(missing_ok=True)
-    by_broker: dict[str, list[Result]] = {}
+    by_broker: dict[str, list[Measurement]] = {}
     try:
         for name, (url, reset) in brokers.items():
             reset()

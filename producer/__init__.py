@@ -1,6 +1,6 @@
 """The producer: notifications in, task rows and published chains out."""
 
-from producer.ingest import Outcome, Result, ingest
+from producer.ingest import IngestOutcome, IngestResult, ingest
 from producer.poller import Poller
 from producer.publish import ChainPublisher
 from producer.rules import EventRules
@@ -11,9 +11,9 @@ __all__ = [
     "BrokerUnavailable",
     "ChainPublisher",
     "EventRules",
-    "Outcome",
+    "IngestOutcome",
+    "IngestResult",
     "Poller",
-    "Result",
     "ingest",
     "parse_body",
 ]

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from producer.admin_commands import recover_command, requeue_command, tasks_group
 from producer.cors import cors
-from producer.intake import Incoming, Verdict
+from producer.intake import Incoming, MessageVerdict
 from producer.poll_command import poll
 from producer.services import open_services
 from schema.db import make_engine
@@ -74,9 +74,9 @@ def ingest_command(settings: Settings, source: Any) -> None:
             [result] = intake.take([Incoming(None, raw, body=raw)])
     except TransientError as exc:
         raise click.ClickException(f"{exc} (nothing lost: ingest the same bodies again)") from exc
-    if result.verdict is Verdict.REJECTED:
+    if result.verdict is MessageVerdict.REJECTED:
         raise click.ClickException(f"not an event notification: {result.reason}")
-    if result.verdict is Verdict.RETRY:
+    if result.verdict is MessageVerdict.RETRY:
         raise click.ClickException(f"{result.reason} (nothing lost: ingest the same bodies again)")
     for outcome in result.outcomes:
         reason = f"  ({outcome.reason})" if outcome.reason else ""

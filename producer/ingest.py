@@ -36,7 +36,7 @@ from sqlalchemy.engine import Engine
 
 from producer.deletion import DeletionReport, handle_delete
 from producer.handoff import Publisher, publish_claims, unpublished_claim
-from producer.rules import Decision, EventRules, Verdict
+from producer.rules import Decision, EventRules, EventVerdict
 from schema.db import transient_db_errors
 from schema.lanes import Lane
 from schema.lifecycle import now_ms
@@ -57,10 +57,10 @@ COMMON = ("status", "created_at", "updated_at", "retry_count")
 # 60 s after which Cloudflare Queues and the webhook forwarder deliver a message again.
 CLAIM_LEASE_S = 30
 
-__all__ = ["CLAIM_LEASE_S", "Outcome", "Publisher", "Result", "ingest"]
+__all__ = ["CLAIM_LEASE_S", "IngestOutcome", "IngestResult", "Publisher", "ingest"]
 
 
-class Result(StrEnum):
+class IngestResult(StrEnum):
     """What ingesting one event did."""
 
     PUBLISHED = "published"
@@ -70,12 +70,12 @@ class Result(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
+class IngestOutcome:
     """The result for one event, reported back to whoever delivered it."""
 
     task_id: str
     key: str
-    result: Result
+    result: IngestResult
     workflow_id: str | None = None
     reason: str | None = None
 
@@ -88,7 +88,7 @@ def ingest(
     rules: EventRules | None = None,
     storage: S3Client | None = None,
     lane: Lane = Lane.NORMAL,
-) -> list[Outcome]:
+) -> list[IngestOutcome]:
     """Record and publish ``events``; safe to call again with any of them.
 
     Args:
@@ -110,7 +110,7 @@ def ingest(
     rules = rules or EventRules()
     decisions = [rules.decide(e) for e in events]
     creates = _unique(
-        e for e, d in zip(events, decisions, strict=True) if d.verdict is Verdict.PROCESS
+        e for e, d in zip(events, decisions, strict=True) if d.verdict is EventVerdict.PROCESS
     )
     with transient_db_errors():
         # Read before anything is claimed: a failure here leaves no claim waiting out its lease.
@@ -119,7 +119,7 @@ def ingest(
     publish_claims(engine, publisher, sorted(claims.items()), lanes=_lanes(creates, lane, uploaded))
     deleted: dict[tuple[str, str], DeletionReport] = {}
     for event, decision in zip(events, decisions, strict=True):
-        if decision.verdict is Verdict.DELETE and (event.bucket, event.key) not in deleted:
+        if decision.verdict is EventVerdict.DELETE and (event.bucket, event.key) not in deleted:
             with transient_db_errors():
                 deleted[(event.bucket, event.key)] = handle_delete(
                     engine, storage, event, thumbnails_prefix=rules.thumbnails_prefix
@@ -232,17 +232,19 @@ def _outcome(
     decision: Decision,
     claims: dict[str, str],
     deleted: dict[tuple[str, str], DeletionReport],
-) -> Outcome:
+) -> IngestOutcome:
     """The outcome of one event; ``claims`` and ``deleted`` are consumed by their first event."""
-    if decision.verdict is Verdict.IGNORE:
-        return Outcome(event.task_id, event.key, Result.IGNORED, reason=decision.reason)
-    if decision.verdict is Verdict.DELETE:
+    if decision.verdict is EventVerdict.IGNORE:
+        return IngestOutcome(event.task_id, event.key, IngestResult.IGNORED, reason=decision.reason)
+    if decision.verdict is EventVerdict.DELETE:
         report = deleted.pop((event.bucket, event.key), None)
         if report is None:
-            return Outcome(event.task_id, event.key, Result.DUPLICATE, reason="same delete above")
-        result = Result.IGNORED if report.stale else Result.DELETED
-        return Outcome(event.task_id, event.key, result, reason=report.summary())
+            return IngestOutcome(
+                event.task_id, event.key, IngestResult.DUPLICATE, reason="same delete above"
+            )
+        result = IngestResult.IGNORED if report.stale else IngestResult.DELETED
+        return IngestOutcome(event.task_id, event.key, result, reason=report.summary())
     workflow_id = claims.pop(event.task_id, None)
     if workflow_id is not None:
-        return Outcome(event.task_id, event.key, Result.PUBLISHED, workflow_id)
-    return Outcome(event.task_id, event.key, Result.DUPLICATE)
+        return IngestOutcome(event.task_id, event.key, IngestResult.PUBLISHED, workflow_id)
+    return IngestOutcome(event.task_id, event.key, IngestResult.DUPLICATE)

@@ -24,7 +24,7 @@ from moto.server import ThreadedMotoServer
 from sqlalchemy.engine import Engine
 
 from producer import localstack
-from producer.ingest import Outcome, ingest
+from producer.ingest import IngestOutcome, ingest
 from producer.publish import ChainPublisher
 from producer.sources.r2 import parse_r2
 from schema.db import make_engine
@@ -182,7 +182,7 @@ class Fleet:
         etag = self.s3.put_object(Bucket=BUCKET, Key=key, Body=data)["ETag"].strip('"')
         return r2_body(bucket=BUCKET, key=key, size=len(data), etag=etag)
 
-    def deliver(self, *bodies: dict[str, Any]) -> list[Outcome]:
+    def deliver(self, *bodies: dict[str, Any]) -> list[IngestOutcome]:
         return ingest(self.engine, self.publisher, [parse_r2(b) for b in bodies])
 
     def row(self, task_id: str) -> Any:

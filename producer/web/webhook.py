@@ -31,7 +31,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from producer.intake import MessageResult, Verdict
+from producer.intake import MessageResult, MessageVerdict
 from producer.rejections import Rejection, RejectionLog
 from producer.sources import decode_json
 from producer.web.deps import Resources, ResourcesDep
@@ -138,11 +138,11 @@ def _handle(request: Request, resources: Resources, raw: bytes) -> Response:
         results = intake.take(unpacked.messages)
     except TransientError as exc:
         return _unavailable(str(exc), resources.settings.webhook_retry_after_s)
-    retry = [r for r in results if r.verdict is Verdict.RETRY]
+    retry = [r for r in results if r.verdict is MessageVerdict.RETRY]
     if retry:
         reason = retry[0].reason or "unavailable"
         return _unavailable(reason, resources.settings.webhook_retry_after_s)
-    if not unpacked.batch and results[0].verdict is Verdict.REJECTED:
+    if not unpacked.batch and results[0].verdict is MessageVerdict.REJECTED:
         return _error(400, "invalid_event", results[0].reason or "invalid")
     return _AsciiJSON(_report(unpacked, results), status_code=202)
 
@@ -159,7 +159,7 @@ def _report(unpacked: Unpacked, results: list[MessageResult]) -> dict[str, Any]:
     messages = []
     for result in results:
         entry: dict[str, Any] = {"id": result.message_id, "status": result.verdict.value}
-        if result.verdict is Verdict.REJECTED:
+        if result.verdict is MessageVerdict.REJECTED:
             entry["reason"] = result.reason
         else:
             entry["events"] = [
@@ -173,8 +173,8 @@ def _report(unpacked: Unpacked, results: list[MessageResult]) -> dict[str, Any]:
             ]
         messages.append(entry)
     return {
-        "accepted": sum(r.verdict is Verdict.ACCEPTED for r in results),
-        "rejected": sum(r.verdict is Verdict.REJECTED for r in results),
+        "accepted": sum(r.verdict is MessageVerdict.ACCEPTED for r in results),
+        "rejected": sum(r.verdict is MessageVerdict.REJECTED for r in results),
         "messages": messages,
     }
 

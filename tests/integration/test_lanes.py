@@ -19,7 +19,7 @@ import pytest
 import sqlalchemy as sa
 
 from producer import localstack
-from producer.ingest import Result, ingest
+from producer.ingest import IngestResult, ingest
 from producer.metrics import FleetCollector, queue_keys
 from producer.publish import ChainPublisher
 from producer.sources.r2 import parse_r2
@@ -52,7 +52,7 @@ def _events(fleet: Fleet, clip: Path, prefix: str, count: int) -> list[ObjectEve
 def _publish(settings: Settings, fleet: Fleet, events: list[ObjectEvent], lane: Lane) -> None:
     with ChainPublisher(settings) as publisher:
         outcomes = ingest(fleet.engine, publisher, events, lane=lane)
-    assert [o.result for o in outcomes] == [Result.PUBLISHED] * len(events)
+    assert [o.result for o in outcomes] == [IngestResult.PUBLISHED] * len(events)
 
 
 def _statuses(fleet: Fleet) -> dict[str, str]:

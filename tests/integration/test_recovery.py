@@ -24,7 +24,7 @@ from producer.cli import main
 from producer.inflight import Inflight
 from producer.ingest import ingest
 from producer.publish import ChainPublisher
-from producer.recovery import Result, find_stale, recover_once
+from producer.recovery import RecoveryResult, find_stale, recover_once
 from producer.sources.r2 import parse_r2
 from schema.errors import BrokerUnavailable
 from schema.lifecycle import load_metadata, now_ms
@@ -112,7 +112,7 @@ def test_pending_task_whose_chain_was_never_published_is_published_once_and_comp
     finally:
         live.close()
     # then exactly one published it, and the task completed with each step run once
-    republished = [o for o in outcomes if o.result is Result.REPUBLISHED]
+    republished = [o for o in outcomes if o.result is RecoveryResult.REPUBLISHED]
     assert len(republished) == 1
     assert republished[0].step is Step.VALIDATE
     row = fleet.wait(task_id)
@@ -138,7 +138,7 @@ def test_processing_task_without_a_live_chain_is_republished_from_its_first_unsa
     finally:
         live.close()
     # then it is republished from generate-thumbnails and completes without validating again
-    assert outcome.result is Result.REPUBLISHED
+    assert outcome.result is RecoveryResult.REPUBLISHED
     assert outcome.step is Step.THUMBNAILS
     assert outcome.attempts == 1
     row = fleet.wait(task_id)
@@ -166,7 +166,7 @@ def test_task_stuck_more_often_than_allowed_fails_with_an_explanation(
     finally:
         live.close()
     # then it is not republished but failed, saying why
-    assert outcome.result is Result.GAVE_UP
+    assert outcome.result is RecoveryResult.GAVE_UP
     row = fleet.row(task_id)
     assert row.status == "failed"
     assert row.error_message == "stuck in generate-thumbnails 3 times; gave up"

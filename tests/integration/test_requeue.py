@@ -16,7 +16,7 @@ from producer.cli import main
 from producer.inflight import Inflight
 from producer.publish import ChainPublisher
 from producer.recovery import recover_once
-from producer.requeue import Request, Result, requeue_task
+from producer.requeue import Request, RequeueResult, requeue_task
 from schema.errors import BrokerUnavailable
 from schema.lifecycle import load_metadata, now_ms
 from schema.status import Step
@@ -98,7 +98,7 @@ def test_task_that_failed_in_thumbnails_resumes_there_and_keeps_its_probe(
     # when it is requeued
     result = requeue_task(fleet.engine, fleet.publisher, failed.id, Request(by="ann"))
     # then only the thumbnail and update steps run again
-    assert result.result is Result.REQUEUED
+    assert result.result is RequeueResult.REQUEUED
     assert result.from_step is Step.THUMBNAILS
     row = fleet.wait(failed.id)
     assert row.status == "completed", row.error_message
@@ -125,7 +125,7 @@ def test_two_admins_requeueing_the_same_task_at_once_start_one_chain(
         thread.start()
     for thread in threads:
         thread.join()
-    assert sorted(o.result for o in outcomes) == [Result.REFUSED, Result.REQUEUED]
+    assert sorted(o.result for o in outcomes) == [RequeueResult.REFUSED, RequeueResult.REQUEUED]
     fleet.wait(failed.id)
     time.sleep(1.0)  # a second chain, had one been published, would have run by now
     meta = load_metadata(fleet.row(failed.id).metadata)
@@ -169,18 +169,18 @@ def test_completed_task_is_requeued_only_with_force_and_then_from_the_start(
     [outcome] = fleet.deliver(fleet.upload(h264_mp4, "uploads/done.mp4"))
     assert fleet.wait(outcome.task_id).status == "completed"
     refused = requeue_task(fleet.engine, fleet.publisher, outcome.task_id, Request(by="ann"))
-    assert refused.result is Result.REFUSED
+    assert refused.result is RequeueResult.REFUSED
     assert "--force" in refused.detail
     forced = requeue_task(
         fleet.engine, fleet.publisher, outcome.task_id, Request(by="ann", force=True)
     )
-    assert forced.result is Result.REQUEUED
+    assert forced.result is RequeueResult.REQUEUED
     assert forced.from_step is Step.VALIDATE
     # while it runs again, a second requeue is refused: the task is not ended
     again = requeue_task(
         fleet.engine, fleet.publisher, outcome.task_id, Request(by="bob", force=True)
     )
-    assert again.result is Result.REFUSED
+    assert again.result is RequeueResult.REFUSED
     row = fleet.wait(outcome.task_id)
     assert row.status == "completed"
     assert load_metadata(row.metadata)["runs"] == {s.value: 2 for s in Step}
