@@ -8,8 +8,8 @@ baseline (``ingest()`` called in-process with batches of 100: the floor under ev
 - webhook, batches of 100: ``videofleet serve`` (uvicorn) in a child process, an HTTP client
   posting Worker-forwarded batches of 100 R2 notifications;
 - webhook, one per request: the same server, one notification per POST;
-- pull, batch 100: ``videofleet pull`` in a child process against the test suite's local Queues
-  API server (``tests/integration/queues_server.py``), ``PULL_BATCH_SIZE=100``;
+- pull, batch 100: ``videofleet pull`` in a child process against the local Queues API
+  stand-in (``producer/queues_standin.py``), ``PULL_BATCH_SIZE=100``;
 - pull, batch 1: the same with ``PULL_BATCH_SIZE=1``;
 - pull, 50 ms API, 1 loop / 4 loops: batch 100 against a server that holds every pull and ack
   50 ms, as a distant API does, with ``PULL_CONCURRENCY`` 1 and 4.
@@ -50,13 +50,12 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from producer.localstack import is_listening  # noqa: E402
+from producer.localstack import is_listening, rabbitmq_url  # noqa: E402
+from producer.queues_standin import QueuesServer  # noqa: E402
 from producer.sources.r2 import r2_notification  # noqa: E402
 from schema.db import make_engine  # noqa: E402
 from schema.migrate import upgrade  # noqa: E402
 from schema.tables import metadata_obj, tasks  # noqa: E402
-from tests.fleet import rabbitmq_url  # noqa: E402
-from tests.integration.queues_server import QueuesServer  # noqa: E402
 
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/videofleet_bench"
 TOKEN = "bench-webhook-token"  # noqa: S105  (a local throwaway server)

@@ -45,15 +45,15 @@ from bench import media  # noqa: E402
 from bench import storyboard as storyboard_bench  # noqa: E402
 from bench.ingest import DEFAULT_DATABASE_URL, drop_tables, prepare_database  # noqa: E402
 from producer import cors  # noqa: E402
+from producer.browser import NetworkLog, chromium  # noqa: E402
+from producer.devserver import serve  # noqa: E402
+from producer.localstack import S3Server, free_port  # noqa: E402
 from producer.web.access import DEVELOPMENT_USER  # noqa: E402
 from schema import derived_keys  # noqa: E402
 from schema.db import make_engine  # noqa: E402
 from schema.settings import Settings  # noqa: E402
 from schema.storage import make_s3_client  # noqa: E402
 from schema.tables import tasks, videos  # noqa: E402
-from tests.e2e.conftest import chromium, serve  # noqa: E402
-from tests.e2e.network_log import NetworkLog  # noqa: E402
-from tests.fleet import S3Server, _free_port  # noqa: E402
 from workers import storage  # noqa: E402
 from workers import storyboard as storyboard_files  # noqa: E402
 
@@ -181,7 +181,7 @@ def bench_api(
     set_status(settings, ids, video="processing", task="running")
     results = []
     for mode, cache in (("no micro-cache", False), ("micro-cache", True)):
-        port = _free_port()
+        port = free_port()
         app_settings = settings.model_copy(update={"status_cache_enabled": cache})
         with serve(app_settings, port) as base_url, StatementCounter() as counter:
             load = [sys.executable, "-m", "bench.readside", "--load", base_url,
@@ -241,7 +241,7 @@ def bench_page(
     results = []
     before = {"status_url_window_s": 0, "status_cache_enabled": False}
     for mode, overrides in (("before", before), ("after", {})):
-        port = _free_port()
+        port = free_port()
         origin = f"http://127.0.0.1:{port}"
         page_settings = settings.model_copy(
             update={**overrides, "upload_allowed_origins": [origin]}

@@ -21,6 +21,7 @@ import urllib3
 from sqlalchemy.engine import Engine
 
 from producer import localstack
+from producer.localstack import free_port
 from producer.metrics import queue_keys
 from producer.publish import ChainPublisher
 from schema.db import make_engine
@@ -41,7 +42,6 @@ from tests.fleet import (
     Fleet,
     S3Server,
     _clean,
-    _free_port,
     _wait_worker_ready,
     own_database,
     redis_url,
@@ -60,7 +60,6 @@ __all__ = [
     "TEST_TUNING",
     "Fleet",
     "S3Server",
-    "_free_port",
     "redis_url",
     "reset_database",
 ]
@@ -73,7 +72,7 @@ class RedisServer:
     """A private ``redis-server`` on a free port: an outage is ``stop()``, recovery ``start()``."""
 
     def __init__(self, logdir: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"redis://{REDIS_HOST}:{self.port}/0"
         self._logdir = logdir
         self._stack: ExitStack | None = None

@@ -24,6 +24,7 @@ from producer.intake import Intake
 from producer.publish import ChainPublisher
 from producer.pullconsumer import SOURCE, PullConsumer
 from producer.queues_api import QueuesApi
+from producer.queues_standin import QueuesServer
 from producer.rejections import RejectionLog
 from producer.rules import EventRules
 from schema.db import make_engine
@@ -32,7 +33,6 @@ from schema.settings import Settings
 from schema.tables import rejected_events, tasks
 from tests.factories import r2_body
 from tests.integration.conftest import RedisServer
-from tests.integration.queues_server import QueuesServer
 
 pytestmark = pytest.mark.integration
 

@@ -23,6 +23,7 @@ from click.testing import CliRunner
 from producer.cli import main
 from producer.inflight import Inflight
 from producer.ingest import ingest
+from producer.localstack import free_port
 from producer.publish import ChainPublisher
 from producer.recovery import RecoveryResult, find_stale, recover_once
 from producer.sources.r2 import parse_r2
@@ -31,13 +32,13 @@ from schema.lifecycle import load_metadata, now_ms
 from schema.settings import Settings
 from schema.status import Step
 from schema.tables import tasks
-from tests.integration.conftest import Fleet, _free_port
+from tests.integration.conftest import Fleet
 
 pytestmark = pytest.mark.integration
 
 
 def _dead_broker(settings: Settings) -> Settings:
-    return settings.model_copy(update={"broker_url": f"redis://127.0.0.1:{_free_port()}/0"})
+    return settings.model_copy(update={"broker_url": f"redis://127.0.0.1:{free_port()}/0"})
 
 
 def _ingest_while_broker_is_down(fleet: Fleet, path: Path, key: str) -> str:

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from producer.cli import main
 from producer.inflight import Inflight
+from producer.localstack import free_port
 from producer.publish import ChainPublisher
 from producer.recovery import recover_once
 from producer.requeue import Request, RequeueResult, requeue_task
@@ -21,7 +22,7 @@ from schema.errors import BrokerUnavailable
 from schema.lifecycle import load_metadata, now_ms
 from schema.status import Step
 from schema.tables import tasks
-from tests.integration.conftest import Fleet, _free_port
+from tests.integration.conftest import Fleet
 
 pytestmark = pytest.mark.integration
 
@@ -139,7 +140,7 @@ def test_requeue_whose_publish_fails_stays_requeued_and_the_recovery_sweep_publi
     # given a failed task, and a broker that cannot be reached when an admin requeues it
     failed = _fail_as_not_a_video(fleet, not_a_video, "uploads/no-broker.mp4")
     dead_broker = fleet.settings.model_copy(
-        update={"broker_url": f"redis://127.0.0.1:{_free_port()}/0"}
+        update={"broker_url": f"redis://127.0.0.1:{free_port()}/0"}
     )
     with ChainPublisher(dead_broker) as publisher, pytest.raises(BrokerUnavailable):
         requeue_task(fleet.engine, publisher, failed.id, Request(by="ann"))
