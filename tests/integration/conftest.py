@@ -65,7 +65,7 @@ __all__ = [
 ]
 
 
-# -- transports (issue 3): an own broker that can go down, an own PostgreSQL database --
+# -- transports: an own broker that can go down, an own PostgreSQL database --
 
 
 class RedisServer:
@@ -159,7 +159,7 @@ def bucket(s3_server: S3Server) -> Iterator[Bucket]:
     proxy.close()
 
 
-# -- Cloudflare (issue 15): a local D1 in workerd, and a fleet that mirrors into it --
+# -- Cloudflare: a local D1 in workerd, and a fleet that mirrors into it --
 
 D1_FLEET_WEBHOOK_TOKEN = "d1-fleet-webhook-token"
 
