@@ -24,7 +24,6 @@ import uuid
 from typing import Any
 
 import httpx2
-from billiard.einfo import ExceptionInfo
 from celery import Celery
 
 from schema.db import transient_db_errors
@@ -35,8 +34,8 @@ from schema.settings import Settings
 from schema.status import TaskStatus
 from workers import followup, records
 from workers.app import app
-from workers.backoff import BackoffTask
 from workers.context import get_deps, get_settings
+from workers.followup import FollowupTask
 
 logger = logging.getLogger(__name__)
 
@@ -143,27 +142,17 @@ def enqueue(celery_app: Celery, task_id: str) -> None:
     )
 
 
-class NotifyTask(BackoffTask):
+class NotifyTask(FollowupTask):
     """Retries an undelivered notification with the fleet's backoff, until it expires."""
 
     autoretry_for = (WebhookUndelivered,)
-    max_retries = None  # the deadline ends the retries, not a count
+    what = "webhook"
+    failed_as = "not delivered"
 
-    def on_retry(
-        self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: ExceptionInfo
-    ) -> None:
-        logger.info(
-            "Task %s: webhook will retry (%d so far): %s", _row(args), self.request.retries, exc
-        )
-
-    def on_failure(
-        self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: ExceptionInfo
-    ) -> None:
-        logger.error("Task %s: webhook not delivered: %s", _row(args), exc)
-
-
-def _row(args: Any) -> str:
-    return str(args[0].get("task_id")) if args and isinstance(args[0], dict) else "?"
+    @staticmethod
+    def rows(args: Any) -> str:
+        """The notified task's id, from the payload."""
+        return str(args[0].get("task_id")) if args and isinstance(args[0], dict) else "?"
 
 
 @app.task(bind=True, base=NotifyTask, name=NOTIFY_TASK_NAME)
