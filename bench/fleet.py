@@ -39,6 +39,7 @@ from celery import Celery, chain
 from bench import media
 from producer.dev import localstack
 from producer.events.ingest import ingest
+from producer.dev.localstack import rabbitmq_url
 from producer.events.publish import ChainPublisher
 from producer.events.sources.r2 import parse_r2
 from schema.broker import BrokerKind, broker_kind, celery_broker_config
@@ -48,7 +49,6 @@ from schema.migrate import upgrade
 from schema.settings import Settings
 from schema.storage import make_s3_client
 from schema.tables import metadata_obj, tasks
-from tests.fleet import rabbitmq_url
 
 BUCKET = "bench"
 ENDED = ("completed", "failed")

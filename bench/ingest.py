@@ -8,8 +8,8 @@ baseline (``ingest()`` called in-process with batches of 100: the floor under ev
 - webhook, batches of 100: ``videofleet serve`` (uvicorn) in a child process, an HTTP client
   posting Worker-forwarded batches of 100 R2 notifications;
 - webhook, one per request: the same server, one notification per POST;
-- pull, batch 100: ``videofleet pull`` in a child process against the test suite's local Queues
-  API server (``tests/integration/queues_server.py``), ``PULL_BATCH_SIZE=100``;
+- pull, batch 100: ``videofleet pull`` in a child process against the local Queues API
+  stand-in (``producer/dev/queues_standin.py``), ``PULL_BATCH_SIZE=100``;
 - pull, batch 1: the same with ``PULL_BATCH_SIZE=1``;
 - pull, 50 ms API, 1 loop / 4 loops: batch 100 against a server that holds every pull and ack
   50 ms, as a distant API does, with ``PULL_CONCURRENCY`` 1 and 4.
@@ -50,12 +50,12 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from producer.dev.localstack import is_listening  # noqa: E402
+from producer.dev.localstack import is_listening, rabbitmq_url  # noqa: E402
+from producer.dev.queues_standin import QueuesServer  # noqa: E402
+from producer.events.sources.r2 import r2_notification  # noqa: E402
 from schema.db import make_engine  # noqa: E402
 from schema.migrate import upgrade  # noqa: E402
 from schema.tables import metadata_obj, tasks  # noqa: E402
-from tests.fleet import rabbitmq_url  # noqa: E402
-from tests.integration.queues_server import QueuesServer  # noqa: E402
 
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/videofleet_bench"
 TOKEN = "bench-webhook-token"  # noqa: S105  (a local throwaway server)
@@ -69,7 +69,7 @@ API_LATENCY_MS = 50
 
 
 @dataclass(frozen=True)
-class Result:
+class Measurement:
     mode: str
     events: int
     wall_s: float
@@ -87,14 +87,9 @@ class Result:
 BUCKET = "bench"
 
 
-def r2_body(key: str) -> dict[str, object]:
-    return {
-        "account": "3f4b7e3dcab231cbfdaa90a6a28bd548",
-        "action": "PutObject",
-        "bucket": BUCKET,
-        "object": {"key": key, "size": 1024, "eTag": f"{abs(hash(key)):032x}"[:32]},
-        "eventTime": "2026-11-28T10:00:00.000Z",
-    }
+def r2_body(key: str) -> dict[str, Any]:
+    """The R2 notification of a 1 KiB upload of ``key`` to the bench bucket."""
+    return r2_notification(bucket=BUCKET, key=key, size=1024, etag=f"{abs(hash(key)):032x}"[:32])
 
 
 def cpu_s(proc: psutil.Process) -> float:
@@ -147,7 +142,9 @@ def child(args: list[str], env: dict[str, str], log: Path) -> Iterator[subproces
                     proc.wait()
 
 
-def bench_webhook(env: dict[str, str], engine: sa.Engine, events: int, log: Path) -> list[Result]:
+def bench_webhook(
+    env: dict[str, str], engine: sa.Engine, events: int, log: Path
+) -> list[Measurement]:
     port = free_port()
     server_env = {**env, "WEBHOOK_TOKEN": TOKEN, "WEBHOOK_MAX_BODY_BYTES": str(16 * 1024 * 1024)}
     args = [*CLI, "serve", "--host", "127.0.0.1", "--port", str(port)]
@@ -169,7 +166,7 @@ def bench_webhook(env: dict[str, str], engine: sa.Engine, events: int, log: Path
                 post_all(client, keys, batch)
                 wall, cpu = time.perf_counter() - started, cpu_s(server) - cpu_before
                 check(count_tasks(engine, prefix), events, mode)
-                results.append(Result(mode, events, wall, cpu))
+                results.append(Measurement(mode, events, wall, cpu))
     return results
 
 
@@ -202,7 +199,7 @@ PULL_MODES = (
 )
 
 
-def bench_pull(env: dict[str, str], engine: sa.Engine, events: int, log: Path) -> list[Result]:
+def bench_pull(env: dict[str, str], engine: sa.Engine, events: int, log: Path) -> list[Measurement]:
     results = []
     for mode, batch, concurrency, latency_s in PULL_MODES:
         prefix = f"pull-{batch}-{concurrency}-{latency_s}/"
@@ -230,13 +227,13 @@ def bench_pull(env: dict[str, str], engine: sa.Engine, events: int, log: Path) -
                 wait_drained(queues, f"{mode}; see {log}")
                 wall, cpu = time.perf_counter() - started, cpu_s(consumer) - cpu_before
             check(count_tasks(engine, prefix), events, mode)
-            results.append(Result(mode, events, wall, cpu))
+            results.append(Measurement(mode, events, wall, cpu))
         finally:
             queues.stop()
     return results
 
 
-def bench_ingest_alone(settings_env: dict[str, str], engine: sa.Engine, events: int) -> Result:
+def bench_ingest_alone(settings_env: dict[str, str], engine: sa.Engine, events: int) -> Measurement:
     """``ingest`` called in this process with batches of 100: the floor under both transports."""
     from producer.events.ingest import ingest
     from producer.events.publish import ChainPublisher
@@ -258,7 +255,7 @@ def bench_ingest_alone(settings_env: dict[str, str], engine: sa.Engine, events: 
             ingest(engine, publisher, [e for b in bodies for e in parse_body(b)])
         wall, cpu = time.perf_counter() - started, time.process_time() - cpu_before
     check(count_tasks(engine, prefix), events, "ingest alone")
-    return Result("ingest() alone, batch 100", events, wall, cpu)
+    return Measurement("ingest() alone, batch 100", events, wall, cpu)
 
 
 def wait_drained(queues: QueuesServer, what: str) -> None:
@@ -282,7 +279,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def report(results: list[Result]) -> str:
+def report(results: list[Measurement]) -> str:
     lines = [f"{'mode':<30} {'events':>7} {'events/s':>10} {'CPU ms/event':>13}"]
     lines.append("-" * len(lines[0]))
     for r in results:
@@ -307,7 +304,7 @@ def report(results: list[Result]) -> str:
 
 def run_modes(
     env: dict[str, str], engine: sa.Engine, events: int, log: Path, reset: Any
-) -> list[Result]:
+) -> list[Measurement]:
     """Every mode on one broker; ``reset`` empties the broker between modes."""
     results = [bench_ingest_alone(env, engine, events)]
     reset()
@@ -318,7 +315,7 @@ def run_modes(
     return results
 
 
-def compare(by_broker: dict[str, list[Result]]) -> str:
+def compare(by_broker: dict[str, list[Measurement]]) -> str:
     """One line per mode, the brokers side by side, and RabbitMQ's events/s relative to Redis."""
     names = list(by_broker)
     head = f"{'mode':<30}" + "".join(f" {n + ' ev/s':>15} {n + ' CPU ms':>17}" for n in names)
@@ -368,7 +365,7 @@ def main() -> None:
             lambda: rabbitmq_url(args.rabbitmq_vhost),
         )
     args.log.unlink(missing_ok=True)
-    by_broker: dict[str, list[Result]] = {}
+    by_broker: dict[str, list[Measurement]] = {}
     try:
         for name, (url, reset) in brokers.items():
             reset()

@@ -45,14 +45,15 @@ from bench import media  # noqa: E402
 from bench import storyboard as storyboard_bench  # noqa: E402
 from bench.ingest import DEFAULT_DATABASE_URL, drop_tables, prepare_database  # noqa: E402
 from producer.uploads import cors  # noqa: E402
+from producer.dev.browser import NetworkLog, chromium  # noqa: E402
+from producer.dev.devserver import serve  # noqa: E402
+from producer.dev.localstack import S3Server, free_port  # noqa: E402
 from producer.web.access import DEVELOPMENT_USER  # noqa: E402
+from schema import derived_keys  # noqa: E402
 from schema.db import make_engine  # noqa: E402
 from schema.settings import Settings  # noqa: E402
 from schema.storage import make_s3_client  # noqa: E402
 from schema.tables import tasks, videos  # noqa: E402
-from tests.e2e.conftest import chromium, serve  # noqa: E402
-from tests.e2e.network_log import NetworkLog  # noqa: E402
-from tests.fleet import S3Server, _free_port  # noqa: E402
 from workers import storage  # noqa: E402
 from workers.media import storyboard as storyboard_files  # noqa: E402
 
@@ -115,11 +116,11 @@ def put_ready_videos(settings: Settings, count: int) -> list[str]:
     for n in range(count):
         video_id, key = f"bench-video-{n}", f"uploads/bench-{n}.mp4"
         objects = {
-            storage.thumbnail_key(prefix, key, i, data): (data, storage.THUMBNAIL_CONTENT_TYPE)
+            derived_keys.thumbnail_key(prefix, key, i, data): (data, storage.THUMBNAIL_CONTENT_TYPE)
             for i, data in enumerate(thumbs)
         }
-        sprite_key = storage.storyboard_key(prefix, key, storyboard_files.SPRITE_NAME, sprite)
-        vtt_key = storage.storyboard_key(prefix, key, storyboard_files.VTT_NAME, vtt.encode())
+        sprite_key = derived_keys.storyboard_key(prefix, key, storyboard_files.SPRITE_NAME, sprite)
+        vtt_key = derived_keys.storyboard_key(prefix, key, storyboard_files.VTT_NAME, vtt.encode())
         keys = list(objects)
         objects[sprite_key] = (sprite, storage.THUMBNAIL_CONTENT_TYPE)
         objects[vtt_key] = (vtt.encode(), storyboard_files.VTT_CONTENT_TYPE)
@@ -180,7 +181,7 @@ def bench_api(
     set_status(settings, ids, video="processing", task="running")
     results = []
     for mode, cache in (("no micro-cache", False), ("micro-cache", True)):
-        port = _free_port()
+        port = free_port()
         app_settings = settings.model_copy(update={"status_cache_enabled": cache})
         with serve(app_settings, port) as base_url, StatementCounter() as counter:
             load = [sys.executable, "-m", "bench.readside", "--load", base_url,
@@ -240,7 +241,7 @@ def bench_page(
     results = []
     before = {"status_url_window_s": 0, "status_cache_enabled": False}
     for mode, overrides in (("before", before), ("after", {})):
-        port = _free_port()
+        port = free_port()
         origin = f"http://127.0.0.1:{port}"
         page_settings = settings.model_copy(
             update={**overrides, "upload_allowed_origins": [origin]}

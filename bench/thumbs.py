@@ -5,7 +5,7 @@ For each source (10-minute 1080p H.264 with the index at the front and at the en
 
 - ``naive``: one ffmpeg decoding everything through ``-vf fps=1/60`` (tutorials, PeerTube);
 - ``ten-ffmpeg``: ten ``ffmpeg -ss T -i URL`` processes, one per thumbnail;
-- ``best-cli``: one ffmpeg with ten pre-seeked inputs (``workers.media.probe.thumbnail_command``);
+- ``best-cli``: one ffmpeg with ten pre-seeked inputs (``thumbnail_command`` below);
 - ``raw-pyav``: one process opening the URL once with PyAV (ffmpeg's HTTP) and seeking ten
   times to keyframes: the fastest raw method;
 - ``step``: the worker's thumbnail path (``workers.media.thumbnails.capture``: bounded range reads,
@@ -34,6 +34,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import ffmpeg
 import urllib3
 
 from bench import media
@@ -103,9 +104,47 @@ def ten_ffmpeg(url: str, times: list[float], out: Path) -> None:
         )  # fmt: skip
 
 
+def thumbnail_command(url: str, times: list[float], *, width_px: int, out_dir: Path) -> list[str]:
+    """The fastest command line for N thumbnails: one ffmpeg, one pre-seeked input per time.
+
+    Each input is opened with ``-noaccurate_seek -ss T`` (the keyframe at or before T) and
+    ``-fps_mode passthrough`` so no frame up to T is decoded; ``-threads 1 -probesize 32
+    -analyzeduration 0`` skip work a single keyframe does not need. The workers use the
+    in-process path (``workers.media.thumbnails``); this is the ffmpeg command line it is compared with.
+    """
+    outputs = []
+    for index, at_s in enumerate(times):
+        stream = (
+            ffmpeg.input(
+                url,
+                ss=f"{at_s:.3f}",
+                noaccurate_seek=None,
+                threads=1,
+                probesize=32,
+                analyzeduration=0,
+            )
+            .video.filter("scale", "trunc(iw*sar/2)*2", "ih")
+            .filter("setsar", 1)
+            .filter("scale", width_px, -2)
+        )
+        outputs.append(
+            stream.output(
+                str(out_dir / f"{index:03d}.jpg"),
+                vframes=1,
+                fps_mode="passthrough",
+                **{"q:v": 3},
+            )
+        )
+    return list(
+        ffmpeg.merge_outputs(*outputs)
+        .global_args("-nostdin", "-loglevel", "error")
+        .compile(cmd="ffmpeg", overwrite_output=True)
+    )
+
+
 def best_cli(url: str, times: list[float], out: Path) -> None:
     """One ffmpeg, one pre-seeked input per thumbnail, keyframes only."""
-    _ffmpeg(worker_media.thumbnail_command(url, times, width_px=WIDTH_PX, out_dir=out))
+    _ffmpeg(thumbnail_command(url, times, width_px=WIDTH_PX, out_dir=out))
 
 
 def raw_pyav(url: str, times: list[float], out: Path) -> None:

@@ -1,6 +1,6 @@
 """The contracts producer and workers share: tables, statuses, the queue message, settings."""
 
-from schema.db import make_engine
+from schema.db import make_engine, transient_db_errors
 from schema.errors import (
     BrokerUnavailable,
     DatabaseUnavailable,
@@ -48,6 +48,7 @@ __all__ = [
     "poller_watermarks",
     "task_id_for",
     "tasks",
+    "transient_db_errors",
     "transition",
     "videos",
 ]

@@ -1,12 +1,18 @@
-"""Engine factory: the only place that knows how SQLite and PostgreSQL differ at connect time."""
+"""Engine factory, the one place that knows how SQLite and PostgreSQL differ at connect time, and
+the one translation of a lost database into the error tree."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IllegalStateChangeError, InterfaceError, OperationalError
+
+from schema.errors import DatabaseUnavailable
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -20,6 +26,22 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return sa.create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+@contextmanager
+def transient_db_errors() -> Iterator[None]:
+    """Turn a lost or refused database connection into ``DatabaseUnavailable`` (retryable).
+
+    Only connection-level failures are translated: an integrity or programming error is a bug or
+    a fact about the data, and passes through unchanged.
+
+    Raises:
+        DatabaseUnavailable: the database could not be reached or dropped the connection.
+    """
+    try:
+        yield
+    except (OperationalError, InterfaceError, IllegalStateChangeError) as exc:
+        raise DatabaseUnavailable(f"database unavailable: {exc.__class__.__name__}") from exc
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -7,7 +7,8 @@
     │   ├── BrokerUnavailable
     │   │   └── PartialPublish
     │   ├── WebhookUndelivered
-    │   └── D1Unavailable     the D1 query API answered 429/5xx or not at all
+    │   ├── D1Unavailable     the D1 query API answered 429/5xx or not at all
+    │   └── QueueApiUnavailable   the Cloudflare Queues API answered 429/5xx or not at all
     └── PermanentError        never retried; the task fails at once with the reason recorded
         ├── NotAVideo
         │   └── VideoTooLarge   more pixels per frame than MAX_VIDEO_PIXELS
@@ -17,7 +18,9 @@
         ├── IllegalTransition
         ├── WebhookExpired
         ├── D1Rejected        the D1 query API refused the request (SQL, token, database id)
+        ├── QueueApiRefused   the Queues API refused the request (token, queue id, mode)
         └── UploadRejected    the upload API refuses a request (bad type, too large, bad parts)
+            └── UploadNotFound  no such upload or video, or someone else's
 
 Workers retry exactly the ``TransientError`` subtree; everything else ends the task.
 """
@@ -155,6 +158,25 @@ class D1Rejected(PermanentError):
     """
 
 
+class QueueApiUnavailable(TransientError):
+    """Raised when the Cloudflare Queues API is rate limiting (429), failing (5xx) or unreachable.
+
+    ``retry_after_s`` is the wait the API asked for (``Retry-After``), when it named one.
+    """
+
+    def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class QueueApiRefused(PermanentError):
+    """Raised when the Queues API refuses the request itself: bad token, queue id or mode."""
+
+    def __init__(self, message: str, *, status_code: int) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
 class UploadRejected(PermanentError):
     """Raised when an upload request breaks the upload policy (type, size, name, parts).
 
@@ -164,3 +186,10 @@ class UploadRejected(PermanentError):
     def __init__(self, message: str, *, code: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+class UploadNotFound(UploadRejected):
+    """Raised when an upload or video does not exist or belongs to someone else."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code="not_found")

@@ -106,7 +106,7 @@ class Settings(BaseSettings):
         default=DEFAULT_MULTIPART_BYTES, ge=MIN_PART_BYTES, le=MAX_PART_BYTES
     )
     status_url_expiry_s: int = Field(default=300, ge=1, le=604_800)
-    # -- read side (issue 14): stable links, conditional status, micro-cache --
+    # -- read side: stable links, conditional status, micro-cache --
     status_url_window_s: int = Field(default=3600, ge=0, le=MAX_STATUS_URL_WINDOW_S)
     thumbnails_public_base_url: str = ""
     status_cache_enabled: bool = True

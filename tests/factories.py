@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus
 
+from producer.events.sources.r2 import r2_notification
+
 R2_DOC_EXAMPLE: dict[str, Any] = {
     "account": "3f4b7e3dcab231cbfdaa90a6a28bd548",
     "action": "CopyObject",
@@ -25,19 +27,16 @@ def r2_body(
     etag: str | None = "0" * 32,
     action: str = "PutObject",
 ) -> dict[str, Any]:
-    """An R2 event notification body as R2 writes it to the Queue."""
-    obj: dict[str, Any] = {"key": key}
-    if size is not None:
-        obj["size"] = size
-    if etag is not None:
-        obj["eTag"] = etag
-    return {
-        "account": "3f4b7e3dcab231cbfdaa90a6a28bd548",
-        "action": action,
-        "bucket": bucket,
-        "object": obj,
-        "eventTime": "2026-11-28T10:00:00.000Z",
-    }
+    """An R2 event notification body as R2 writes it to the Queue, with a fixed event time."""
+    return r2_notification(
+        bucket=bucket,
+        key=key,
+        size=size,
+        etag=etag,
+        action=action,
+        event_time="2026-11-28T10:00:00.000Z",
+        account="3f4b7e3dcab231cbfdaa90a6a28bd548",
+    )
 
 
 FIXTURES = Path(__file__).with_name("fixtures") / "events"

@@ -8,23 +8,20 @@ must be there; a missing one fails the run, it never skips. The fixtures that st
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pytest
 import redis
 import sqlalchemy as sa
 from celery import Celery
-from moto.server import ThreadedMotoServer
 from sqlalchemy.engine import Engine
 
 from producer.dev import localstack
-from producer.events.ingest import Outcome, ingest
+from producer.events.ingest import IngestOutcome, ingest
+from producer.dev.localstack import S3Server
 from producer.events.publish import ChainPublisher
 from producer.events.sources.r2 import parse_r2
 from schema.db import make_engine
@@ -63,32 +60,6 @@ TEST_TUNING = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class S3Server:
-    """moto's S3 server on a fixed port; stopping and starting keeps its objects (same process)."""
-
-    def __init__(self) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._server: ThreadedMotoServer | None = None
-
-    def start(self) -> None:
-        if self._server is None:
-            self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
-            self._server.start()
-            localstack.wait_listening("127.0.0.1", self.port, what="moto")
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
-
-
 def reset_database(url: str) -> Engine:
     """Drop every table in the database (also those of other revisions) and migrate from scratch."""
     engine = make_engine(url)
@@ -124,23 +95,11 @@ def redis_url(db: int) -> str:
 
 
 def rabbitmq_url(vhost: str = RABBITMQ_VHOST) -> str:
-    """The URL of an empty RabbitMQ virtual host ``vhost``, (re)created through ``rabbitmqctl``.
-
-    Deleting the vhost drops every queue and exchange a previous run left, like ``flushdb``.
-    """
-    ctl = ["rabbitmqctl", "--quiet"]
+    """The URL of an empty RabbitMQ virtual host ``vhost``; fails the test without RabbitMQ."""
     try:
-        subprocess.run([*ctl, "delete_vhost", vhost], capture_output=True, check=False)
-        for args in (
-            ["add_vhost", vhost],
-            ["set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
-        ):
-            subprocess.run([*ctl, *args], capture_output=True, check=True, timeout=60)
-    except (OSError, subprocess.SubprocessError) as exc:
-        pytest.fail(
-            f"RabbitMQ vhost {vhost} could not be created (is rabbitmq-server running?): {exc}"
-        )
-    return f"amqp://guest:guest@{RABBITMQ_HOST}:{RABBITMQ_PORT}/{quote(vhost, safe='')}"
+        return localstack.rabbitmq_url(vhost, host=RABBITMQ_HOST, port=RABBITMQ_PORT)
+    except localstack.StackError as exc:
+        pytest.fail(str(exc))
 
 
 def own_database(postgres_url: str, suffix: str) -> str:
@@ -182,7 +141,7 @@ class Fleet:
         etag = self.s3.put_object(Bucket=BUCKET, Key=key, Body=data)["ETag"].strip('"')
         return r2_body(bucket=BUCKET, key=key, size=len(data), etag=etag)
 
-    def deliver(self, *bodies: dict[str, Any]) -> list[Outcome]:
+    def deliver(self, *bodies: dict[str, Any]) -> list[IngestOutcome]:
         return ingest(self.engine, self.publisher, [parse_r2(b) for b in bodies])
 
     def row(self, task_id: str) -> Any:

@@ -19,17 +19,17 @@ from functools import cache
 from typing import Any
 
 import cloudflare
-from billiard.einfo import ExceptionInfo
 from celery import Celery
 
 from schema.d1 import execute, make_d1_client, mirror_statements
+from schema.db import transient_db_errors
 from schema.errors import D1Unavailable, DatabaseUnavailable
 from schema.lifecycle import now_ms
 from schema.message import D1_MIRROR_TASK_NAME
-from workers import followup, records
+from workers import followup
 from workers.app import app
-from workers.backoff import BackoffTask
 from workers.context import get_deps, get_settings
+from workers.followup import FollowupTask
 
 logger = logging.getLogger(__name__)
 
@@ -51,27 +51,16 @@ def _client() -> cloudflare.Cloudflare:
     return make_d1_client(get_settings())
 
 
-class MirrorTask(BackoffTask):
+class MirrorTask(FollowupTask):
     """Retries a mirror that D1 or the fleet's database could not take, until it expires."""
 
     autoretry_for = (D1Unavailable, DatabaseUnavailable)
-    max_retries = None  # the deadline ends the retries, not a count
+    what = "D1 mirror"
 
-    def on_retry(
-        self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: ExceptionInfo
-    ) -> None:
-        logger.info(
-            "Task %s: D1 mirror will retry (%d so far): %s", _rows(args), self.request.retries, exc
-        )
-
-    def on_failure(
-        self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: ExceptionInfo
-    ) -> None:
-        logger.error("Task %s: D1 mirror failed: %s", _rows(args), exc)
-
-
-def _rows(args: Any) -> str:
-    return ",".join(str(i) for i in args[0]) if args and isinstance(args[0], list) else "?"
+    @staticmethod
+    def rows(args: Any) -> str:
+        """The mirrored task ids, the first argument."""
+        return ",".join(str(i) for i in args[0]) if args and isinstance(args[0], list) else "?"
 
 
 @app.task(bind=True, base=MirrorTask, name=D1_MIRROR_TASK_NAME)
@@ -80,16 +69,16 @@ def mirror_to_d1(self: MirrorTask, task_ids: list[str], deadline_ms: int) -> Non
     if now_ms() > deadline_ms:
         logger.error(
             "Task %s: D1 mirror expired; run `videofleet d1 sync --since` to catch up",
-            _rows((task_ids,)),
+            MirrorTask.rows((task_ids,)),
         )
         return
     settings = get_settings()
-    with records.database(), get_deps().engine.connect() as conn:
+    with transient_db_errors(), get_deps().engine.connect() as conn:
         statements = mirror_statements(conn, task_ids)
     changed = execute(_client(), settings, statements)
     logger.info(
         "Task %s: mirrored to D1 (%d rows sent, %d changed, attempt %d)",
-        _rows((task_ids,)),
+        MirrorTask.rows((task_ids,)),
         len(statements),
         changed,
         self.request.retries + 1,

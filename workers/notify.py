@@ -24,9 +24,9 @@ import uuid
 from typing import Any
 
 import httpx2
-from billiard.einfo import ExceptionInfo
 from celery import Celery
 
+from schema.db import transient_db_errors
 from schema.errors import DatabaseUnavailable, PermanentError, WebhookExpired, WebhookUndelivered
 from schema.lifecycle import now_ms
 from schema.message import NOTIFY_TASK_NAME
@@ -34,8 +34,8 @@ from schema.settings import Settings
 from schema.status import TaskStatus
 from workers import followup, records
 from workers.app import app
-from workers.backoff import BackoffTask
 from workers.context import get_deps, get_settings
+from workers.followup import FollowupTask
 
 logger = logging.getLogger(__name__)
 
@@ -126,7 +126,7 @@ def enqueue(celery_app: Celery, task_id: str) -> None:
     if settings.completion_webhook_url is None:
         return
     try:
-        with records.database(), get_deps().engine.connect() as conn:
+        with transient_db_errors(), get_deps().engine.connect() as conn:
             row = records.load(conn, task_id)
     except (DatabaseUnavailable, PermanentError) as exc:
         logger.error("Task %s: completion webhook not enqueued: %s", task_id, exc)
@@ -142,27 +142,17 @@ def enqueue(celery_app: Celery, task_id: str) -> None:
     )
 
 
-class NotifyTask(BackoffTask):
+class NotifyTask(FollowupTask):
     """Retries an undelivered notification with the fleet's backoff, until it expires."""
 
     autoretry_for = (WebhookUndelivered,)
-    max_retries = None  # the deadline ends the retries, not a count
+    what = "webhook"
+    failed_as = "not delivered"
 
-    def on_retry(
-        self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: ExceptionInfo
-    ) -> None:
-        logger.info(
-            "Task %s: webhook will retry (%d so far): %s", _row(args), self.request.retries, exc
-        )
-
-    def on_failure(
-        self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: ExceptionInfo
-    ) -> None:
-        logger.error("Task %s: webhook not delivered: %s", _row(args), exc)
-
-
-def _row(args: Any) -> str:
-    return str(args[0].get("task_id")) if args and isinstance(args[0], dict) else "?"
+    @staticmethod
+    def rows(args: Any) -> str:
+        """The notified task's id, from the payload."""
+        return str(args[0].get("task_id")) if args and isinstance(args[0], dict) else "?"
 
 
 @app.task(bind=True, base=NotifyTask, name=NOTIFY_TASK_NAME)

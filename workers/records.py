@@ -5,17 +5,14 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IllegalStateChangeError, InterfaceError, OperationalError
 
-from schema.db import insert_ignoring_conflicts
-from schema.errors import DatabaseUnavailable, IllegalTransition, PermanentError
+from schema.db import insert_ignoring_conflicts, transient_db_errors
+from schema.errors import IllegalTransition, PermanentError
 from schema.lifecycle import load_metadata, merge_metadata, now_ms, transition
 from schema.status import Step, TaskStatus, VideoStatus
 from schema.tables import tasks, videos
@@ -38,15 +35,6 @@ class TaskRow:
     metadata: dict[str, Any]
     error_message: str | None = None
     etag: str | None = None
-
-
-@contextmanager
-def database() -> Iterator[None]:
-    """Turn a lost or refused database connection into a retryable error."""
-    try:
-        yield
-    except (OperationalError, InterfaceError, IllegalStateChangeError) as exc:
-        raise DatabaseUnavailable(f"database unavailable: {exc.__class__.__name__}") from exc
 
 
 def load(conn: Connection, task_id: str) -> TaskRow:
@@ -76,7 +64,7 @@ def begin_step(engine: Engine, task_id: str, step: Step) -> TaskRow | None:
 
     ``metadata.runs`` counts how often each step started, so redeliveries are visible.
     """
-    with database(), engine.begin() as conn:
+    with transient_db_errors(), engine.begin() as conn:
         row = load(conn, task_id)
         if row.status is TaskStatus.COMPLETED:
             return None
@@ -95,7 +83,7 @@ def begin_step(engine: Engine, task_id: str, step: Step) -> TaskRow | None:
 
 def save_step(engine: Engine, task_id: str, step: Step, patch: dict[str, Any]) -> None:
     """Record what ``step`` learnt, staying in ``processing``."""
-    with database(), engine.begin() as conn:
+    with transient_db_errors(), engine.begin() as conn:
         transition(conn, task_id, TaskStatus.PROCESSING, step=step.value, metadata_patch=patch)
 
 
@@ -106,7 +94,7 @@ def attach_video(engine: Engine, row: TaskRow, *, size_bytes: int) -> str:
         PermanentError: the task names a video id whose row does not exist (the design's
             "Video <id> not found").
     """
-    with database(), engine.begin() as conn:
+    with transient_db_errors(), engine.begin() as conn:
         if row.video_id is not None:
             found = conn.execute(sa.select(videos.c.id).where(videos.c.id == row.video_id)).scalar()
             if found is None:
@@ -145,7 +133,7 @@ def complete(
     engine: Engine, task_id: str, *, patch: dict[str, Any], thumbnail_url: str | None
 ) -> None:
     """Finish the task and mark its video ready, in one transaction."""
-    with database(), engine.begin() as conn:
+    with transient_db_errors(), engine.begin() as conn:
         row = load(conn, task_id)
         transition(conn, task_id, TaskStatus.COMPLETED, metadata_patch=patch, error_message=None)
         if row.video_id is not None:
@@ -171,7 +159,7 @@ def fail(
         DatabaseUnavailable: the failure could not be written.
     """
     patch = None if error_class is None else {"error_class": error_class}
-    with database(), engine.begin() as conn:
+    with transient_db_errors(), engine.begin() as conn:
         try:
             row = load(conn, task_id)
             transition(
@@ -217,7 +205,7 @@ def count_retries(
     Raises:
         DatabaseUnavailable: nothing could be written.
     """
-    with database(), engine.begin() as conn:
+    with transient_db_errors(), engine.begin() as conn:
         # Locked: on_retry and the retried run may write at the same moment.
         row = conn.execute(
             sa.select(tasks.c.retry_count, tasks.c.metadata)

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from schema import derived_keys
 from schema.errors import NotAVideo, PermanentError, Superseded
 from schema.settings import Settings
 from schema.status import Step
@@ -141,7 +142,7 @@ def thumbnails(deps: Deps, task_id: str) -> bool:
     capture_s = _since(capture_started)
     prefix = settings.thumbnails_prefix
     uploads = {
-        storage.thumbnail_key(prefix, row.video_key, index, thumb.jpeg): (
+        derived_keys.thumbnail_key(prefix, row.video_key, index, thumb.jpeg): (
             thumb.jpeg,
             storage.THUMBNAIL_CONTENT_TYPE,
         )
@@ -165,12 +166,12 @@ def thumbnails(deps: Deps, task_id: str) -> bool:
         },
     }
     if board is not None and shot.sprite_jpeg is not None and shot.vtt is not None:
-        sprite_key = storage.storyboard_key(
+        sprite_key = derived_keys.storyboard_key(
             prefix, row.video_key, storyboard.SPRITE_NAME, shot.sprite_jpeg
         )
         # the map names the sprite by its versioned key, so players find it beside the map
         vtt = storyboard.vtt_text(board, sprite_url=sprite_key.rpartition("/")[2]).encode()
-        vtt_key = storage.storyboard_key(prefix, row.video_key, storyboard.VTT_NAME, vtt)
+        vtt_key = derived_keys.storyboard_key(prefix, row.video_key, storyboard.VTT_NAME, vtt)
         uploads[sprite_key] = (shot.sprite_jpeg, storage.THUMBNAIL_CONTENT_TYPE)
         uploads[vtt_key] = (vtt, storyboard.VTT_CONTENT_TYPE)
         patch["storyboard"] = {"sprite_key": sprite_key, "vtt_key": vtt_key, **board.as_dict()}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -19,7 +18,6 @@ if TYPE_CHECKING:
 THUMBNAIL_CONTENT_TYPE = "image/jpeg"
 # Thumbnails and storyboards live under content-versioned keys: any cache may keep them a year.
 IMMUTABLE_CACHE_CONTROL = "public, max-age=31536000, immutable"
-KEY_HASH_CHARS = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,29 +54,6 @@ def presigned_get(s3: S3Client, bucket: str, key: str, *, expires_s: int) -> str
     )
 
 
-def thumbnail_key(prefix: str, video_key: str, index: int, data: bytes) -> str:
-    """The key of a video's ``index``-th thumbnail, versioned by its bytes (see ``_versioned``)."""
-    return _versioned(f"{prefix}{video_key}/{index:03d}.jpg", data)
-
-
-def storyboard_key(prefix: str, video_key: str, name: str, data: bytes) -> str:
-    """The key of a storyboard file beside the video's thumbnails, versioned by its bytes."""
-    return _versioned(f"{prefix}{video_key}/{name}", data)
-
-
-def _versioned(key: str, data: bytes) -> str:
-    """``a/000.jpg`` -> ``a/000.<hash of data>.jpg``.
-
-    Derived objects are served with an immutable ``Cache-Control``, so a browser or the edge
-    never asks again for a URL it holds: a re-run that produces other bytes must produce another
-    key, and one that produces the same bytes keeps the key (and every cached copy). The
-    objects of earlier versions stay under the video's prefix until the video is deleted.
-    """
-    stem, dot, ext = key.rpartition(".")
-    digest = hashlib.sha256(data).hexdigest()[:KEY_HASH_CHARS]
-    return f"{stem}.{digest}.{ext}" if dot and "/" not in ext else f"{key}.{digest}"
-
-
 _pools: dict[int, urllib3.PoolManager] = {}
 
 
@@ -113,7 +88,7 @@ def upload_many(s3: S3Client, bucket: str, objects: dict[str, tuple[bytes, str]]
     """Upload small derived objects (key -> (data, content type)) in parallel PUTs.
 
     A dozen sequential PUTs cost a dozen round trips; boto3 clients are thread-safe. The keys
-    are content-versioned (``thumbnail_key``), so the objects are written as immutable.
+    are content-versioned (``schema.derived_keys``), so the objects are written as immutable.
 
     Raises:
         StorageUnavailable: a PUT failed (the first failure is raised).

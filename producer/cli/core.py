@@ -9,15 +9,12 @@ from typing import Any
 
 import click
 
-from producer.events.intake import Incoming, Intake, Verdict
-from producer.events.publish import ChainPublisher
-from producer.events.rejections import RejectionLog
-from producer.events.rules import EventRules
+from producer.events.intake import Incoming, MessageVerdict
+from producer.events.services import open_services
 from schema.db import make_engine
 from schema.errors import TransientError
 from schema.migrate import upgrade
 from schema.settings import Settings
-from schema.storage import make_s3_client
 
 CLI_SOURCE = "cli"
 
@@ -42,25 +39,15 @@ def ingest_command(settings: Settings, source: Any) -> None:
     pull consumer record theirs.
     """
     raw = source.read()
-    engine = make_engine(settings.database_url)
     try:
-        with ChainPublisher(settings) as publisher:
-            intake = Intake(
-                engine,
-                publisher,
-                RejectionLog(engine),
-                source=CLI_SOURCE,
-                rules=EventRules.from_settings(settings),
-                storage=make_s3_client(settings),
-            )
+        with open_services(settings) as services:
+            intake = services.intake(source=CLI_SOURCE)
             [result] = intake.take([Incoming(None, raw, body=raw)])
     except TransientError as exc:
         raise click.ClickException(f"{exc} (nothing lost: ingest the same bodies again)") from exc
-    finally:
-        engine.dispose()
-    if result.verdict is Verdict.REJECTED:
+    if result.verdict is MessageVerdict.REJECTED:
         raise click.ClickException(f"not an event notification: {result.reason}")
-    if result.verdict is Verdict.RETRY:
+    if result.verdict is MessageVerdict.RETRY:
         raise click.ClickException(f"{result.reason} (nothing lost: ingest the same bodies again)")
     for outcome in result.outcomes:
         reason = f"  ({outcome.reason})" if outcome.reason else ""

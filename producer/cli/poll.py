@@ -7,13 +7,10 @@ from types import FrameType
 
 import click
 
-from producer.events.publish import ChainPublisher
-from producer.events.rules import EventRules
 from producer.transports.poller import Poller
-from schema.db import make_engine
+from producer.events.services import open_services
 from schema.errors import TransientError
 from schema.settings import Settings
-from schema.storage import make_s3_client
 
 
 @click.command("poll")
@@ -40,16 +37,15 @@ def poll(
     if bucket not in settings.served_buckets:
         served = ", ".join(settings.served_buckets)
         raise click.UsageError(f"bucket {bucket!r} is not served (INGEST_BUCKETS: {served})")
-    engine = make_engine(settings.database_url)
     try:
-        with ChainPublisher(settings) as publisher:
+        with open_services(settings) as services:
             poller = Poller(
-                engine=engine,
-                publisher=publisher,
-                storage=make_s3_client(settings),
+                engine=services.engine,
+                publisher=services.publisher,
+                storage=services.s3,
                 bucket=bucket,
                 prefix=settings.ingest_key_prefix if prefix is None else prefix,
-                rules=EventRules.from_settings(settings),
+                rules=services.rules,
                 lookback_s=settings.poll_lookback_s,
             )
 
@@ -62,5 +58,3 @@ def poll(
             poller.run(interval_s=interval_s or settings.poll_interval_s, once=once)
     except TransientError as exc:
         raise click.ClickException(f"{exc} (progress is stored: run it again)") from exc
-    finally:
-        engine.dispose()

@@ -241,13 +241,13 @@ def requeue_command(
         for outcome in outcomes:
             click.echo(_outcome_line(outcome))
         click.echo(_summary(outcomes))
-    ok = {requeue.Result.REQUEUED, requeue.Result.WOULD_REQUEUE}
+    ok = {requeue.RequeueResult.REQUEUED, requeue.RequeueResult.WOULD_REQUEUE}
     if task_ids and any(o.result not in ok for o in outcomes):
         sys.exit(1)
 
 
 @contextmanager
-def _progress(total: int) -> Iterator[Callable[[requeue.Outcome], None]]:
+def _progress(total: int) -> Iterator[Callable[[requeue.RequeueOutcome], None]]:
     if total <= PROGRESS_AFTER:
         yield lambda _outcome: None
         return
@@ -255,7 +255,7 @@ def _progress(total: int) -> Iterator[Callable[[requeue.Outcome], None]]:
         yield lambda _outcome: bar.update(1)
 
 
-def _outcome_line(outcome: requeue.Outcome) -> str:
+def _outcome_line(outcome: requeue.RequeueOutcome) -> str:
     if outcome.from_step is not None:
         detail = f"from {outcome.from_step}"
         if outcome.workflow_id:
@@ -265,7 +265,7 @@ def _outcome_line(outcome: requeue.Outcome) -> str:
     return f"{outcome.result:<13} {outcome.task_id}  {outcome.key or '-'}  {detail}"
 
 
-def _summary(outcomes: list[requeue.Outcome]) -> str:
+def _summary(outcomes: list[requeue.RequeueOutcome]) -> str:
     counts: dict[str, int] = {}
     for outcome in outcomes:
         counts[outcome.result.value] = counts.get(outcome.result.value, 0) + 1
@@ -295,7 +295,7 @@ def recover_command(settings: Settings, once: bool, interval_s: float | None) ->
     try:
         with ChainPublisher(settings) as publisher:
 
-            def sweep() -> list[recovery.Outcome]:
+            def sweep() -> list[recovery.RecoveryOutcome]:
                 # Dead letters first: their rows fail rather than being republished to die again.
                 _report_dead_letters(dlq.drain(engine, settings))
                 outcomes = recovery.recover_once(engine, publisher, live, settings)
@@ -336,7 +336,7 @@ def _report_dead_letters(letters: list[dlq.DeadLetter]) -> None:
         click.echo(f"{'dead-letter':<12} {letter.task_id}  {letter.reason}")
 
 
-def _report_recovery(outcomes: list[recovery.Outcome]) -> None:
+def _report_recovery(outcomes: list[recovery.RecoveryOutcome]) -> None:
     for o in outcomes:
         detail = o.detail or (f"chain {o.workflow_id}" if o.workflow_id else "")
         click.echo(f"{o.result:<12} {o.task_id}  {o.key}  was {o.status} in {o.step}  {detail}")

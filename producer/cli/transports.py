@@ -11,16 +11,14 @@ from typing import Any
 
 import click
 
-from producer.events.intake import Intake
-from producer.events.publish import ChainPublisher
-from producer.events.rejections import RejectionLog, newest_rejections
-from producer.events.rules import EventRules
-from producer.ops.report import format_table
 from producer.transports.pullconsumer import SOURCE, PullConsumer, run_together
-from producer.transports.queues_api import QueueApiRefused, QueuesApi
+from producer.transports.queues_api import QueuesApi
+from producer.events.rejections import newest_rejections
+from producer.ops.report import format_table
+from producer.events.services import open_services
 from schema.db import make_engine
+from schema.errors import QueueApiRefused
 from schema.settings import Settings
-from schema.storage import make_s3_client
 
 logger = logging.getLogger(__name__)
 
@@ -51,18 +49,10 @@ def pull(settings: Settings) -> None:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    engine = make_engine(settings.database_url)
     api = QueuesApi(settings)
     try:
-        with ChainPublisher(settings) as publisher:
-            intake = Intake(
-                engine,
-                publisher,
-                RejectionLog(engine),
-                source=SOURCE,
-                rules=EventRules.from_settings(settings),
-                storage=make_s3_client(settings),
-            )
+        with open_services(settings) as services:
+            intake = services.intake(source=SOURCE)
             consumers = [
                 PullConsumer(settings, api, intake, stop=stop)
                 for _ in range(settings.pull_concurrency)
@@ -77,7 +67,6 @@ def pull(settings: Settings) -> None:
         raise click.ClickException(str(exc)) from exc
     finally:
         api.close()
-        engine.dispose()
     logger.info(
         "Pull consumer: stopped after %d messages (%d accepted, %d rejected, %d retried)",
         stats.messages,

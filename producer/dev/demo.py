@@ -12,7 +12,6 @@ import time
 import uuid
 from contextlib import ExitStack
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +21,8 @@ from sqlalchemy.engine import Engine
 from producer.dev import localstack, samples
 from producer.events.ingest import ingest
 from producer.events.publish import ChainPublisher
-from producer.events.sources.r2 import parse_r2
 from producer.ops.report import TASK_COLUMNS, format_table, task_summary
+from producer.events.sources.r2 import parse_r2, r2_notification
 from schema.db import make_engine
 from schema.migrate import upgrade
 from schema.settings import Settings
@@ -70,23 +69,13 @@ def make_samples(folder: Path) -> list[Sample]:
     ]
 
 
-def r2_notification(settings: Settings, *, key: str, size: int, etag: str) -> dict[str, Any]:
-    """The body R2 writes to the Queue for a ``PutObject``, field for field."""
-    return {
-        "account": "0" * 32,
-        "action": "PutObject",
-        "bucket": settings.s3_bucket,
-        "object": {"key": key, "size": size, "eTag": etag.strip('"')},
-        "eventTime": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-    }
-
-
 def upload(settings: Settings, sample: Sample, key: str) -> dict[str, Any]:
     """PUT the sample into the bucket and return the notification R2 would send for it."""
     s3 = make_s3_client(settings)
     body = sample.path.read_bytes()
     response = s3.put_object(Bucket=settings.s3_bucket, Key=key, Body=body)
-    return r2_notification(settings, key=key, size=len(body), etag=response["ETag"])
+    etag = response["ETag"].strip('"')
+    return r2_notification(bucket=settings.s3_bucket, key=key, size=len(body), etag=etag)
 
 
 def wait_for_rows(engine: Engine, task_ids: list[str], *, timeout_s: float) -> list[Any]:

@@ -3,6 +3,10 @@
 Each piece is started only when nothing answers at the configured address, and stopped again
 by the ``ExitStack`` it was registered with. The S3 endpoint is moto's server, which speaks the
 S3 API over real HTTP, so the fleet talks to it exactly as it talks to R2.
+
+For the tests and the benchmarks it also holds the services they start on private addresses:
+an in-process S3 server on a free port, and an empty RabbitMQ virtual host. This is development
+tooling (moto and ``rabbitmqctl`` are not production dependencies).
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
-from urllib.parse import urlparse
+from typing import Any
+from urllib.parse import quote, urlparse
 
 from botocore.exceptions import ClientError
 
@@ -38,6 +43,13 @@ LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 class StackError(RuntimeError):
     """Raised when a local service cannot be started; the message says what to install."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def is_listening(host: str, port: int) -> bool:
@@ -138,6 +150,54 @@ def ensure_local_s3(settings: Settings, stack: ExitStack, *, logdir: Path) -> No
         log=logdir / "s3.log",
     )
     wait_listening(host, port, what="the local S3 endpoint (moto)")
+
+
+class S3Server:
+    """moto's S3 server in this process on a free port; stopping and starting keeps its objects."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._server: Any = None
+
+    def start(self) -> None:
+        """Serve on ``self.port`` (again, after ``stop``)."""
+        if self._server is None:
+            # moto is a development dependency: imported only by whoever starts one.
+            from moto.server import ThreadedMotoServer
+
+            self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+            self._server.start()
+            wait_listening("127.0.0.1", self.port, what="moto")
+
+    def stop(self) -> None:
+        """Stop answering (an outage); the objects stay for the next ``start``."""
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+
+def rabbitmq_url(vhost: str, *, host: str = "127.0.0.1", port: int = 5672) -> str:
+    """The URL of an empty RabbitMQ virtual host ``vhost``, (re)created through ``rabbitmqctl``.
+
+    Deleting the vhost drops every queue and exchange a previous run left, like ``flushdb``.
+
+    Raises:
+        StackError: the vhost could not be created (no ``rabbitmq-server`` running).
+    """
+    ctl = ["rabbitmqctl", "--quiet"]
+    try:
+        subprocess.run([*ctl, "delete_vhost", vhost], capture_output=True, check=False)
+        for args in (
+            ["add_vhost", vhost],
+            ["set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
+        ):
+            subprocess.run([*ctl, *args], capture_output=True, check=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise StackError(
+            f"RabbitMQ vhost {vhost} could not be created (is rabbitmq-server running?): {exc}"
+        ) from exc
+    return f"amqp://guest:guest@{host}:{port}/{quote(vhost, safe='')}"
 
 
 def ensure_bucket(settings: Settings) -> None:

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from botocore.exceptions import BotoCoreError, ClientError
 from sqlalchemy.engine import Engine
 
+from schema.derived_keys import derived_folder
 from schema.errors import IllegalTransition, ObjectMissing, StorageUnavailable
 from schema.lifecycle import now_ms, transition
 from schema.message import ObjectEvent
@@ -74,7 +75,7 @@ def handle_delete(
         logger.warning("Object %s: no storage client, thumbnails left in place", event.key)
     else:
         removed = delete_thumbnails(
-            storage, event.bucket, prefix=f"{thumbnails_prefix}{event.key}/"
+            storage, event.bucket, prefix=derived_folder(thumbnails_prefix, event.key)
         )
     report = DeletionReport(
         videos_deleted=videos_deleted, tasks_cancelled=cancelled, thumbnails_deleted=removed

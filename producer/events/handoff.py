@@ -28,9 +28,9 @@ from typing import Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import InterfaceError, OperationalError
 
-from schema.errors import PartialPublish
+from schema.db import transient_db_errors
+from schema.errors import DatabaseUnavailable, PartialPublish
 from schema.lanes import Lane
 from schema.lifecycle import now_ms
 from schema.status import Step, TaskStatus
@@ -94,17 +94,8 @@ def mark_published(engine: Engine, workflow_ids: Sequence[str], *, start: Step) 
     if not workflow_ids:
         return
     try:
-        with engine.begin() as conn:
-            conn.execute(
-                sa.update(tasks)
-                .where(
-                    tasks.c.workflow_id.in_(workflow_ids),
-                    tasks.c.status == TaskStatus.PENDING.value,
-                    tasks.c.step.is_(None),
-                )
-                .values(step=start.value)
-            )
-    except (OperationalError, InterfaceError) as exc:
+        _update_pending_claims(engine, workflow_ids, tasks.c.step.is_(None), step=start.value)
+    except DatabaseUnavailable as exc:
         # Bookkeeping never decides an outcome: the chains are sent. Unmarked, a redelivery
         # after the lease may send a second chain, which finds the work done or redoes it.
         logger.warning("Could not mark %d published claim(s): %s", len(workflow_ids), exc)
@@ -119,20 +110,35 @@ def release(engine: Engine, workflow_ids: Sequence[str]) -> None:
     if not workflow_ids:
         return
     try:
-        with engine.begin() as conn:
-            conn.execute(
-                sa.update(tasks)
-                .where(
-                    tasks.c.workflow_id.in_(workflow_ids),
-                    tasks.c.status == TaskStatus.PENDING.value,
-                )
-                .values(workflow_id=None, updated_at=now_ms())
-            )
-    except (OperationalError, InterfaceError) as exc:
+        _update_pending_claims(engine, workflow_ids, workflow_id=None, updated_at=now_ms())
+    except DatabaseUnavailable as exc:
         # The claims then expire with their lease instead (a redelivery or the sweep).
         logger.warning("Could not release %d claim(s): %s", len(workflow_ids), exc)
         return
     logger.warning("Released %d claim(s) whose chains were not published", len(workflow_ids))
+
+
+def _update_pending_claims(
+    engine: Engine,
+    workflow_ids: Sequence[str],
+    *also: sa.ColumnElement[bool],
+    **values: object,
+) -> None:
+    """Set ``values`` on the rows still pending under one of ``workflow_ids`` (and ``also``).
+
+    Raises:
+        DatabaseUnavailable: the update could not be committed.
+    """
+    with transient_db_errors(), engine.begin() as conn:
+        conn.execute(
+            sa.update(tasks)
+            .where(
+                tasks.c.workflow_id.in_(workflow_ids),
+                tasks.c.status == TaskStatus.PENDING.value,
+                *also,
+            )
+            .values(**values)
+        )
 
 
 def unpublished_claim(claimed_before: sa.ColumnElement[int]) -> sa.ColumnElement[bool]:

@@ -15,8 +15,8 @@ Per batch that is one ``INSERT ... ON CONFLICT (id) DO UPDATE SET workflow_id ..
 Rows are written in id order, so concurrent batches that share rows take their locks in the
 same order.
 
-Events first pass the rules (``producer.events.rules``): filtered events are reported ``ignored``
-with a reason, and deletes go to ``producer.events.deletion``.
+Events first pass the rules (``producer.events.rules``): filtered events are reported ``ignored`` with a
+reason, and deletes go to ``producer.events.deletion``.
 """
 
 from __future__ import annotations
@@ -33,12 +33,11 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import InterfaceError, OperationalError
 
 from producer.events.deletion import DeletionReport, handle_delete
 from producer.events.handoff import Publisher, publish_claims, unpublished_claim
-from producer.events.rules import Decision, EventRules, Verdict
-from schema.errors import DatabaseUnavailable
+from producer.events.rules import Decision, EventRules, EventVerdict
+from schema.db import transient_db_errors
 from schema.lanes import Lane
 from schema.lifecycle import now_ms
 from schema.message import ObjectEvent
@@ -58,10 +57,10 @@ COMMON = ("status", "created_at", "updated_at", "retry_count")
 # 60 s after which Cloudflare Queues and the webhook forwarder deliver a message again.
 CLAIM_LEASE_S = 30
 
-__all__ = ["CLAIM_LEASE_S", "Outcome", "Publisher", "Result", "ingest"]
+__all__ = ["CLAIM_LEASE_S", "IngestOutcome", "IngestResult", "Publisher", "ingest"]
 
 
-class Result(StrEnum):
+class IngestResult(StrEnum):
     """What ingesting one event did."""
 
     PUBLISHED = "published"
@@ -71,12 +70,12 @@ class Result(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
+class IngestOutcome:
     """The result for one event, reported back to whoever delivered it."""
 
     task_id: str
     key: str
-    result: Result
+    result: IngestResult
     workflow_id: str | None = None
     reason: str | None = None
 
@@ -89,7 +88,7 @@ def ingest(
     rules: EventRules | None = None,
     storage: S3Client | None = None,
     lane: Lane = Lane.NORMAL,
-) -> list[Outcome]:
+) -> list[IngestOutcome]:
     """Record and publish ``events``; safe to call again with any of them.
 
     Args:
@@ -111,26 +110,20 @@ def ingest(
     rules = rules or EventRules()
     decisions = [rules.decide(e) for e in events]
     creates = _unique(
-        e for e, d in zip(events, decisions, strict=True) if d.verdict is Verdict.PROCESS
+        e for e, d in zip(events, decisions, strict=True) if d.verdict is EventVerdict.PROCESS
     )
-    try:
+    with transient_db_errors():
         # Read before anything is claimed: a failure here leaves no claim waiting out its lease.
         uploaded = _uploaded_keys(engine, creates)
         claims = _record_and_claim(engine, creates)
-    except (OperationalError, InterfaceError) as exc:
-        raise DatabaseUnavailable(f"database unavailable: {exc.__class__.__name__}") from exc
     publish_claims(engine, publisher, sorted(claims.items()), lanes=_lanes(creates, lane, uploaded))
     deleted: dict[tuple[str, str], DeletionReport] = {}
     for event, decision in zip(events, decisions, strict=True):
-        if decision.verdict is Verdict.DELETE and (event.bucket, event.key) not in deleted:
-            try:
+        if decision.verdict is EventVerdict.DELETE and (event.bucket, event.key) not in deleted:
+            with transient_db_errors():
                 deleted[(event.bucket, event.key)] = handle_delete(
                     engine, storage, event, thumbnails_prefix=rules.thumbnails_prefix
                 )
-            except (OperationalError, InterfaceError) as exc:
-                raise DatabaseUnavailable(
-                    f"database unavailable: {exc.__class__.__name__}"
-                ) from exc
     return [_outcome(e, d, claims, deleted) for e, d in zip(events, decisions, strict=True)]
 
 
@@ -167,10 +160,10 @@ def _record_and_claim(engine: Engine, events: list[ObjectEvent]) -> dict[str, st
 
     Every row is offered with a fresh ``workflow_id``. A new row takes it; an existing row takes
     it only while it is still pending and unclaimed, or its claim was never marked published
-    and is older than ``CLAIM_LEASE_S`` (``producer.events.handoff.unpublished_claim``): that
-    ``WHERE`` is the compare-and-set. Of two concurrent claims of a row, the second waits for the
-    first to commit, re-checks, and no longer matches. ``RETURNING`` reports exactly the rows that
-    took their offer.
+    and is older than ``CLAIM_LEASE_S`` (``producer.events.handoff.unpublished_claim``): that ``WHERE``
+    is the compare-and-set. Of two concurrent claims of a row, the second waits for the first to
+    commit, re-checks, and no longer matches. ``RETURNING`` reports exactly the rows that took
+    their offer.
     """
     if not events:
         return {}
@@ -239,17 +232,19 @@ def _outcome(
     decision: Decision,
     claims: dict[str, str],
     deleted: dict[tuple[str, str], DeletionReport],
-) -> Outcome:
+) -> IngestOutcome:
     """The outcome of one event; ``claims`` and ``deleted`` are consumed by their first event."""
-    if decision.verdict is Verdict.IGNORE:
-        return Outcome(event.task_id, event.key, Result.IGNORED, reason=decision.reason)
-    if decision.verdict is Verdict.DELETE:
+    if decision.verdict is EventVerdict.IGNORE:
+        return IngestOutcome(event.task_id, event.key, IngestResult.IGNORED, reason=decision.reason)
+    if decision.verdict is EventVerdict.DELETE:
         report = deleted.pop((event.bucket, event.key), None)
         if report is None:
-            return Outcome(event.task_id, event.key, Result.DUPLICATE, reason="same delete above")
-        result = Result.IGNORED if report.stale else Result.DELETED
-        return Outcome(event.task_id, event.key, result, reason=report.summary())
+            return IngestOutcome(
+                event.task_id, event.key, IngestResult.DUPLICATE, reason="same delete above"
+            )
+        result = IngestResult.IGNORED if report.stale else IngestResult.DELETED
+        return IngestOutcome(event.task_id, event.key, result, reason=report.summary())
     workflow_id = claims.pop(event.task_id, None)
     if workflow_id is not None:
-        return Outcome(event.task_id, event.key, Result.PUBLISHED, workflow_id)
-    return Outcome(event.task_id, event.key, Result.DUPLICATE)
+        return IngestOutcome(event.task_id, event.key, IngestResult.PUBLISHED, workflow_id)
+    return IngestOutcome(event.task_id, event.key, IngestResult.DUPLICATE)

@@ -8,7 +8,7 @@ hands the whole batch to ``Intake.take``, which
 2. records the rejections in one transaction (``RejectionLog``),
 3. calls ``ingest`` once for the events of all the other messages,
 
-and reports a ``Verdict`` per message: ``accepted`` and ``rejected`` messages are done (the
+and reports a ``MessageVerdict`` per message: ``accepted`` and ``rejected`` messages are done (the
 transport acknowledges them), ``retry`` ones met a database or broker outage and must come back.
 Nothing is acknowledged before it is either ingested or recorded as rejected.
 """
@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Engine
 
-from producer.events.ingest import Outcome, Publisher, ingest
+from producer.events.ingest import IngestOutcome, Publisher, ingest
 from producer.events.rejections import Rejection, RejectionLog
 from producer.events.rules import EventRules
 from producer.events.sources import parse_body
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-class Verdict(StrEnum):
+class MessageVerdict(StrEnum):
     """What became of one message."""
 
     ACCEPTED = "accepted"
@@ -59,8 +59,8 @@ class MessageResult:
     """The verdict on one message and, when accepted, the outcome of each of its events."""
 
     message_id: str | None
-    verdict: Verdict
-    outcomes: list[Outcome] = field(default_factory=list)
+    verdict: MessageVerdict
+    outcomes: list[IngestOutcome] = field(default_factory=list)
     reason: str | None = None
 
 
@@ -108,7 +108,9 @@ class Intake:
         for index, message in enumerate(messages):
             if index in rejected:
                 reason = rejected[index].reason
-                results.append(MessageResult(message.message_id, Verdict.REJECTED, reason=reason))
+                results.append(
+                    MessageResult(message.message_id, MessageVerdict.REJECTED, reason=reason)
+                )
             else:
                 results.append(next(accepted))
         return results
@@ -125,12 +127,12 @@ class Intake:
             )
         except TransientError as exc:
             logger.warning("Batch of %d from %s: will be retried: %s", len(batch), self.source, exc)
-            return [MessageResult(mid, Verdict.RETRY, reason=str(exc)) for mid, _ in batch]
+            return [MessageResult(mid, MessageVerdict.RETRY, reason=str(exc)) for mid, _ in batch]
         results: list[MessageResult] = []
         start = 0
         for message_id, message_events in batch:
             end = start + len(message_events)
-            results.append(MessageResult(message_id, Verdict.ACCEPTED, outcomes[start:end]))
+            results.append(MessageResult(message_id, MessageVerdict.ACCEPTED, outcomes[start:end]))
             start = end
         return results
 

@@ -17,10 +17,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import InterfaceError, OperationalError
 
-from schema.db import insert_ignoring_conflicts
-from schema.errors import DatabaseUnavailable
+from schema.db import insert_ignoring_conflicts, transient_db_errors
 from schema.lifecycle import now_ms
 from schema.tables import rejected_events
 
@@ -95,11 +93,8 @@ class RejectionLog:
             }
             for r in rejections
         ]
-        try:
-            with self._engine.begin() as conn:
-                insert_ignoring_conflicts(conn, rejected_events, rows, conflict_columns=("id",))
-        except (OperationalError, InterfaceError) as exc:
-            raise DatabaseUnavailable(f"database unavailable: {exc.__class__.__name__}") from exc
+        with transient_db_errors(), self._engine.begin() as conn:
+            insert_ignoring_conflicts(conn, rejected_events, rows, conflict_columns=("id",))
         for r in rejections:
             self.counts[r.source] += 1
             logger.warning(

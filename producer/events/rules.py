@@ -29,7 +29,7 @@ from schema.settings import (
 )
 
 
-class Verdict(StrEnum):
+class EventVerdict(StrEnum):
     """What to do with one event."""
 
     PROCESS = "process"
@@ -41,7 +41,7 @@ class Verdict(StrEnum):
 class Decision:
     """A verdict and, for ``IGNORE``, the reason reported back to the sender."""
 
-    verdict: Verdict
+    verdict: EventVerdict
     reason: str | None = None
 
 
@@ -88,16 +88,16 @@ class EventRules:
     def decide(self, event: ObjectEvent) -> Decision:
         """Decide what ``event`` calls for; ``IGNORE`` always says why."""
         if not self._serves(event.bucket):
-            return Decision(Verdict.IGNORE, f"bucket {event.bucket!r} is not served here")
+            return Decision(EventVerdict.IGNORE, f"bucket {event.bucket!r} is not served here")
         reason = self._key_reason(event.key)
         if reason is not None:
-            return Decision(Verdict.IGNORE, reason)
+            return Decision(EventVerdict.IGNORE, reason)
         if event.action is Action.DELETED:
-            return Decision(Verdict.DELETE)
+            return Decision(EventVerdict.DELETE)
         reason = self._size_reason(event.size)
         if reason is not None:
-            return Decision(Verdict.IGNORE, reason)
-        return Decision(Verdict.PROCESS)
+            return Decision(EventVerdict.IGNORE, reason)
+        return Decision(EventVerdict.PROCESS)
 
     def _serves(self, bucket: str) -> bool:
         return not self.buckets or bucket in self.buckets

@@ -38,11 +38,11 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import InterfaceError, OperationalError
 
 from producer.events.handoff import Publisher, publish_claims
 from producer.ops.inflight import BrokerView
 from producer.ops.taskquery import TaskView
+from schema.db import transient_db_errors
 from schema.errors import IllegalTransition, TransientError
 from schema.lanes import Lane
 from schema.lifecycle import now_ms, transition
@@ -59,7 +59,7 @@ class LiveChains(Protocol):
     def look(self) -> BrokerView: ...
 
 
-class Result(StrEnum):
+class RecoveryResult(StrEnum):
     """What recovery did with one stuck task."""
 
     REPUBLISHED = "republished"
@@ -68,12 +68,12 @@ class Result(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
+class RecoveryOutcome:
     """The result for one stuck task."""
 
     task_id: str
     key: str
-    result: Result
+    result: RecoveryResult
     status: str
     step: Step
     attempts: int
@@ -116,7 +116,7 @@ def find_stale(engine: Engine, settings: Settings, *, now: int) -> list[TaskView
 
 def recover_once(
     engine: Engine, publisher: Publisher, live: LiveChains, settings: Settings
-) -> list[Outcome]:
+) -> list[RecoveryOutcome]:
     """One sweep: give dead workers' messages back, then republish or fail each stuck task.
 
     The rows are read before the broker, so a message that a worker takes meanwhile shows up as
@@ -138,14 +138,16 @@ def recover_once(
     return outcomes
 
 
-def _recover(engine: Engine, publisher: Publisher, view: TaskView, settings: Settings) -> Outcome:
+def _recover(
+    engine: Engine, publisher: Publisher, view: TaskView, settings: Settings
+) -> RecoveryOutcome:
     step = first_unsaved_step(view.metadata)
     attempts = recovery_attempts(view.metadata)
     record = {"at": now_ms(), "status": view.status, "step": step.value}
     recoveries = [*(view.metadata.get("recoveries") or []), record]
     expect = {"updated_at": view.updated_at, "workflow_id": view.workflow_id}
     base = functools.partial(
-        Outcome, task_id=view.id, key=view.video_key, status=view.status, step=step
+        RecoveryOutcome, task_id=view.id, key=view.video_key, status=view.status, step=step
     )
     if attempts >= settings.recovery_max_attempts:
         message = f"stuck in {step} {attempts + 1} times; gave up"
@@ -167,12 +169,12 @@ def _recover(engine: Engine, publisher: Publisher, view: TaskView, settings: Set
                         .values(status=VideoStatus.FAILED.value, updated_at=now_ms())
                     )
         except IllegalTransition:
-            return base(result=Result.CHANGED, attempts=attempts)
+            return base(result=RecoveryResult.CHANGED, attempts=attempts)
         logger.error("Task %s: %s", view.id, message)
-        return base(result=Result.GAVE_UP, attempts=attempts, detail=message)
+        return base(result=RecoveryResult.GAVE_UP, attempts=attempts, detail=message)
     workflow_id = str(uuid.uuid4())
     if not _claim(engine, view, step, workflow_id, recoveries, expect):
-        return base(result=Result.CHANGED, attempts=attempts)
+        return base(result=RecoveryResult.CHANGED, attempts=attempts)
     publish_claims(
         engine, publisher, [(view.id, workflow_id)], start=step, lanes={view.id: Lane.BULK}
     )
@@ -184,7 +186,7 @@ def _recover(engine: Engine, publisher: Publisher, view: TaskView, settings: Set
         workflow_id,
         attempts + 1,
     )
-    return base(result=Result.REPUBLISHED, attempts=attempts + 1, workflow_id=workflow_id)
+    return base(result=RecoveryResult.REPUBLISHED, attempts=attempts + 1, workflow_id=workflow_id)
 
 
 def _claim(
@@ -213,17 +215,18 @@ def _claim(
 
 
 def run_forever(
-    sweep: Callable[[], list[Outcome]],
+    sweep: Callable[[], list[RecoveryOutcome]],
     *,
     interval_s: float,
-    report: Callable[[list[Outcome]], None],
+    report: Callable[[list[RecoveryOutcome]], None],
     stop: threading.Event,
 ) -> None:
     """Sweep every ``interval_s`` until ``stop`` is set; a broker or database hiccup skips one."""
     while not stop.is_set():
         started = time.monotonic()
         try:
-            report(sweep())
-        except (TransientError, OperationalError, InterfaceError) as exc:
+            with transient_db_errors():
+                report(sweep())
+        except TransientError as exc:
             logger.warning("Recovery sweep failed, trying again in %.0f s: %s", interval_s, exc)
         stop.wait(max(0.0, interval_s - (time.monotonic() - started)))

@@ -47,7 +47,7 @@ class RequeuePublisher(Publisher, Protocol):
     def send_d1_mirror(self, task_ids: Sequence[str]) -> None: ...
 
 
-class Result(StrEnum):
+class RequeueResult(StrEnum):
     """What a requeue request did to one task."""
 
     REQUEUED = "requeued"
@@ -68,11 +68,11 @@ class Request:
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
+class RequeueOutcome:
     """The result for one task; ``detail`` says why a task was refused."""
 
     task_id: str
-    result: Result
+    result: RequeueResult
     key: str | None = None
     status: str | None = None
     from_step: Step | None = None
@@ -129,7 +129,7 @@ def plan(view: TaskView, request: Request) -> Step | str:
 
 def requeue_task(
     engine: Engine, publisher: RequeuePublisher, task_id: str, request: Request
-) -> Outcome:
+) -> RequeueOutcome:
     """Requeue one task (see the module docstring for the order of events).
 
     Raises:
@@ -139,14 +139,14 @@ def requeue_task(
     with engine.connect() as conn:
         row = conn.execute(sa.select(tasks).where(tasks.c.id == task_id)).one_or_none()
     if row is None:
-        return Outcome(task_id, Result.NOT_FOUND, detail="no such task")
+        return RequeueOutcome(task_id, RequeueResult.NOT_FOUND, detail="no such task")
     view = TaskView.from_row(row)
     decision = plan(view, request)
-    base = functools.partial(Outcome, task_id, key=view.video_key, status=view.status)
+    base = functools.partial(RequeueOutcome, task_id, key=view.video_key, status=view.status)
     if not isinstance(decision, Step):  # Step is a StrEnum: test for it, not for str
-        return base(Result.REFUSED, detail=decision)
+        return base(RequeueResult.REFUSED, detail=decision)
     if request.dry_run:
-        return base(Result.WOULD_REQUEUE, from_step=decision)
+        return base(RequeueResult.WOULD_REQUEUE, from_step=decision)
     workflow_id = str(uuid.uuid4())
     record = {
         "at": now_ms(),
@@ -168,7 +168,7 @@ def requeue_task(
                 error_message=None,
             )
     except IllegalTransition:
-        return base(Result.REFUSED, detail="changed meanwhile (requeued by someone else?)")
+        return base(RequeueResult.REFUSED, detail="changed meanwhile (requeued by someone else?)")
     publish_claims(
         engine, publisher, [(task_id, workflow_id)], start=decision, lanes={task_id: Lane.BULK}
     )
@@ -176,7 +176,7 @@ def requeue_task(
     logger.info(
         "Task %s: requeued from %s by %s (chain %s)", task_id, decision, request.by, workflow_id
     )
-    return base(Result.REQUEUED, from_step=decision, workflow_id=workflow_id)
+    return base(RequeueResult.REQUEUED, from_step=decision, workflow_id=workflow_id)
 
 
 def requeue_many(
@@ -185,8 +185,8 @@ def requeue_many(
     task_ids: Iterable[str],
     request: Request,
     *,
-    on_each: Callable[[Outcome], None] | None = None,
-) -> list[Outcome]:
+    on_each: Callable[[RequeueOutcome], None] | None = None,
+) -> list[RequeueOutcome]:
     """Requeue ``task_ids`` one by one; ``on_each`` sees each outcome (progress bars).
 
     Raises:

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from producer.readside.links import ObjectLinks
-from producer.uploads.presigned import UploadNotFound
+from schema.errors import UploadNotFound
 from schema.lifecycle import load_metadata
 from schema.settings import Settings
 from schema.tables import tasks, videos

@@ -46,12 +46,11 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from botocore.exceptions import BotoCoreError, ClientError
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import InterfaceError, OperationalError
 
 from producer.events.ingest import Publisher, ingest
 from producer.events.rules import EventRules
-from schema.db import insert_ignoring_conflicts
-from schema.errors import DatabaseUnavailable, StorageUnavailable, TransientError
+from schema.db import insert_ignoring_conflicts, transient_db_errors
+from schema.errors import StorageUnavailable, TransientError
 from schema.lanes import Lane
 from schema.lifecycle import now_ms
 from schema.message import Action, ObjectEvent
@@ -253,16 +252,13 @@ class Poller:
 
     def load(self) -> Watermark:
         """Read the stored state; a first run starts from nothing (every object is new)."""
-        try:
-            with self._engine.connect() as conn:
-                row = conn.execute(
-                    sa.select(poller_watermarks).where(
-                        poller_watermarks.c.bucket == self._bucket,
-                        poller_watermarks.c.prefix == self._prefix,
-                    )
-                ).one_or_none()
-        except (OperationalError, InterfaceError) as exc:
-            raise DatabaseUnavailable(f"database unavailable: {exc.__class__.__name__}") from exc
+        with transient_db_errors(), self._engine.connect() as conn:
+            row = conn.execute(
+                sa.select(poller_watermarks).where(
+                    poller_watermarks.c.bucket == self._bucket,
+                    poller_watermarks.c.prefix == self._prefix,
+                )
+            ).one_or_none()
         if row is None:
             return Watermark()
         seen = {k: (str(v[0]), int(v[1])) for k, v in json.loads(row.seen).items()}
@@ -277,25 +273,22 @@ class Poller:
             "seen": json.dumps({k: list(v) for k, v in sorted(state.seen.items())}),
             "updated_at": now_ms(),
         }
-        try:
-            with self._engine.begin() as conn:
-                inserted = insert_ignoring_conflicts(
-                    conn,
-                    poller_watermarks,
-                    {"bucket": self._bucket, "prefix": self._prefix, **values},
-                    conflict_columns=("bucket", "prefix"),
-                )
-                if not inserted:
-                    conn.execute(
-                        sa.update(poller_watermarks)
-                        .where(
-                            poller_watermarks.c.bucket == self._bucket,
-                            poller_watermarks.c.prefix == self._prefix,
-                        )
-                        .values(**values)
+        with transient_db_errors(), self._engine.begin() as conn:
+            inserted = insert_ignoring_conflicts(
+                conn,
+                poller_watermarks,
+                {"bucket": self._bucket, "prefix": self._prefix, **values},
+                conflict_columns=("bucket", "prefix"),
+            )
+            if not inserted:
+                conn.execute(
+                    sa.update(poller_watermarks)
+                    .where(
+                        poller_watermarks.c.bucket == self._bucket,
+                        poller_watermarks.c.prefix == self._prefix,
                     )
-        except (OperationalError, InterfaceError) as exc:
-            raise DatabaseUnavailable(f"database unavailable: {exc.__class__.__name__}") from exc
+                    .values(**values)
+                )
 
 
 def _version(obj: ObjectTypeDef) -> tuple[str, str, int]:

@@ -30,14 +30,9 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, fields
 
-from producer.events.intake import Incoming, Intake, Verdict
-from producer.transports.queues_api import (
-    PulledMessage,
-    QueueApiUnavailable,
-    QueuesApi,
-    decode_body,
-)
-from schema.errors import InvalidEvent, TransientError
+from producer.events.intake import Incoming, Intake, MessageVerdict
+from producer.transports.queues_api import PulledMessage, QueuesApi, decode_body
+from schema.errors import InvalidEvent, QueueApiUnavailable, TransientError
 from schema.settings import MAX_QUEUE_DELAY_S, Settings
 
 logger = logging.getLogger(__name__)
@@ -193,21 +188,21 @@ class PullConsumer:
             results = self._intake.take(incoming)
         except TransientError as exc:
             logger.warning("Batch of %d: retrying all: %s", len(messages), exc)
-            verdicts = [Verdict.RETRY] * len(messages)
+            verdicts = [MessageVerdict.RETRY] * len(messages)
         else:
             verdicts = [result.verdict for result in results]
         acks: list[str] = []
         retries: list[tuple[str, int]] = []
         for message, verdict in zip(messages, verdicts, strict=True):
-            if verdict is Verdict.RETRY:
+            if verdict is MessageVerdict.RETRY:
                 delay = retry_delay_s(
                     message.attempts, base_s=self._retry_base_s, max_s=self._retry_max_s
                 )
                 retries.append((message.lease_id, delay))
             else:
                 acks.append(message.lease_id)
-        self.stats.accepted += verdicts.count(Verdict.ACCEPTED)
-        self.stats.rejected += verdicts.count(Verdict.REJECTED)
+        self.stats.accepted += verdicts.count(MessageVerdict.ACCEPTED)
+        self.stats.rejected += verdicts.count(MessageVerdict.REJECTED)
         self.stats.retried += len(retries)
         self._settle(acks, retries, leases_end=leases_end)
 

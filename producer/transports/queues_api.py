@@ -27,28 +27,13 @@ from typing import Any
 
 import httpx2
 
-from schema.errors import InvalidEvent, PermanentError, TransientError
+from producer.events.sources.base import decode_json
+from schema.errors import InvalidEvent, QueueApiRefused, QueueApiUnavailable
 from schema.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 CONTENT_TYPE_KEY = "CF-Content-Type"
-
-
-class QueueApiUnavailable(TransientError):
-    """Raised when the Queues API is rate limiting (429), failing (5xx) or unreachable."""
-
-    def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after_s = retry_after_s
-
-
-class QueueApiRefused(PermanentError):
-    """Raised when the Queues API refuses the request itself: bad token, queue id or mode."""
-
-    def __init__(self, message: str, *, status_code: int) -> None:
-        super().__init__(message)
-        self.status_code = status_code
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +154,7 @@ def decode_body(message: PulledMessage) -> Any:
     if content_type == "json":
         return _json_plain_or_base64(body)
     if content_type == "bytes":
-        return _json_bytes(_base64(body), what="bytes body")
+        return decode_json(_base64(body), what="a bytes body")
     raise InvalidEvent(f"unknown message content type {content_type!r}")
 
 
@@ -178,12 +163,12 @@ def _json_plain_or_base64(body: str) -> Any:
     # all-digit string, so when plain JSON gives a scalar, base64 is tried too.
     plain: Any = None
     plain_ok = False
-    with contextlib.suppress(ValueError, RecursionError):
-        plain, plain_ok = json.loads(body), True
+    with contextlib.suppress(InvalidEvent):
+        plain, plain_ok = decode_json(body), True
     if plain_ok and isinstance(plain, dict | list):
         return plain
     try:
-        return _json_bytes(_base64(body), what="base64 json body")
+        return decode_json(_base64(body), what="a base64 json body")
     except InvalidEvent:
         if plain_ok:
             return plain
@@ -192,8 +177,8 @@ def _json_plain_or_base64(body: str) -> Any:
 
 def _json_or_text(body: str) -> Any:
     try:
-        return json.loads(body)
-    except (ValueError, RecursionError):
+        return decode_json(body)
+    except InvalidEvent:
         return body
 
 
@@ -202,13 +187,6 @@ def _base64(body: str) -> bytes:
         return base64.b64decode(body, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise InvalidEvent("a message body that is not valid base64") from exc
-
-
-def _json_bytes(data: bytes, *, what: str) -> Any:
-    try:
-        return json.loads(data.decode("utf-8"))
-    except (ValueError, RecursionError) as exc:
-        raise InvalidEvent(f"a {what} that is not UTF-8 JSON") from exc
 
 
 def _pulled_message(item: Any) -> PulledMessage | None:

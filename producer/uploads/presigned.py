@@ -30,7 +30,7 @@ from producer.uploads.policy import (
     plan_parts,
     upload_types,
 )
-from schema.errors import StorageUnavailable, UploadRejected
+from schema.errors import StorageUnavailable, UploadNotFound
 from schema.lifecycle import now_ms
 from schema.settings import Settings
 from schema.status import VideoStatus
@@ -42,13 +42,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _NO_UPLOAD_CODES = frozenset({"NoSuchUpload", "404", "NotFound"})
-
-
-class UploadNotFound(UploadRejected):
-    """Raised when an upload or video does not exist or belongs to someone else."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, code="not_found")
 
 
 @dataclass(frozen=True, slots=True)

@@ -194,9 +194,9 @@ def requeue_one(
         outcome = requeue.requeue_task(resources.engine, resources.publisher, task_id, request)
     except BrokerUnavailable as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from exc
-    if outcome.result is requeue.Result.NOT_FOUND:
+    if outcome.result is requeue.RequeueResult.NOT_FOUND:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no task {task_id}")
-    if outcome.result is requeue.Result.REFUSED:
+    if outcome.result is requeue.RequeueResult.REFUSED:
         raise HTTPException(status.HTTP_409_CONFLICT, outcome.detail)
     return outcome.as_dict()
 
@@ -218,7 +218,7 @@ def requeue_matching(
         dry_run=body.dry_run,
     )
     ids = requeue.matching_ids(resources.engine, task_filter, limit=body.limit)
-    outcomes: list[requeue.Outcome] = []
+    outcomes: list[requeue.RequeueOutcome] = []
     try:
         requeue.requeue_many(
             resources.engine, resources.publisher, ids, request, on_each=outcomes.append

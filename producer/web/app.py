@@ -12,19 +12,16 @@ from contextlib import asynccontextmanager
 import sqlalchemy as sa
 from fastapi import FastAPI, Security
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError
 
-from producer.events.publish import ChainPublisher
-from producer.events.rules import EventRules
 from producer.ops import metrics
+from producer.events.services import open_services
 from producer.web import admin, api_document, page, upload_api, videos
 from producer.web.deps import Resources, ResourcesDep
 from producer.web.ratelimit import Logins
 from producer.web.webhook import router as webhook_router
-from schema.db import make_engine
-from schema.errors import BrokerUnavailable
+from schema.db import transient_db_errors
+from schema.errors import BrokerUnavailable, DatabaseUnavailable
 from schema.settings import Settings
-from schema.storage import make_s3_client
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -32,23 +29,13 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(settings.database_url)
-        publisher = ChainPublisher(settings)
-        logins = Logins.open(settings)
-        app.state.resources = Resources(
-            settings=settings,
-            engine=engine,
-            publisher=publisher,
-            rules=EventRules.from_settings(settings),
-            s3=make_s3_client(settings),
-            logins=logins,
-        )
-        try:
-            yield
-        finally:
-            logins.close()
-            publisher.close()
-            engine.dispose()
+        with open_services(settings) as services:
+            logins = Logins.open(settings)
+            app.state.resources = Resources.of(services, logins=logins)
+            try:
+                yield
+            finally:
+                logins.close()
 
     # The API document is served by ``api_document``: public without the admin routes, whole
     # for the admin only.
@@ -78,10 +65,10 @@ def create_app(settings: Settings) -> FastAPI:
         """Readiness: the database answers ``SELECT 1`` and the broker accepts a connection."""
         checks = {"database": "ok", "broker": "ok"}
         try:
-            with resources.engine.connect() as conn:
+            with transient_db_errors(), resources.engine.connect() as conn:
                 conn.execute(sa.text("SELECT 1"))
-        except DBAPIError as exc:
-            checks["database"] = f"unavailable: {exc.__class__.__name__}"
+        except DatabaseUnavailable as exc:
+            checks["database"] = f"unavailable: {exc}"
         try:
             resources.publisher.ping()
         except BrokerUnavailable as exc:

@@ -1,32 +1,26 @@
-"""What request handlers get from the app: the process's settings, engine and publisher."""
+"""What request handlers get from the app: the process's ingest services and login limiter."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated
+from dataclasses import dataclass, fields
+from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy.engine import Engine
 
-from producer.events.publish import ChainPublisher
-from producer.events.rules import EventRules
+from producer.events.services import Services
 from producer.web.ratelimit import Logins
-from schema.settings import Settings
-
-if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
 
 
 @dataclass(frozen=True, slots=True)
-class Resources:
+class Resources(Services):
     """The process-wide resources, created once in the app's lifespan."""
 
-    settings: Settings
-    engine: Engine
-    publisher: ChainPublisher
-    rules: EventRules
-    s3: S3Client
     logins: Logins
+
+    @classmethod
+    def of(cls, services: Services, *, logins: Logins) -> Resources:
+        """The app's resources: ``services`` (from ``open_services``) and the login limiter."""
+        return cls(**{f.name: getattr(services, f.name) for f in fields(services)}, logins=logins)
 
 
 def get_resources(request: Request) -> Resources:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from producer.events.intake import Incoming
-from producer.events.sources.base import json_type
+from producer.events.sources.base import decode_json, json_type
 from schema.errors import InvalidEvent
 
 TEST_EVENT = "s3:TestEvent"
@@ -29,20 +29,6 @@ class Unpacked:
     messages: list[Incoming]
     batch: bool
     ignored: str | None = None
-
-
-def parse_json(raw: bytes) -> Any:
-    """The request body as JSON.
-
-    Raises:
-        InvalidEvent: not JSON (or nested too deeply to parse).
-    """
-    try:
-        return json.loads(raw)
-    except RecursionError:
-        raise InvalidEvent("the request body is JSON nested too deeply") from None
-    except ValueError as exc:
-        raise InvalidEvent(f"the request body is not JSON: {exc}") from None
 
 
 def unpack(document: Any, raw: bytes) -> Unpacked:
@@ -85,7 +71,7 @@ def _message(item: Any) -> Incoming:
     body = item["body"]
     if isinstance(body, str):
         try:
-            body = json.loads(body)
-        except (ValueError, RecursionError):
+            body = decode_json(body)
+        except InvalidEvent:
             return Incoming(message_id, raw, error="a message body that is a string, not JSON")
     return Incoming(message_id, raw, body=body)

@@ -31,10 +31,11 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from producer.events.intake import Intake, MessageResult, Verdict
+from producer.events.intake import MessageResult, MessageVerdict
 from producer.events.rejections import Rejection, RejectionLog
+from producer.events.sources import decode_json
 from producer.web.deps import Resources, ResourcesDep
-from producer.web.envelope import Unpacked, parse_json, unpack
+from producer.web.envelope import Unpacked, unpack
 from producer.web.errors import ApiError
 from producer.web.ratelimit import LoginThrottle, client_ip
 from producer.web.webhook_auth import SIGNATURE_HEADER, AuthVerdict, check_headers, signature_ok
@@ -126,29 +127,22 @@ async def _throttle(call: Callable[[str], None], ip: str, settings: Settings) ->
 def _handle(request: Request, resources: Resources, raw: bytes) -> Response:
     log = _rejection_log(request, resources)
     try:
-        unpacked = unpack(parse_json(raw), raw)
+        unpacked = unpack(decode_json(raw, what="the request body"), raw)
     except InvalidEvent as exc:
         return _reject(log, raw, str(exc), resources.settings.webhook_retry_after_s)
     if unpacked.ignored:
         logger.info("Webhook: ignored an %s", unpacked.ignored)
         return _AsciiJSON({"ignored": unpacked.ignored, "messages": []}, status_code=202)
-    intake = Intake(
-        resources.engine,
-        resources.publisher,
-        log,
-        source=SOURCE,
-        rules=resources.rules,
-        storage=resources.s3,
-    )
+    intake = resources.intake(source=SOURCE, rejections=log)
     try:
         results = intake.take(unpacked.messages)
     except TransientError as exc:
         return _unavailable(str(exc), resources.settings.webhook_retry_after_s)
-    retry = [r for r in results if r.verdict is Verdict.RETRY]
+    retry = [r for r in results if r.verdict is MessageVerdict.RETRY]
     if retry:
         reason = retry[0].reason or "unavailable"
         return _unavailable(reason, resources.settings.webhook_retry_after_s)
-    if not unpacked.batch and results[0].verdict is Verdict.REJECTED:
+    if not unpacked.batch and results[0].verdict is MessageVerdict.REJECTED:
         return _error(400, "invalid_event", results[0].reason or "invalid")
     return _AsciiJSON(_report(unpacked, results), status_code=202)
 
@@ -165,7 +159,7 @@ def _report(unpacked: Unpacked, results: list[MessageResult]) -> dict[str, Any]:
     messages = []
     for result in results:
         entry: dict[str, Any] = {"id": result.message_id, "status": result.verdict.value}
-        if result.verdict is Verdict.REJECTED:
+        if result.verdict is MessageVerdict.REJECTED:
             entry["reason"] = result.reason
         else:
             entry["events"] = [
@@ -179,8 +173,8 @@ def _report(unpacked: Unpacked, results: list[MessageResult]) -> dict[str, Any]:
             ]
         messages.append(entry)
     return {
-        "accepted": sum(r.verdict is Verdict.ACCEPTED for r in results),
-        "rejected": sum(r.verdict is Verdict.REJECTED for r in results),
+        "accepted": sum(r.verdict is MessageVerdict.ACCEPTED for r in results),
+        "rejected": sum(r.verdict is MessageVerdict.REJECTED for r in results),
         "messages": messages,
     }
 

@@ -13,10 +13,12 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import HttpCredentials, Page, expect
 
+from producer.dev.browser import chromium
+from producer.dev.devserver import serve
+from producer.dev.localstack import free_port
 from schema.lifecycle import load_metadata
 from schema.settings import Settings
-from tests.e2e.conftest import chromium, serve
-from tests.integration.conftest import Fleet, _free_port
+from tests.integration.conftest import Fleet
 
 pytestmark = pytest.mark.e2e
 
@@ -29,7 +31,7 @@ def admin_server(fleet: Fleet) -> Iterator[str]:
     settings = Settings.model_validate(
         {**fleet.settings.model_dump(), "admin_username": ADMIN[0], "admin_password": ADMIN[1]}
     )
-    with serve(settings, _free_port()) as base_url:
+    with serve(settings, free_port()) as base_url:
         yield base_url
 
 

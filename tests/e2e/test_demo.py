@@ -19,7 +19,7 @@ DEMO_TIMEOUT_S = 240
 DEMO_REDIS_DB = int(os.environ.get("TEST_REDIS_E2E_DB", "1"))
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -29,7 +29,7 @@ def test_demo_processes_every_sample_and_prints_the_rows(tmp_path: Path) -> None
     # given the embedded defaults, moved to a free S3 port, a fresh SQLite file and Redis database
     env = {
         **os.environ,
-        "S3_ENDPOINT_URL": f"http://127.0.0.1:{_free_port()}",
+        "S3_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}",
         "DATABASE_URL": f"sqlite:///{tmp_path}/demo.db",
         "BROKER_URL": f"redis://127.0.0.1:6379/{DEMO_REDIS_DB}",
     }

@@ -15,11 +15,12 @@ import httpx2
 import pytest
 import sqlalchemy as sa
 
+from producer.dev.devserver import serve
+from producer.dev.localstack import free_port
 from schema.tables import videos
 from tests.access_keys import JwksServer, SigningKey
-from tests.e2e.conftest import serve
 from tests.factories import r2_body
-from tests.fleet import BUCKET, Fleet, _free_port
+from tests.fleet import BUCKET, Fleet
 from tests.upload_env import bearer, upload_settings
 
 pytestmark = pytest.mark.e2e
@@ -32,7 +33,7 @@ def api(
     fleet: Fleet, jwks: JwksServer, access_key: SigningKey, limits_redis: tuple[str, str]
 ) -> Iterator[httpx2.Client]:
     """An httpx2 client of the producer on uvicorn, with 5 MiB parts, as the token's user."""
-    port = _free_port()
+    port = free_port()
     settings = upload_settings(
         fleet.settings,
         jwks_url=jwks.url,

@@ -14,12 +14,13 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
+from producer.dev.browser import NetworkLog
+from producer.dev.devserver import serve
+from producer.dev.localstack import free_port
 from tests.access_keys import JwksServer, SigningKey
-from tests.e2e.conftest import serve
-from tests.e2e.network_log import NetworkLog
 from tests.e2e.test_upload_page import PAGE_TIMEOUT_MS, _page_settings, _video
 from tests.factories import r2_body
-from tests.fleet import BUCKET, Fleet, _free_port
+from tests.fleet import BUCKET, Fleet
 
 pytestmark = pytest.mark.e2e
 
@@ -62,7 +63,7 @@ def test_a_second_look_at_a_ready_video_downloads_no_image_and_the_storyboard_sc
     h264_mp4: Path,
 ) -> None:
     # given the page on a video the fleet has processed, with Chromium's network log attached
-    port = _free_port()
+    port = free_port()
     settings = _page_settings(fleet, jwks, limits_redis, f"http://127.0.0.1:{port}")
     s3_url = fleet.s3_server.url
     with serve(settings, port, access_token=access_key.token()) as base_url:

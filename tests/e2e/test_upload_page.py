@@ -2,8 +2,8 @@
 
 The page is served by uvicorn; it PUTs the file straight to moto's S3 server (whose bucket has
 the CORS rules ``videofleet cors`` makes, and no others); the test then delivers the R2 event
-notification for the uploaded key through ``producer.events.ingest`` (``fleet.deliver``), as R2's
-queue would; a real Celery worker processes it; the page polls the status API until the thumbnails
+notification for the uploaded key through ``producer.events.ingest`` (``fleet.deliver``), as R2's queue
+would; a real Celery worker processes it; the page polls the status API until the thumbnails
 show. Cloudflare Access is played by an ``AccessEdge`` in front of the app that adds a signed JWT
 to the page's API requests, as Access does at the edge; the browser's CORS preflights to the
 bucket are real, except where a test intercepts the bucket's requests to cut one off (Playwright
@@ -22,12 +22,13 @@ import sqlalchemy as sa
 from playwright.sync_api import BrowserContext, Page, Request, Route, expect
 
 from producer.uploads import cors
+from producer.dev.devserver import serve
+from producer.dev.localstack import free_port
 from schema.settings import Settings
 from schema.tables import tasks, videos
 from tests.access_keys import JwksServer, SigningKey
-from tests.e2e.conftest import serve
 from tests.factories import r2_body
-from tests.fleet import BUCKET, Fleet, _free_port
+from tests.fleet import BUCKET, Fleet
 from tests.upload_env import upload_settings
 
 pytestmark = pytest.mark.e2e
@@ -95,7 +96,7 @@ def test_a_video_chosen_in_the_page_is_uploaded_processed_and_shows_its_thumbnai
     raw_mkv: Path,
 ) -> None:
     # given the producer on uvicorn, the bucket's CORS rules for its origin, and a signed-in user
-    port = _free_port()
+    port = free_port()
     overrides: dict[str, Any] = {}
     if mode == "multipart":
         overrides |= {"multipart_threshold_bytes": 5 * MIB, "multipart_part_size_bytes": 5 * MIB}
@@ -165,7 +166,7 @@ def test_the_page_refuses_a_non_video_and_a_file_over_5_gb_before_uploading(
     tmp_path: Path,
 ) -> None:
     # given the page, with every request it makes recorded
-    port = _free_port()
+    port = free_port()
     settings = _page_settings(fleet, jwks, limits_redis, f"http://127.0.0.1:{port}")
     with serve(settings, port, access_token=access_key.token()) as base_url:
         page = browser_context.new_page()
@@ -198,7 +199,7 @@ def test_without_cors_rules_for_the_pages_origin_the_browser_cannot_put_to_the_b
     h264_mp4: Path,
 ) -> None:
     # given a bucket whose CORS rules allow another origin only
-    port = _free_port()
+    port = free_port()
     settings = _page_settings(fleet, jwks, limits_redis, "https://videos.example.com")
     with serve(settings, port, access_token=access_key.token()) as base_url:
         page = browser_context.new_page()
@@ -219,7 +220,7 @@ def test_a_multipart_upload_cut_off_by_a_reload_resumes_with_only_the_missing_pa
     raw_mkv: Path,
 ) -> None:
     # given the page with 5 MiB parts, and a bucket that never answers the third part's PUT
-    port = _free_port()
+    port = free_port()
     settings = _page_settings(
         fleet,
         jwks,

@@ -1,4 +1,4 @@
-"""``python -m tests.faults``: run every fault of issue 10 and print the table (``make faults``).
+"""``python -m tests.faults``: run every fault of the suite and print the table (``make faults``).
 
 Exits 1 when any fault lost, stranded, falsely failed or duplicated work, or when a row's
 ``retry_count`` disagrees with the retries the workers logged.

@@ -30,16 +30,17 @@ from sqlalchemy.engine import Engine
 
 from producer.dev import localstack
 from producer.events.ingest import ingest
+from producer.dev.localstack import free_port
+from producer.ops.metrics import queue_keys
 from producer.events.publish import ChainPublisher
 from producer.events.sources.r2 import parse_r2
-from producer.ops.metrics import queue_keys
 from schema.errors import TransientError
 from schema.message import QUEUE
 from schema.settings import Settings
 from schema.storage import make_s3_client
 from schema.tables import tasks
 from tests.factories import r2_body
-from tests.fleet import _free_port, _wait_worker_ready, reset_database
+from tests.fleet import _wait_worker_ready, reset_database
 from tests.integration.conftest import RedisServer
 from tests.integration.outages import FaultProxy, PostgresCluster, PrivateRedis
 
@@ -84,7 +85,7 @@ class Services:
         """A fresh empty broker: AOF on (a restart keeps the queue) or off (restart empties it)."""
         if self.broker is not None:
             self.broker.stop()
-        directory = self.workdir / f"redis-{_free_port()}"
+        directory = self.workdir / f"redis-{free_port()}"
         directory.mkdir()
         self.broker = PrivateRedis(directory) if persistent else RedisServer(directory)
         self.broker.start()
@@ -98,7 +99,7 @@ def services(workdir: Path) -> Iterator[Services]:
         postgres = PostgresCluster()
         stack.callback(postgres.remove)
         postgres.start()
-        port = _free_port()
+        port = free_port()
         localstack.spawn(
             stack,
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],

@@ -18,7 +18,8 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from producer.dev import localstack
-from tests.fleet import RABBITMQ_HOST, _free_port
+from producer.dev.localstack import free_port
+from tests.fleet import RABBITMQ_HOST
 
 STARTUP_TIMEOUT_S = 60.0
 
@@ -27,7 +28,7 @@ class RabbitNode:
     """``rabbitmq-server`` on free ports with data kept across ``kill()`` and ``start()``."""
 
     def __init__(self, base: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.name = f"videofleet-faults-{self.port}@localhost"
         self.url = f"amqp://guest:guest@{RABBITMQ_HOST}:{self.port}//"
         self._base = base
@@ -46,7 +47,7 @@ class RabbitNode:
             **os.environ,
             "RABBITMQ_NODENAME": self.name,
             "RABBITMQ_NODE_PORT": str(self.port),
-            "RABBITMQ_DIST_PORT": str(_free_port()),
+            "RABBITMQ_DIST_PORT": str(free_port()),
             "RABBITMQ_MNESIA_BASE": str(base / "mnesia"),
             "RABBITMQ_LOG_BASE": str(base / "log"),
             "RABBITMQ_ENABLED_PLUGINS_FILE": str(base / "enabled_plugins"),

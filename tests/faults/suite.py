@@ -1,4 +1,4 @@
-"""The faults of issue 10, each run against a fresh private fleet, and the table of what happened.
+"""The fault suite: each fault run against a fresh private fleet, and the table of what happened.
 
 Each fault uploads ``videos`` generated clips, delivers their notifications, breaks something
 once a quarter of them ended (or while delivering, for the producer), and waits until every row

@@ -21,8 +21,9 @@ import urllib3
 from sqlalchemy.engine import Engine
 
 from producer.dev import localstack
-from producer.events.publish import ChainPublisher
+from producer.dev.localstack import free_port
 from producer.ops.metrics import queue_keys
+from producer.events.publish import ChainPublisher
 from schema.db import make_engine
 from schema.settings import Settings
 from schema.storage import make_s3_client
@@ -41,7 +42,6 @@ from tests.fleet import (
     Fleet,
     S3Server,
     _clean,
-    _free_port,
     _wait_worker_ready,
     own_database,
     redis_url,
@@ -60,20 +60,19 @@ __all__ = [
     "TEST_TUNING",
     "Fleet",
     "S3Server",
-    "_free_port",
     "redis_url",
     "reset_database",
 ]
 
 
-# -- transports (issue 3): an own broker that can go down, an own PostgreSQL database --
+# -- transports: an own broker that can go down, an own PostgreSQL database --
 
 
 class RedisServer:
     """A private ``redis-server`` on a free port: an outage is ``stop()``, recovery ``start()``."""
 
     def __init__(self, logdir: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"redis://{REDIS_HOST}:{self.port}/0"
         self._logdir = logdir
         self._stack: ExitStack | None = None
@@ -160,7 +159,7 @@ def bucket(s3_server: S3Server) -> Iterator[Bucket]:
     proxy.close()
 
 
-# -- Cloudflare (issue 15): a local D1 in workerd, and a fleet that mirrors into it --
+# -- Cloudflare: a local D1 in workerd, and a fleet that mirrors into it --
 
 D1_FLEET_WEBHOOK_TOKEN = "d1-fleet-webhook-token"
 

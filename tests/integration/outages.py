@@ -26,13 +26,14 @@ from sqlalchemy.engine import Engine
 
 from producer.dev import localstack
 from producer.events.ingest import ingest
+from producer.dev.localstack import free_port
 from producer.events.publish import ChainPublisher
 from producer.events.sources.r2 import parse_r2
 from schema.settings import Settings
 from schema.storage import make_s3_client
 from schema.tables import tasks
 from tests.factories import r2_body
-from tests.fleet import TEST_TUNING, _free_port, _wait_worker_ready, reset_database
+from tests.fleet import TEST_TUNING, _wait_worker_ready, reset_database
 
 HOST = "127.0.0.1"
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -47,7 +48,7 @@ class PrivateRedis:
     """A private ``redis-server`` with AOF (fsync on every write): a restart keeps its data."""
 
     def __init__(self, directory: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"redis://{HOST}:{self.port}/0"
         self._dir = directory
         self._stack: ExitStack | None = None
@@ -76,7 +77,7 @@ class PostgresCluster:
     """
 
     def __init__(self) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"postgresql+psycopg://postgres@{HOST}:{self.port}/postgres"
         self._dir = Path(tempfile.mkdtemp(prefix="videofleet-pg-"))
         self._data = self._dir / "data"
@@ -277,7 +278,7 @@ def own_fleet(
     s3 = make_s3_client(settings)
     if bucket not in [b["Name"] for b in s3.list_buckets().get("Buckets", [])]:
         s3.create_bucket(Bucket=bucket)
-    name = f"own-{_free_port()}"
+    name = f"own-{free_port()}"
     with stack:
         stack.callback(engine.dispose)
         worker = localstack.start_worker(

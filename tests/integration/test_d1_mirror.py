@@ -11,9 +11,9 @@ import sqlalchemy as sa
 from celery import Celery
 from pydantic import SecretStr
 
-from producer.events.sources.r2 import parse_r2
 from producer.ops.metrics import queue_keys
-from producer.ops.requeue import Request, Result, requeue_task
+from producer.ops.requeue import Request, RequeueResult, requeue_task
+from producer.events.sources.r2 import parse_r2
 from schema.d1 import execute, make_d1_client, upsert
 from schema.errors import D1Rejected, D1Unavailable
 from schema.lifecycle import load_metadata
@@ -181,7 +181,7 @@ def test_a_requeued_task_is_mirrored_when_requeued_and_again_when_it_ends(
     try:
         # when an admin requeues it
         outcome = requeue_task(d1_fleet.engine, d1_fleet.publisher, task_id, Request(by="ann"))
-        assert outcome.result is Result.REQUEUED
+        assert outcome.result is RequeueResult.REQUEUED
         # then the chain and a D1 mirror of the pending row wait on the queue
         with d1_fleet.broker.client() as client:
             messages = [m for key in queue_keys(QUEUE) for m in client.lrange(key, 0, -1)]

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from producer.events.ingest import Outcome, Result, ingest
+from producer.events.ingest import IngestOutcome, IngestResult, ingest
 from producer.events.publish import ChainPublisher
 from producer.events.rules import EventRules
 from producer.events.sources import parse_body
@@ -28,7 +28,7 @@ pytestmark = pytest.mark.integration
 CANCELLED = "cancelled: the object was deleted"
 
 
-def deliver(fleet: Fleet, *bodies: Any) -> list[Outcome]:
+def deliver(fleet: Fleet, *bodies: Any) -> list[IngestOutcome]:
     """What every transport does: parse each body, ingest the batch with the fleet's settings."""
     events = [e for body in bodies for e in parse_body(body)]
     return ingest(
@@ -57,13 +57,13 @@ def test_batch_with_duplicates_inside_and_across_batches_makes_one_row_and_chain
     second = deliver(fleet, *batch)
     # then each object has one row, one published chain, and each step ran once
     assert [o.result for o in first] == [
-        Result.PUBLISHED,
-        Result.PUBLISHED,
-        Result.DUPLICATE,
-        Result.PUBLISHED,
-        Result.DUPLICATE,
+        IngestResult.PUBLISHED,
+        IngestResult.PUBLISHED,
+        IngestResult.DUPLICATE,
+        IngestResult.PUBLISHED,
+        IngestResult.DUPLICATE,
     ]
-    assert {o.result for o in second} == {Result.DUPLICATE}
+    assert {o.result for o in second} == {IngestResult.DUPLICATE}
     assert len({o.workflow_id for o in first if o.workflow_id}) == 3
     for outcome in first[:2] + first[3:4]:
         row = assert_ran_once(fleet, outcome.task_id, tuple(Step))
@@ -77,7 +77,7 @@ def test_concurrent_identical_batches_publish_each_object_once(
 ) -> None:
     # given four deliveries of the same batch of five objects, at the same time
     bodies = [fleet.upload(not_a_video, f"uploads/race-{i}.mp4") for i in range(5)]
-    outcomes: list[Outcome] = []
+    outcomes: list[IngestOutcome] = []
     lock = threading.Lock()
 
     def run() -> None:
@@ -91,7 +91,7 @@ def test_concurrent_identical_batches_publish_each_object_once(
     for thread in threads:
         thread.join()
     # then each object was published exactly once and its chain ran once
-    published = [o for o in outcomes if o.result is Result.PUBLISHED]
+    published = [o for o in outcomes if o.result is IngestResult.PUBLISHED]
     assert len(outcomes) == 20
     assert sorted(o.key for o in published) == [f"uploads/race-{i}.mp4" for i in range(5)]
     for outcome in published:
@@ -111,7 +111,11 @@ def test_the_same_upload_reported_by_r2_s3_and_minio_is_one_task(
     # when the notifications arrive one after another
     outcomes = [deliver(fleet, body)[0] for body in (s3, r2, minio)]
     # then the first made the task and the others were duplicates of it
-    assert [o.result for o in outcomes] == [Result.PUBLISHED, Result.DUPLICATE, Result.DUPLICATE]
+    assert [o.result for o in outcomes] == [
+        IngestResult.PUBLISHED,
+        IngestResult.DUPLICATE,
+        IngestResult.DUPLICATE,
+    ]
     assert len({o.task_id for o in outcomes}) == 1
     row = assert_ran_once(fleet, outcomes[0].task_id, tuple(Step))
     assert (row.status, row.video_key) == ("completed", key)
@@ -125,7 +129,7 @@ def test_filtered_events_are_ignored_with_a_reason_and_leave_no_row(fleet: Fleet
         s3_body(bucket=BUCKET, key="uploads/notes.txt"),
         minio_body(bucket=BUCKET, key="uploads/huge.mp4", size=6 * 1024**3),
     )
-    assert [o.result for o in outcomes] == [Result.IGNORED] * 3
+    assert [o.result for o in outcomes] == [IngestResult.IGNORED] * 3
     assert [o.reason for o in outcomes] == [
         "under the thumbnails prefix 'thumbnails/'",
         f"extension not one of {', '.join(DEFAULT_INGEST_EXTENSIONS)}",
@@ -170,7 +174,7 @@ def test_delete_before_the_task_starts_cancels_it_and_removes_the_thumbnails(
     delete = r2_body(bucket=BUCKET, key=key, size=None, etag=None, action="DeleteObject")
     [outcome] = deliver(fleet, delete)
     # then the task is cancelled, the video deleted, and only this key's thumbnails removed
-    assert outcome.result is Result.DELETED
+    assert outcome.result is IngestResult.DELETED
     assert outcome.reason == (
         "video rows deleted 1, pending tasks cancelled 1, thumbnails removed 3"
     )
@@ -181,11 +185,11 @@ def test_delete_before_the_task_starts_cancels_it_and_removes_the_thumbnails(
     # and delivering the delete again, or the old create, changes nothing
     [again] = deliver(fleet, delete)
     assert (again.result, again.reason) == (
-        Result.DELETED,
+        IngestResult.DELETED,
         "video rows deleted 0, pending tasks cancelled 0, thumbnails removed 0",
     )
     [create_again] = deliver(fleet, body)
-    assert create_again.result is Result.DUPLICATE
+    assert create_again.result is IngestResult.DUPLICATE
     assert fleet.row(row.id).status == "failed"
 
 
@@ -202,8 +206,8 @@ def test_delete_after_completion_removes_the_thumbnails_and_keeps_the_task(
     gone = s3_body(bucket=BUCKET, key=key, size=None, etag=None, event_name="ObjectRemoved:Delete")
     deleted, repeated = deliver(fleet, gone, gone)
     # then the thumbnails are gone, the video is deleted, the finished task keeps its result
-    assert deleted.result is Result.DELETED
-    assert (repeated.result, repeated.reason) == (Result.DUPLICATE, "same delete above")
+    assert deleted.result is IngestResult.DELETED
+    assert (repeated.result, repeated.reason) == (IngestResult.DUPLICATE, "same delete above")
     assert fleet.keys("thumbnails/") == []
     assert _video_status(fleet, key) == "deleted"
     assert fleet.row(outcome.task_id).status == "completed"
@@ -223,7 +227,7 @@ def test_a_delete_delivered_after_a_reupload_is_stale_and_ignored(
     [late] = deliver(fleet, delete)
     # then nothing of the current object is touched
     assert (late.result, late.reason) == (
-        Result.IGNORED,
+        IngestResult.IGNORED,
         "stale delete: an object exists under the key again",
     )
     assert len(fleet.thumbnail_keys(f"thumbnails/{key}/")) == 5
@@ -239,7 +243,7 @@ def test_a_batch_whose_publish_failed_is_published_whole_by_the_next_delivery(
         ingest(fleet.engine, down, [e for b in bodies for e in parse_body(b)])
     assert {(r.status, r.workflow_id) for r in fleet.rows()} == {("pending", None)}
     outcomes = deliver(fleet, *bodies)
-    assert [o.result for o in outcomes] == [Result.PUBLISHED] * 3
+    assert [o.result for o in outcomes] == [IngestResult.PUBLISHED] * 3
     for outcome in outcomes:
         assert assert_ran_once(fleet, outcome.task_id, (Step.VALIDATE,)).status == "failed"
 
@@ -283,8 +287,10 @@ def test_a_broker_failure_mid_batch_releases_only_the_chains_not_sent(
     # when the batch is delivered again, exactly the three unsent are published
     outcomes = deliver(fleet, *bodies)
     assert sorted(o.result for o in outcomes) == sorted(
-        [Result.DUPLICATE] * 2 + [Result.PUBLISHED] * 3
+        [IngestResult.DUPLICATE] * 2 + [IngestResult.PUBLISHED] * 3
     )
-    assert {o.task_id for o in outcomes if o.result is Result.DUPLICATE} == {r.id for r in claimed}
+    assert {o.task_id for o in outcomes if o.result is IngestResult.DUPLICATE} == {
+        r.id for r in claimed
+    }
     for outcome in outcomes:
         assert assert_ran_once(fleet, outcome.task_id, (Step.VALIDATE,)).status == "failed"

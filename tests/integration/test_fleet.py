@@ -12,7 +12,7 @@ import psutil
 import pytest
 
 from producer.dev import samples
-from producer.events.ingest import Result
+from producer.events.ingest import IngestResult
 from schema.lifecycle import load_metadata
 from schema.status import Step
 from tests.integration.conftest import BUCKET, Fleet
@@ -83,8 +83,8 @@ def test_duplicate_notifications_create_one_task_and_one_chain_run(
         thread.join()
     # then exactly one delivery published a chain, and the task ran each step once
     results = [o.result for o in sequential + concurrent]
-    assert results.count(Result.PUBLISHED) == 1
-    assert results.count(Result.DUPLICATE) == 5
+    assert results.count(IngestResult.PUBLISHED) == 1
+    assert results.count(IngestResult.DUPLICATE) == 5
     row = fleet.wait(sequential[0].task_id)
     assert row.status == "completed"
     time.sleep(1.0)  # a second chain, had one been published, would have run by now

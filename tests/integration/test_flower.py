@@ -22,11 +22,12 @@ from celery import Celery
 
 from producer.dev import localstack
 from producer.ops.flower import flower_links
+from producer.dev.localstack import free_port
 from producer.ops.metrics import queue_keys
 from schema.lanes import Lane
 from schema.message import QUEUE, TASK_NAMES
 from schema.status import Step
-from tests.integration.conftest import Fleet, _free_port
+from tests.integration.conftest import Fleet
 
 pytestmark = pytest.mark.integration
 
@@ -60,7 +61,7 @@ class FlowerProcess:
 def _start_flower(
     stack: ExitStack, fleet: Fleet, *, db: Path, log: Path, **env_overrides: str
 ) -> FlowerProcess:
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {
         **fleet.env,

@@ -16,11 +16,12 @@ import pytest
 import sqlalchemy as sa
 
 from producer.dev import localstack
+from producer.dev.localstack import free_port
 from producer.events.sources.r2 import parse_r2
 from schema.tables import videos
 from tests.cloudflare import workerd
 from tests.cloudflare.workerd import D1Api
-from tests.integration.conftest import D1_FLEET_WEBHOOK_TOKEN, D1Fleet, _free_port
+from tests.integration.conftest import D1_FLEET_WEBHOOK_TOKEN, D1Fleet
 
 pytestmark = pytest.mark.integration
 
@@ -33,7 +34,7 @@ class Forwarding:
     """``videofleet serve`` on a free port, and the forwarder consuming ``video-events``."""
 
     def __init__(self, stack: ExitStack, fleet: D1Fleet, workdir: Path) -> None:
-        port = _free_port()
+        port = free_port()
         self.serve_log = workdir / "serve.log"
         localstack.spawn(
             stack,

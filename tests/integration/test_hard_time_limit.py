@@ -23,16 +23,17 @@ from sqlalchemy.engine import Engine
 
 from producer.dev import localstack
 from producer.events.ingest import ingest
+from producer.dev.localstack import free_port
 from producer.events.publish import ChainPublisher
-from producer.events.sources.r2 import parse_r2
 from producer.ops.requeue import resume_step
+from producer.events.sources.r2 import parse_r2
 from producer.ops.taskquery import TaskView
 from schema.settings import Settings
 from schema.status import Step
 from schema.storage import make_s3_client
 from schema.tables import tasks
 from tests.factories import r2_body
-from tests.integration.conftest import TEST_TUNING, S3Server, _free_port, reset_database
+from tests.integration.conftest import TEST_TUNING, S3Server, reset_database
 
 pytestmark = pytest.mark.integration
 
@@ -55,7 +56,7 @@ def test_step_killed_by_its_hard_time_limit_fails_and_leaves_no_process_behind(
     redis_server = shutil.which("redis-server")
     if redis_server is None:
         pytest.fail("redis-server must be installed")
-    redis_port = _free_port()
+    redis_port = free_port()
     env = {
         **os.environ,
         **TEST_TUNING,

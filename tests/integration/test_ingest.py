@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from producer.events.ingest import Result, ingest
+from producer.events.ingest import IngestResult, ingest
 from producer.events.publish import ChainPublisher
 from producer.events.sources.r2 import parse_r2
 from schema.errors import BrokerUnavailable
@@ -29,5 +29,5 @@ def test_row_whose_publish_failed_is_published_by_the_next_delivery(
     # when the same notification is delivered again with the broker back
     [outcome] = fleet.deliver(body)
     # then it is published and processed
-    assert outcome.result is Result.PUBLISHED
+    assert outcome.result is IngestResult.PUBLISHED
     assert fleet.wait(row.id).status == "completed"

@@ -11,7 +11,7 @@ import redis.client
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from producer.events.ingest import Result, ingest
+from producer.events.ingest import IngestResult, ingest
 from producer.events.sources import parse_body
 from schema.errors import BrokerUnavailable
 from tests.factories import r2_body
@@ -68,8 +68,8 @@ def test_a_batch_of_a_hundred_events_is_one_upsert_and_one_pipeline(
     assert [s for s in seen if s in {"INSERT", "UPDATE"}] == ["INSERT", "UPDATE"]
     [commands] = [c for c in sent if "LPUSH" in c]
     assert (commands.count("LPUSH"), commands.count("PUBLISH")) == (100, 100)
-    assert [o.result for o in outcomes].count(Result.PUBLISHED) == 100
-    assert [o.result for o in outcomes].count(Result.DUPLICATE) == 10
+    assert [o.result for o in outcomes].count(IngestResult.PUBLISHED) == 100
+    assert [o.result for o in outcomes].count(IngestResult.DUPLICATE) == 10
     assert len(fleet.rows()) == 100
     for outcome in outcomes[:100]:
         assert fleet.wait(outcome.task_id).error_message.startswith("validate-video: object")
@@ -99,6 +99,6 @@ def test_a_failed_pipeline_releases_every_claim_of_its_batch_and_the_next_delive
     assert {(r.status, r.workflow_id) for r in fleet.rows()} == {("pending", None)}
     # when the batch is delivered again, every chain is published and runs
     outcomes = ingest(fleet.engine, fleet.publisher, events)
-    assert [o.result for o in outcomes] == [Result.PUBLISHED] * 5
+    assert [o.result for o in outcomes] == [IngestResult.PUBLISHED] * 5
     for outcome in outcomes:
         assert fleet.wait(outcome.task_id).error_message.startswith("validate-video: object")

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from producer.events.ingest import Result, ingest
+from producer.events.ingest import IngestResult, ingest
 from producer.events.rules import EventRules
 from producer.events.sources import parse_body
 from schema.errors import InvalidEvent
@@ -42,7 +42,7 @@ def test_every_accepted_key_is_stored_exactly(
     # when it is ingested
     [outcome] = ingest(fleet.engine, fleet.publisher, [event], rules=EventRules())
     # then its row holds the key exactly as the source meant it
-    assert outcome.result in {Result.PUBLISHED, Result.DUPLICATE}
+    assert outcome.result in {IngestResult.PUBLISHED, IngestResult.DUPLICATE}
     with fleet.engine.connect() as conn:
         stored = conn.execute(
             sa.select(tasks.c.video_key, tasks.c.etag).where(tasks.c.id == outcome.task_id)

@@ -19,10 +19,10 @@ import pytest
 import sqlalchemy as sa
 
 from producer.dev import localstack
-from producer.events.ingest import Result, ingest
+from producer.events.ingest import IngestResult, ingest
+from producer.ops.metrics import FleetCollector, queue_keys
 from producer.events.publish import ChainPublisher
 from producer.events.sources.r2 import parse_r2
-from producer.ops.metrics import FleetCollector, queue_keys
 from schema.lanes import Lane
 from schema.lifecycle import now_ms
 from schema.message import QUEUE, ObjectEvent
@@ -52,7 +52,7 @@ def _events(fleet: Fleet, clip: Path, prefix: str, count: int) -> list[ObjectEve
 def _publish(settings: Settings, fleet: Fleet, events: list[ObjectEvent], lane: Lane) -> None:
     with ChainPublisher(settings) as publisher:
         outcomes = ingest(fleet.engine, publisher, events, lane=lane)
-    assert [o.result for o in outcomes] == [Result.PUBLISHED] * len(events)
+    assert [o.result for o in outcomes] == [IngestResult.PUBLISHED] * len(events)
 
 
 def _statuses(fleet: Fleet) -> dict[str, str]:

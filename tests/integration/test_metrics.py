@@ -20,11 +20,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 
 from producer.dev import localstack
+from producer.dev.localstack import free_port
 from producer.ops.metrics import FleetCollector, queue_keys
 from producer.web import create_app
 from schema.settings import Settings
 from schema.tables import tasks
-from tests.integration.conftest import Fleet, _free_port
+from tests.integration.conftest import Fleet
 
 pytestmark = pytest.mark.integration
 
@@ -198,7 +199,7 @@ def test_an_unreachable_broker_is_reported_and_the_database_metrics_still_served
     # given a broker address where nothing listens
     with fleet.engine.begin() as conn:
         conn.execute(tasks.insert(), KNOWN_ROWS[:2])
-    dead = redis.Redis(host="127.0.0.1", port=_free_port(), socket_connect_timeout=1)
+    dead = redis.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=1)
     # when Prometheus scrapes
     samples = _scrape(FleetCollector(fleet.engine, dead, window_s=WINDOW_S, clock=lambda: NOW_S))
     # then the broker is reported down and the rows are still counted
@@ -286,7 +287,7 @@ def test_videofleet_metrics_serves_the_same_metrics_on_its_own_port(
     # given known rows and `videofleet metrics` running on a free port
     with fleet.engine.begin() as conn:
         conn.execute(tasks.insert(), KNOWN_ROWS)
-    port = _free_port()
+    port = free_port()
     command = [sys.executable, "-c", "from producer.cli import main; main()", "metrics"]
     with ExitStack() as stack:
         localstack.spawn(

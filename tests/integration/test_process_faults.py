@@ -23,12 +23,11 @@ import redis
 import sqlalchemy as sa
 
 from producer.dev import localstack
-from producer.events.ingest import CLAIM_LEASE_S, Result, ingest
-from producer.events.publish import ChainPublisher
-from producer.events.sources.r2 import parse_r2
 from producer.ops.inflight import Inflight
-from producer.ops.recovery import Result as Recovered
-from producer.ops.recovery import recover_once
+from producer.events.ingest import CLAIM_LEASE_S, IngestResult, ingest
+from producer.events.publish import ChainPublisher
+from producer.ops.recovery import RecoveryResult, recover_once
+from producer.events.sources.r2 import parse_r2
 from schema.lifecycle import load_metadata, now_ms
 from schema.settings import Settings
 from schema.status import Step
@@ -118,11 +117,11 @@ def test_producer_killed_between_commit_and_publish_is_published_by_the_redelive
     assert (row.status, row.workflow_id, row.step) == ("pending", claimed, None)
     # then a redelivery within the lease is a duplicate (the claim's publish may be under way)
     [early] = ingest(fleet.engine, fleet.publisher, [event])
-    assert early.result is Result.DUPLICATE
+    assert early.result is IngestResult.DUPLICATE
     # and a redelivery after the lease publishes the chain, which completes, once
     _age(fleet, event.task_id, CLAIM_LEASE_S + 1)
     [late] = ingest(fleet.engine, fleet.publisher, [event])
-    assert late.result is Result.PUBLISHED
+    assert late.result is IngestResult.PUBLISHED
     assert late.workflow_id != claimed
     done = fleet.wait(event.task_id)
     assert done.status == "completed", done.error_message
@@ -130,7 +129,7 @@ def test_producer_killed_between_commit_and_publish_is_published_by_the_redelive
     # and a later duplicate of a published claim stays a duplicate, however late it comes
     _age(fleet, event.task_id, CLAIM_LEASE_S + 1)
     [again] = ingest(fleet.engine, fleet.publisher, [event])
-    assert again.result is Result.DUPLICATE
+    assert again.result is IngestResult.DUPLICATE
 
 
 def _claimed(fleet: Fleet, task_id: str) -> str | None:
@@ -228,7 +227,7 @@ def _restart_and_recover(fleet: Fleet, broker: RedisServer, h264_mp4: Path, tmp_
         for task_id in (fresh, probed):
             _age(fleet, task_id, settings.recovery_pending_after_s + 1)
         recovered = {o.task_id: o for o in _sweep(fleet, settings)}
-        assert {o.result for o in recovered.values()} == {Recovered.REPUBLISHED}
+        assert {o.result for o in recovered.values()} == {RecoveryResult.REPUBLISHED}
         assert recovered[fresh].step is Step.VALIDATE
         assert recovered[probed].step is Step.THUMBNAILS
         rows = {task_id: fleet.wait(task_id) for task_id in (fresh, probed)}

@@ -22,16 +22,17 @@ from sqlalchemy.engine import Engine
 
 from producer.events.intake import Intake
 from producer.events.publish import ChainPublisher
+from producer.transports.pullconsumer import SOURCE, PullConsumer
+from producer.transports.queues_api import QueuesApi
+from producer.dev.queues_standin import QueuesServer
 from producer.events.rejections import RejectionLog
 from producer.events.rules import EventRules
-from producer.transports.pullconsumer import SOURCE, PullConsumer
-from producer.transports.queues_api import QueueApiRefused, QueuesApi
 from schema.db import make_engine
+from schema.errors import QueueApiRefused
 from schema.settings import Settings
 from schema.tables import rejected_events, tasks
 from tests.factories import r2_body
 from tests.integration.conftest import RedisServer
-from tests.integration.queues_server import QueuesServer
 
 pytestmark = pytest.mark.integration
 

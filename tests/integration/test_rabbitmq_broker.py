@@ -14,15 +14,16 @@ import pytest
 from kombu import Connection
 from sqlalchemy.engine import Engine
 
-from producer.events.publish import ChainPublisher
 from producer.ops.dlq import drain
 from producer.ops.inflight import Inflight
+from producer.dev.localstack import free_port
 from producer.ops.metrics import render
+from producer.events.publish import ChainPublisher
 from producer.ops.rabbitdepth import read_depth
 from schema.broker import DEAD_LETTER_QUEUE
 from schema.message import QUEUE
 from schema.settings import Settings
-from tests.fleet import RABBITMQ_VHOST, _free_port, own_database, rabbitmq_url, reset_database
+from tests.fleet import RABBITMQ_VHOST, own_database, rabbitmq_url, reset_database
 
 pytestmark = pytest.mark.integration
 
@@ -88,7 +89,7 @@ def test_metrics_count_the_ready_messages_of_the_quorum_queue(
 
 
 def test_an_unreachable_rabbitmq_is_reported_not_raised(engine: Engine) -> None:
-    body, _ = render(engine, f"amqp://guest:guest@127.0.0.1:{_free_port()}//", window_s=60)
+    body, _ = render(engine, f"amqp://guest:guest@127.0.0.1:{free_port()}//", window_s=60)
     assert 'videofleet_source_up{source="broker"} 0.0' in body.decode()
 
 

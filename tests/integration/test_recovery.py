@@ -21,23 +21,24 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from producer.cli import main
-from producer.events.ingest import ingest
-from producer.events.publish import ChainPublisher
-from producer.events.sources.r2 import parse_r2
 from producer.ops.inflight import Inflight
-from producer.ops.recovery import Result, find_stale, recover_once
+from producer.events.ingest import ingest
+from producer.dev.localstack import free_port
+from producer.events.publish import ChainPublisher
+from producer.ops.recovery import RecoveryResult, find_stale, recover_once
+from producer.events.sources.r2 import parse_r2
 from schema.errors import BrokerUnavailable
 from schema.lifecycle import load_metadata, now_ms
 from schema.settings import Settings
 from schema.status import Step
 from schema.tables import tasks
-from tests.integration.conftest import Fleet, _free_port
+from tests.integration.conftest import Fleet
 
 pytestmark = pytest.mark.integration
 
 
 def _dead_broker(settings: Settings) -> Settings:
-    return settings.model_copy(update={"broker_url": f"redis://127.0.0.1:{_free_port()}/0"})
+    return settings.model_copy(update={"broker_url": f"redis://127.0.0.1:{free_port()}/0"})
 
 
 def _ingest_while_broker_is_down(fleet: Fleet, path: Path, key: str) -> str:
@@ -112,7 +113,7 @@ def test_pending_task_whose_chain_was_never_published_is_published_once_and_comp
     finally:
         live.close()
     # then exactly one published it, and the task completed with each step run once
-    republished = [o for o in outcomes if o.result is Result.REPUBLISHED]
+    republished = [o for o in outcomes if o.result is RecoveryResult.REPUBLISHED]
     assert len(republished) == 1
     assert republished[0].step is Step.VALIDATE
     row = fleet.wait(task_id)
@@ -138,7 +139,7 @@ def test_processing_task_without_a_live_chain_is_republished_from_its_first_unsa
     finally:
         live.close()
     # then it is republished from generate-thumbnails and completes without validating again
-    assert outcome.result is Result.REPUBLISHED
+    assert outcome.result is RecoveryResult.REPUBLISHED
     assert outcome.step is Step.THUMBNAILS
     assert outcome.attempts == 1
     row = fleet.wait(task_id)
@@ -166,7 +167,7 @@ def test_task_stuck_more_often_than_allowed_fails_with_an_explanation(
     finally:
         live.close()
     # then it is not republished but failed, saying why
-    assert outcome.result is Result.GAVE_UP
+    assert outcome.result is RecoveryResult.GAVE_UP
     row = fleet.row(task_id)
     assert row.status == "failed"
     assert row.error_message == "stuck in generate-thumbnails 3 times; gave up"

@@ -13,15 +13,16 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from producer.cli import main
-from producer.events.publish import ChainPublisher
 from producer.ops.inflight import Inflight
+from producer.dev.localstack import free_port
+from producer.events.publish import ChainPublisher
 from producer.ops.recovery import recover_once
-from producer.ops.requeue import Request, Result, requeue_task
+from producer.ops.requeue import Request, RequeueResult, requeue_task
 from schema.errors import BrokerUnavailable
 from schema.lifecycle import load_metadata, now_ms
 from schema.status import Step
 from schema.tables import tasks
-from tests.integration.conftest import Fleet, _free_port
+from tests.integration.conftest import Fleet
 
 pytestmark = pytest.mark.integration
 
@@ -98,7 +99,7 @@ def test_task_that_failed_in_thumbnails_resumes_there_and_keeps_its_probe(
     # when it is requeued
     result = requeue_task(fleet.engine, fleet.publisher, failed.id, Request(by="ann"))
     # then only the thumbnail and update steps run again
-    assert result.result is Result.REQUEUED
+    assert result.result is RequeueResult.REQUEUED
     assert result.from_step is Step.THUMBNAILS
     row = fleet.wait(failed.id)
     assert row.status == "completed", row.error_message
@@ -125,7 +126,7 @@ def test_two_admins_requeueing_the_same_task_at_once_start_one_chain(
         thread.start()
     for thread in threads:
         thread.join()
-    assert sorted(o.result for o in outcomes) == [Result.REFUSED, Result.REQUEUED]
+    assert sorted(o.result for o in outcomes) == [RequeueResult.REFUSED, RequeueResult.REQUEUED]
     fleet.wait(failed.id)
     time.sleep(1.0)  # a second chain, had one been published, would have run by now
     meta = load_metadata(fleet.row(failed.id).metadata)
@@ -139,7 +140,7 @@ def test_requeue_whose_publish_fails_stays_requeued_and_the_recovery_sweep_publi
     # given a failed task, and a broker that cannot be reached when an admin requeues it
     failed = _fail_as_not_a_video(fleet, not_a_video, "uploads/no-broker.mp4")
     dead_broker = fleet.settings.model_copy(
-        update={"broker_url": f"redis://127.0.0.1:{_free_port()}/0"}
+        update={"broker_url": f"redis://127.0.0.1:{free_port()}/0"}
     )
     with ChainPublisher(dead_broker) as publisher, pytest.raises(BrokerUnavailable):
         requeue_task(fleet.engine, publisher, failed.id, Request(by="ann"))
@@ -169,18 +170,18 @@ def test_completed_task_is_requeued_only_with_force_and_then_from_the_start(
     [outcome] = fleet.deliver(fleet.upload(h264_mp4, "uploads/done.mp4"))
     assert fleet.wait(outcome.task_id).status == "completed"
     refused = requeue_task(fleet.engine, fleet.publisher, outcome.task_id, Request(by="ann"))
-    assert refused.result is Result.REFUSED
+    assert refused.result is RequeueResult.REFUSED
     assert "--force" in refused.detail
     forced = requeue_task(
         fleet.engine, fleet.publisher, outcome.task_id, Request(by="ann", force=True)
     )
-    assert forced.result is Result.REQUEUED
+    assert forced.result is RequeueResult.REQUEUED
     assert forced.from_step is Step.VALIDATE
     # while it runs again, a second requeue is refused: the task is not ended
     again = requeue_task(
         fleet.engine, fleet.publisher, outcome.task_id, Request(by="bob", force=True)
     )
-    assert again.result is Result.REFUSED
+    assert again.result is RequeueResult.REFUSED
     row = fleet.wait(outcome.task_id)
     assert row.status == "completed"
     assert load_metadata(row.metadata)["runs"] == {s.value: 2 for s in Step}

@@ -240,11 +240,11 @@ def test_a_made_up_etag_is_400_and_recorded(
 @pytest.mark.parametrize(
     ("raw", "problem"),
     [
-        (b"{not json", "not JSON"),
+        (b"{not json", "not UTF-8 JSON"),
         (b'"a string"', "got a string"),
         (b"[]", "empty batch"),
         (b'{"messages": 3}', "must be a list"),
-        (b"\xff\xfe\x00", "not JSON"),
+        (b"\xff\xfe\x00", "not UTF-8 JSON"),
         (b"[" * 100_000, "nested too deeply"),
     ],
 )

@@ -13,10 +13,11 @@ import pytest
 import uvicorn
 from pydantic import SecretStr
 
+from producer.dev.localstack import free_port
 from producer.web import create_app
 from producer.web.webhook_auth import sign
 from schema.settings import Settings
-from tests.integration.conftest import Fleet, _free_port
+from tests.integration.conftest import Fleet
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +30,7 @@ class WebhookServer:
     """``create_app(settings)`` under uvicorn in a thread."""
 
     def __init__(self, settings: Settings) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(
             create_app(settings), host="127.0.0.1", port=self.port, log_level="warning"

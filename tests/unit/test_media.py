@@ -1,13 +1,12 @@
-"""Pure media logic: display sizes, the aspect-ratio rule, thumbnail plans, the command line."""
+"""Pure media logic: display sizes, the aspect-ratio rule, thumbnail plans."""
 
 from __future__ import annotations
 
 from fractions import Fraction
-from pathlib import Path
 from types import SimpleNamespace
 
 from workers.media.frames import sample_aspect
-from workers.media.probe import display_size, plan_thumbnails, thumbnail_command
+from workers.media.probe import display_size, plan_thumbnails
 
 
 def test_anamorphic_pixels_stretch_the_display_width() -> None:
@@ -40,18 +39,3 @@ def test_thumbnails_sit_in_the_middle_of_equal_slices() -> None:
     assert plan_thumbnails(4.0, 1) == [2.0]
     assert plan_thumbnails(0.0, 5) == []
     assert all(0 < t < 3.3 for t in plan_thumbnails(3.3, 7))
-
-
-def test_thumbnail_command_seeks_each_input_before_opening_it(tmp_path: Path) -> None:
-    args = thumbnail_command("http://s3/x.mp4?sig", [1.0, 3.0], width_px=160, out_dir=tmp_path)
-    assert args[0] == "ffmpeg"
-    # every input option, the keyframe seek included, stands before its own -i
-    inputs = [i for i, arg in enumerate(args) if arg == "-i"]
-    assert len(inputs) == 2
-    first = args[: inputs[0]]
-    assert first[first.index("-ss") + 1] == "1.000"
-    assert "-noaccurate_seek" in first
-    assert args[args.index("-ss", inputs[0]) + 1] == "3.000"
-    assert args.count("passthrough") == 2  # -fps_mode: no decoding of frames before T
-    assert str(tmp_path / "000.jpg") in args
-    assert str(tmp_path / "001.jpg") in args

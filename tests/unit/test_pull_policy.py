@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from producer.transports.pullconsumer import Backoff, Pacing, retry_delay_s
-from producer.transports.queues_api import QueueApiUnavailable
+from schema.errors import QueueApiUnavailable
 
 
 @pytest.mark.parametrize(

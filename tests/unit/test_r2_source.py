@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 
-from producer.events.sources.r2 import parse_r2
+from producer.events.sources.r2 import parse_r2, r2_notification
 from schema.errors import InvalidEvent
 from schema.message import Action, task_id_for
 from tests.factories import R2_DOC_EXAMPLE, r2_body
@@ -26,6 +27,19 @@ def test_delete_events_have_no_size_or_etag() -> None:
     assert event.action is Action.DELETED
     assert event.size is None
     assert event.etag is None
+
+
+def test_a_built_notification_has_the_documented_fields_and_parses_back() -> None:
+    body = r2_notification(bucket="my-bucket", key="uploads/a.mp4", size=65536, etag="c8" * 16)
+    assert body.keys() == R2_DOC_EXAMPLE.keys() - {"copySource"}
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", body["eventTime"])
+    event = parse_r2(body)
+    assert (event.bucket, event.key, event.size, event.etag) == (
+        "my-bucket",
+        "uploads/a.mp4",
+        65536,
+        "c8" * 16,
+    )
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from producer.events.rules import EventRules, Verdict
+from producer.events.rules import EventRules, EventVerdict
 from schema.errors import InvalidEvent
 from schema.message import Action, ObjectEvent
 from schema.settings import Settings
@@ -28,13 +28,13 @@ def _deleted(key: str) -> ObjectEvent:
     ],
 )  # fmt: skip
 def test_video_creates_are_processed_by_default(key: str) -> None:
-    assert EventRules().decide(_created(key)).verdict is Verdict.PROCESS
+    assert EventRules().decide(_created(key)).verdict is EventVerdict.PROCESS
 
 
 @pytest.mark.parametrize("key", ["notes.txt", "clip.mp4.part", "mp4", "image.jpg"])
 def test_other_extensions_are_ignored_with_a_reason(key: str) -> None:
     decision = EventRules().decide(_created(key))
-    assert decision.verdict is Verdict.IGNORE
+    assert decision.verdict is EventVerdict.IGNORE
     assert decision.reason is not None
     assert "extension" in decision.reason
 
@@ -42,40 +42,46 @@ def test_other_extensions_are_ignored_with_a_reason(key: str) -> None:
 def test_thumbnails_are_never_processed_even_with_a_matching_extension() -> None:
     rules = EventRules(extensions=(), thumbnails_prefix="thumbnails/")
     decision = rules.decide(_created("thumbnails/uploads/a.mp4/000.jpg"))
-    assert decision.verdict is Verdict.IGNORE
+    assert decision.verdict is EventVerdict.IGNORE
     assert decision.reason == "under the thumbnails prefix 'thumbnails/'"
-    assert rules.decide(_deleted("thumbnails/uploads/a.mp4/000.jpg")).verdict is Verdict.IGNORE
+    assert rules.decide(_deleted("thumbnails/uploads/a.mp4/000.jpg")).verdict is EventVerdict.IGNORE
 
 
 def test_key_prefix_filters_creates_and_deletes() -> None:
     rules = EventRules(key_prefix="uploads/")
-    assert rules.decide(_created("uploads/a.mp4")).verdict is Verdict.PROCESS
-    assert rules.decide(_deleted("uploads/a.mp4")).verdict is Verdict.DELETE
+    assert rules.decide(_created("uploads/a.mp4")).verdict is EventVerdict.PROCESS
+    assert rules.decide(_deleted("uploads/a.mp4")).verdict is EventVerdict.DELETE
     outside = rules.decide(_created("other/a.mp4"))
     assert (outside.verdict, outside.reason) == (
-        Verdict.IGNORE,
+        EventVerdict.IGNORE,
         "outside the key prefix 'uploads/'",
     )
-    assert rules.decide(_deleted("other/a.mp4")).verdict is Verdict.IGNORE
+    assert rules.decide(_deleted("other/a.mp4")).verdict is EventVerdict.IGNORE
 
 
 def test_size_limits_are_inclusive_and_unknown_sizes_pass() -> None:
     rules = EventRules(min_size_bytes=10, max_size_bytes=100)
-    assert rules.decide(_created("a.mp4", 10)).verdict is Verdict.PROCESS
-    assert rules.decide(_created("a.mp4", 100)).verdict is Verdict.PROCESS
-    assert rules.decide(_created("a.mp4", None)).verdict is Verdict.PROCESS
+    assert rules.decide(_created("a.mp4", 10)).verdict is EventVerdict.PROCESS
+    assert rules.decide(_created("a.mp4", 100)).verdict is EventVerdict.PROCESS
+    assert rules.decide(_created("a.mp4", None)).verdict is EventVerdict.PROCESS
     small = rules.decide(_created("a.mp4", 9))
-    assert (small.verdict, small.reason) == (Verdict.IGNORE, "9 bytes is below the minimum of 10")
+    assert (small.verdict, small.reason) == (
+        EventVerdict.IGNORE,
+        "9 bytes is below the minimum of 10",
+    )
     big = rules.decide(_created("a.mp4", 101))
-    assert (big.verdict, big.reason) == (Verdict.IGNORE, "101 bytes is above the maximum of 100")
+    assert (big.verdict, big.reason) == (
+        EventVerdict.IGNORE,
+        "101 bytes is above the maximum of 100",
+    )
 
 
 def test_deletes_have_no_size_and_are_not_size_filtered() -> None:
-    assert EventRules(min_size_bytes=10).decide(_deleted("a.mp4")).verdict is Verdict.DELETE
+    assert EventRules(min_size_bytes=10).decide(_deleted("a.mp4")).verdict is EventVerdict.DELETE
 
 
 def test_an_empty_extension_list_accepts_every_key() -> None:
-    assert EventRules(extensions=()).decide(_created("README")).verdict is Verdict.PROCESS
+    assert EventRules(extensions=()).decide(_created("README")).verdict is EventVerdict.PROCESS
 
 
 def test_rules_come_from_the_settings() -> None:
@@ -115,7 +121,7 @@ def test_a_foreign_bucket_is_refused_and_never_processed() -> None:
     rules.refuse_foreign([served])
     with pytest.raises(InvalidEvent, match="bucket 'someone-else' is not served here"):
         rules.refuse_foreign([served, foreign])
-    assert rules.decide(foreign).verdict is Verdict.IGNORE
+    assert rules.decide(foreign).verdict is EventVerdict.IGNORE
 
 
 def test_only_s3_bucket_is_served_by_default() -> None:

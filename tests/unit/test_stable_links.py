@@ -11,9 +11,9 @@ import botocore.auth
 import pytest
 
 from producer.readside.links import ObjectLinks, link_window
+from schema.derived_keys import storyboard_key, thumbnail_key
 from schema.settings import Settings
 from schema.storage import make_s3_client
-from workers.storage import storyboard_key, thumbnail_key
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from producer.web.envelope import parse_json, unpack
+from producer.events.sources import decode_json
+from producer.web.envelope import unpack
 from schema.errors import InvalidEvent
 from tests.factories import R2_DOC_EXAMPLE
 
@@ -55,8 +56,8 @@ def test_other_shapes_are_invalid(document: Any, reason: str) -> None:
         unpack(document, b"")
 
 
-def test_parse_json_names_the_problem() -> None:
-    with pytest.raises(InvalidEvent, match="not JSON"):
-        parse_json(b"{")
-    with pytest.raises(InvalidEvent, match="nested too deeply"):
-        parse_json(b"[" * 200_000)
+def test_decode_json_names_the_body_and_the_problem() -> None:
+    with pytest.raises(InvalidEvent, match="the request body is not UTF-8 JSON"):
+        decode_json(b"{", what="the request body")
+    with pytest.raises(InvalidEvent, match="the body is nested too deeply"):
+        decode_json(b"[" * 200_000)

@@ -1,9 +1,8 @@
 """Media facts and plans: probing a video in-process and planning where thumbnails are cut.
 
 ``probe`` reads the object through the same bounded, retrying range reader as the thumbnails
-(``workers.media.rangereader``), opened by ``workers.media.frames.open_container``: only
-allow-listed containers, no nested opens, a pixel limit before any frame is decoded. Planning is
-pure. ``thumbnail_command`` is the best ffmpeg command line for the same job, kept for the bench.
+(``workers.media.rangereader``), opened by ``workers.media.frames.open_container``: only allow-listed
+containers, no nested opens, a pixel limit before any frame is decoded. Planning is pure.
 """
 
 from __future__ import annotations
@@ -12,12 +11,10 @@ import io
 import logging
 from dataclasses import asdict, dataclass
 from fractions import Fraction
-from pathlib import Path
 from typing import Any
 
 import av
 import av.error
-import ffmpeg
 from av.video.stream import VideoStream
 
 from schema.errors import NotAVideo, VideoTooLarge
@@ -154,41 +151,3 @@ def plan_thumbnails(duration_s: float, count: int) -> list[float]:
     if count < 1 or duration_s <= 0:
         return []
     return [round(duration_s * (i + 0.5) / count, 3) for i in range(count)]
-
-
-def thumbnail_command(url: str, times: list[float], *, width_px: int, out_dir: Path) -> list[str]:
-    """The fastest command line for N thumbnails: one ffmpeg, one pre-seeked input per time.
-
-    Each input is opened with ``-noaccurate_seek -ss T`` (the keyframe at or before T) and
-    ``-fps_mode passthrough`` so no frame up to T is decoded; ``-threads 1 -probesize 32
-    -analyzeduration 0`` skip work a single keyframe does not need. The workers use the
-    in-process path (``workers.media.thumbnails``); this is what the bench compares it with.
-    """
-    outputs = []
-    for index, at_s in enumerate(times):
-        stream = (
-            ffmpeg.input(
-                url,
-                ss=f"{at_s:.3f}",
-                noaccurate_seek=None,
-                threads=1,
-                probesize=32,
-                analyzeduration=0,
-            )
-            .video.filter("scale", "trunc(iw*sar/2)*2", "ih")
-            .filter("setsar", 1)
-            .filter("scale", width_px, -2)
-        )
-        outputs.append(
-            stream.output(
-                str(out_dir / f"{index:03d}.jpg"),
-                vframes=1,
-                fps_mode="passthrough",
-                **{"q:v": 3},
-            )
-        )
-    return list(
-        ffmpeg.merge_outputs(*outputs)
-        .global_args("-nostdin", "-loglevel", "error")
-        .compile(cmd="ffmpeg", overwrite_output=True)
-    )

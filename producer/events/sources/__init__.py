@@ -13,10 +13,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from producer.events.sources.base import json_type
+from producer.events.sources.base import decode_json, json_type
 from producer.events.sources.minio import is_minio_notification, parse_minio
 from producer.events.sources.r2 import parse_r2
 from producer.events.sources.s3 import is_test_event, parse_s3
@@ -33,7 +32,7 @@ def parse_body(body: Any) -> list[ObjectEvent]:
         InvalidEvent: the body matches no supported format or is malformed; the message says why.
     """
     if isinstance(body, bytes | bytearray | str):
-        body = _decode(body)
+        body = decode_json(body)
     if isinstance(body, list):
         if not body:
             raise InvalidEvent("an empty list holds no notification")
@@ -65,13 +64,4 @@ def _parse_one(body: dict[str, Any]) -> list[ObjectEvent]:
     )
 
 
-def _decode(raw: bytes | bytearray | str) -> Any:
-    try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError is a ValueError
-        raise InvalidEvent(f"the body is not UTF-8 JSON: {exc}") from exc
-    except RecursionError as exc:
-        raise InvalidEvent("the body is nested too deeply") from exc
-
-
-__all__ = ["parse_body", "parse_minio", "parse_r2", "parse_s3"]
+__all__ = ["decode_json", "parse_body", "parse_minio", "parse_r2", "parse_s3"]

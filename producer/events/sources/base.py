@@ -1,4 +1,5 @@
-"""What every source shares: the field checks that turn a raw notification into an ``ObjectEvent``.
+"""What every source shares: the JSON decoder and the field checks that turn a raw notification
+into an ``ObjectEvent``.
 
 Each source module (``r2``, ``s3``, ``minio``) only knows where its fields live and how its
 actions are spelt; the checks below make a malformed field the same clear ``InvalidEvent``
@@ -7,6 +8,7 @@ whichever source sent it.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -19,6 +21,25 @@ MAX_ETAG_CHARS = 256
 # An MD5 in hex, or (multipart) the MD5 of the parts' MD5s and the part count: "<hex>-<n>".
 _ETAG = re.compile(r"[0-9A-Fa-f]+(-[0-9]+)?")
 _JSON_TYPES = {str: "a string", bool: "a boolean", int: "a number", float: "a number"}
+
+
+def decode_json(raw: bytes | bytearray | str, *, what: str = "the body") -> Any:
+    """Decode a body as JSON: a notification, a webhook request, a queue message's payload.
+
+    Every transport decodes with this one function, so a body is refused with the same reason
+    whichever way it arrived. Bytes follow JSON's own encoding detection (UTF-8, with or without
+    a BOM, or UTF-16/32).
+
+    Raises:
+        InvalidEvent: not JSON, or nested deeper than the parser goes; ``what`` names the body.
+    """
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        # The traceback of a parser that ran out of stack says nothing more.
+        raise InvalidEvent(f"{what} is nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise InvalidEvent(f"{what} is not UTF-8 JSON: {exc}") from exc
 
 
 def json_type(value: Any) -> str:

@@ -9,10 +9,14 @@
 ``CopyObject`` (the event names the destination, which is what gets processed). Whether R2
 percent-encodes ``object.key`` is undocumented; the key is taken as written (the docs' examples
 show raw keys).
+
+``r2_notification`` builds such a body, for the demo, the tests and the benchmarks: whatever
+delivers "what R2 would send" builds it here, beside the parser that reads it.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from producer.events.sources.base import (
@@ -35,6 +39,48 @@ R2_ACTIONS: dict[str, Action] = {
     "DeleteObject": Action.DELETED,
     "LifecycleDeletion": Action.DELETED,
 }
+
+
+# R2 names the account that owns the bucket; nothing here reads it.
+EXAMPLE_ACCOUNT = "0" * 32
+
+
+def r2_notification(
+    *,
+    bucket: str,
+    key: str,
+    size: int | None,
+    etag: str | None,
+    action: str = "PutObject",
+    event_time: str | None = None,
+    account: str = EXAMPLE_ACCOUNT,
+) -> dict[str, Any]:
+    """The body R2 writes to the Queue for ``action`` on ``key``, field for field.
+
+    Args:
+        bucket: the bucket's name.
+        key: the object key, as written.
+        size: the object's bytes; None leaves it out, as R2 does on deletes.
+        etag: the object's eTag as given (R2 sends it unquoted); None leaves it out.
+        action: the R2 action name, e.g. ``PutObject`` or ``DeleteObject``.
+        event_time: R2's ISO 8601 time with milliseconds; now when not given.
+        account: the account id R2 names.
+    """
+    obj: dict[str, Any] = {"key": key}
+    if size is not None:
+        obj["size"] = size
+    if etag is not None:
+        obj["eTag"] = etag
+    if event_time is None:
+        now = datetime.now(UTC).isoformat(timespec="milliseconds")
+        event_time = now.replace("+00:00", "Z")
+    return {
+        "account": account,
+        "action": action,
+        "bucket": bucket,
+        "object": obj,
+        "eventTime": event_time,
+    }
 
 
 def parse_r2(body: Any) -> ObjectEvent:

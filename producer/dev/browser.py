@@ -1,4 +1,9 @@
-"""Chromium's own network log (DevTools protocol): what a page fetched, and what it cost.
+"""Headless Chromium for the pages, and its own network log: what a page fetched, and the cost.
+
+Development tooling, like ``producer.dev.localstack``: the end-to-end tests and ``bench/readside.py``
+drive the upload and admin pages with it. The browser is Debian's Chromium driven by Playwright
+(a development dependency; never ``playwright install``), headless, with the profile directory
+the caller gives.
 
 Playwright's request events do not say whether an answer came from the browser's cache, nor
 how many bytes crossed the wire; the DevTools ``Network`` domain does: ``encodedDataLength`` is
@@ -7,10 +12,47 @@ the bytes received (headers included), ``requestServedFromCache`` marks a cache 
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from playwright.sync_api import Page
+from playwright.sync_api import BrowserContext, Page, sync_playwright
+
+from producer.dev.localstack import StackError
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@contextmanager
+def chromium(profile: Path, **options: Any) -> Iterator[BrowserContext]:
+    """Headless Debian Chromium with its own user-data-dir ``profile``; Playwright ``options``.
+
+    Raises:
+        StackError: Chromium is not installed.
+    """
+    if shutil.which(CHROMIUM) is None:
+        raise StackError(f"{CHROMIUM} is missing: apt-get install chromium (make services does it)")
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(profile), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS, **options
+        )
+        try:
+            yield context
+        finally:
+            context.close()
 
 
 @dataclass

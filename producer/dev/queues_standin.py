@@ -1,5 +1,8 @@
 """A local stand-in for the Cloudflare Queues HTTP pull API, honouring its documented contract.
 
+Development tooling, like ``producer.dev.localstack``: the pull consumer's tests and
+``bench/ingest.py`` run ``videofleet pull`` against it.
+
     POST /accounts/{account}/queues/{queue}/messages/pull  {"batch_size", "visibility_timeout_ms"}
     POST /accounts/{account}/queues/{queue}/messages/ack   {"acks": [...], "retries": [...]}
 
@@ -31,13 +34,15 @@ from typing import Any
 
 ACCOUNT = "3f4b7e3dcab231cbfdaa90a6a28bd548"
 QUEUE_ID = "0123456789abcdef0123456789abcdef"
-TOKEN = "queues-test-token"
+TOKEN = "queues-test-token"  # noqa: S105  (the stand-in's own token, not a secret)
 MAX_BATCH_SIZE = 100
 DEFAULT_VISIBILITY_MS = 30_000
 
 
 @dataclass
 class StoredMessage:
+    """One message in the stand-in's queue, with its lease state."""
+
     id: str
     body: str
     content_type: str
@@ -91,16 +96,19 @@ class QueuesState:
     def fail_next(
         self, path: str, status: int, count: int = 1, headers: dict[str, str] | None = None
     ) -> None:
+        """Answer the next ``count`` calls to ``path`` (``pull``/``ack``) with ``status``."""
         with self.lock:
             self.faults[path].extend([(status, headers or {})] * count)
 
     def backlog(self) -> int:
+        """Messages not yet acknowledged (leased or not)."""
         with self.lock:
             return len(self.messages)
 
     def pull(self, batch_size: int, visibility_ms: int) -> list[dict[str, Any]]:
+        """Lease up to ``batch_size`` visible messages, as the pull API returns them."""
         now = time.monotonic()
-        out = []
+        out: list[dict[str, Any]] = []
         with self.lock:
             self._expire(now)
             for message in self.messages.values():
@@ -129,6 +137,7 @@ class QueuesState:
         return out
 
     def ack(self, acks: list[Any], retries: list[Any]) -> tuple[int, int, list[str]]:
+        """Apply acks and retries by lease id; (acked, retried, warnings for unknown leases)."""
         now = time.monotonic()
         warnings = []
         ack_count = retry_count = 0
@@ -177,10 +186,12 @@ class QueuesServer:
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
 
     def start(self) -> QueuesServer:
+        """Serve from a daemon thread; returns ``self`` for chaining."""
         self._thread.start()
         return self
 
     def stop(self) -> None:
+        """Stop serving and close the socket."""
         self._httpd.shutdown()
         self._httpd.server_close()
         self._thread.join()
