@@ -38,8 +38,8 @@ from celery import Celery, chain
 
 from bench import media
 from producer.dev import localstack
-from producer.events.ingest import ingest
 from producer.dev.localstack import rabbitmq_url
+from producer.events.ingest import ingest
 from producer.events.publish import ChainPublisher
 from producer.events.sources.r2 import parse_r2
 from schema.broker import BrokerKind, broker_kind, celery_broker_config

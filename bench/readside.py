@@ -44,10 +44,10 @@ sys.path.insert(0, str(ROOT))
 from bench import media  # noqa: E402
 from bench import storyboard as storyboard_bench  # noqa: E402
 from bench.ingest import DEFAULT_DATABASE_URL, drop_tables, prepare_database  # noqa: E402
-from producer.uploads import cors  # noqa: E402
 from producer.dev.browser import NetworkLog, chromium  # noqa: E402
 from producer.dev.devserver import serve  # noqa: E402
 from producer.dev.localstack import S3Server, free_port  # noqa: E402
+from producer.uploads import cors  # noqa: E402
 from producer.web.access import DEVELOPMENT_USER  # noqa: E402
 from schema import derived_keys  # noqa: E402
 from schema.db import make_engine  # noqa: E402

@@ -110,7 +110,8 @@ def thumbnail_command(url: str, times: list[float], *, width_px: int, out_dir: P
     Each input is opened with ``-noaccurate_seek -ss T`` (the keyframe at or before T) and
     ``-fps_mode passthrough`` so no frame up to T is decoded; ``-threads 1 -probesize 32
     -analyzeduration 0`` skip work a single keyframe does not need. The workers use the
-    in-process path (``workers.media.thumbnails``); this is the ffmpeg command line it is compared with.
+    in-process path (``workers.media.thumbnails``); this is the ffmpeg command line it is compared
+    with.
     """
     outputs = []
     for index, at_s in enumerate(times):

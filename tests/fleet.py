@@ -20,8 +20,8 @@ from celery import Celery
 from sqlalchemy.engine import Engine
 
 from producer.dev import localstack
-from producer.events.ingest import IngestOutcome, ingest
 from producer.dev.localstack import S3Server
+from producer.events.ingest import IngestOutcome, ingest
 from producer.events.publish import ChainPublisher
 from producer.events.sources.r2 import parse_r2
 from schema.db import make_engine

@@ -7,8 +7,8 @@ from types import FrameType
 
 import click
 
-from producer.transports.poller import Poller
 from producer.events.services import open_services
+from producer.transports.poller import Poller
 from schema.errors import TransientError
 from schema.settings import Settings
 

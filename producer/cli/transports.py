@@ -11,11 +11,11 @@ from typing import Any
 
 import click
 
+from producer.events.rejections import newest_rejections
+from producer.events.services import open_services
+from producer.ops.report import format_table
 from producer.transports.pullconsumer import SOURCE, PullConsumer, run_together
 from producer.transports.queues_api import QueuesApi
-from producer.events.rejections import newest_rejections
-from producer.ops.report import format_table
-from producer.events.services import open_services
 from schema.db import make_engine
 from schema.errors import QueueApiRefused
 from schema.settings import Settings

@@ -1,9 +1,9 @@
 """Headless Chromium for the pages, and its own network log: what a page fetched, and the cost.
 
-Development tooling, like ``producer.dev.localstack``: the end-to-end tests and ``bench/readside.py``
-drive the upload and admin pages with it. The browser is Debian's Chromium driven by Playwright
-(a development dependency; never ``playwright install``), headless, with the profile directory
-the caller gives.
+Development tooling, like ``producer.dev.localstack``: the end-to-end tests and
+``bench/readside.py`` drive the upload and admin pages with it. The browser is Debian's Chromium
+driven by Playwright (a development dependency; never ``playwright install``), headless, with the
+profile directory the caller gives.
 
 Playwright's request events do not say whether an answer came from the browser's cache, nor
 how many bytes crossed the wire; the DevTools ``Network`` domain does: ``encodedDataLength`` is

@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from fastapi import FastAPI, Security
 from fastapi.responses import JSONResponse
 
-from producer.ops import metrics
 from producer.events.services import open_services
+from producer.ops import metrics
 from producer.web import admin, api_document, page, upload_api, videos
 from producer.web.deps import Resources, ResourcesDep
 from producer.web.ratelimit import Logins

@@ -25,8 +25,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from producer.dev import localstack
-from producer.events.ingest import ingest
 from producer.dev.localstack import free_port
+from producer.events.ingest import ingest
 from producer.events.publish import ChainPublisher
 from producer.events.sources.r2 import parse_r2
 from schema.settings import Settings

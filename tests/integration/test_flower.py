@@ -21,8 +21,8 @@ import redis
 from celery import Celery
 
 from producer.dev import localstack
-from producer.ops.flower import flower_links
 from producer.dev.localstack import free_port
+from producer.ops.flower import flower_links
 from producer.ops.metrics import queue_keys
 from schema.lanes import Lane
 from schema.message import QUEUE, TASK_NAMES

@@ -22,11 +22,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from producer.dev import localstack
-from producer.events.ingest import ingest
 from producer.dev.localstack import free_port
+from producer.events.ingest import ingest
 from producer.events.publish import ChainPublisher
-from producer.ops.requeue import resume_step
 from producer.events.sources.r2 import parse_r2
+from producer.ops.requeue import resume_step
 from producer.ops.taskquery import TaskView
 from schema.settings import Settings
 from schema.status import Step

@@ -20,9 +20,9 @@ import sqlalchemy as sa
 
 from producer.dev import localstack
 from producer.events.ingest import IngestResult, ingest
-from producer.ops.metrics import FleetCollector, queue_keys
 from producer.events.publish import ChainPublisher
 from producer.events.sources.r2 import parse_r2
+from producer.ops.metrics import FleetCollector, queue_keys
 from schema.lanes import Lane
 from schema.lifecycle import now_ms
 from schema.message import QUEUE, ObjectEvent

@@ -23,11 +23,11 @@ import redis
 import sqlalchemy as sa
 
 from producer.dev import localstack
-from producer.ops.inflight import Inflight
 from producer.events.ingest import CLAIM_LEASE_S, IngestResult, ingest
 from producer.events.publish import ChainPublisher
-from producer.ops.recovery import RecoveryResult, recover_once
 from producer.events.sources.r2 import parse_r2
+from producer.ops.inflight import Inflight
+from producer.ops.recovery import RecoveryResult, recover_once
 from schema.lifecycle import load_metadata, now_ms
 from schema.settings import Settings
 from schema.status import Step

@@ -20,13 +20,13 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 
+from producer.dev.queues_standin import QueuesServer
 from producer.events.intake import Intake
 from producer.events.publish import ChainPublisher
-from producer.transports.pullconsumer import SOURCE, PullConsumer
-from producer.transports.queues_api import QueuesApi
-from producer.dev.queues_standin import QueuesServer
 from producer.events.rejections import RejectionLog
 from producer.events.rules import EventRules
+from producer.transports.pullconsumer import SOURCE, PullConsumer
+from producer.transports.queues_api import QueuesApi
 from schema.db import make_engine
 from schema.errors import QueueApiRefused
 from schema.settings import Settings

@@ -21,12 +21,12 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from producer.cli import main
-from producer.ops.inflight import Inflight
-from producer.events.ingest import ingest
 from producer.dev.localstack import free_port
+from producer.events.ingest import ingest
 from producer.events.publish import ChainPublisher
-from producer.ops.recovery import RecoveryResult, find_stale, recover_once
 from producer.events.sources.r2 import parse_r2
+from producer.ops.inflight import Inflight
+from producer.ops.recovery import RecoveryResult, find_stale, recover_once
 from schema.errors import BrokerUnavailable
 from schema.lifecycle import load_metadata, now_ms
 from schema.settings import Settings

@@ -13,9 +13,9 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from producer.cli import main
-from producer.ops.inflight import Inflight
 from producer.dev.localstack import free_port
 from producer.events.publish import ChainPublisher
+from producer.ops.inflight import Inflight
 from producer.ops.recovery import recover_once
 from producer.ops.requeue import Request, RequeueResult, requeue_task
 from schema.errors import BrokerUnavailable
