@@ -10,13 +10,16 @@ accurate seek decodes forward to the time.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import io
 import itertools
 import logging
 import math
 import re
-from collections.abc import Iterator
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
@@ -24,6 +27,7 @@ from fractions import Fraction
 import av
 import av.error
 import av.logging
+from av.stream import Discard
 from av.video.frame import VideoFrame
 from av.video.stream import VideoStream
 
@@ -107,11 +111,52 @@ def luma_stats(frame: VideoFrame) -> tuple[float, float]:
     return mean, math.sqrt(variance)
 
 
+@dataclass(slots=True)
+class _Slot:
+    ready: threading.Event
+    picture: Picture | None = None
+
+
+class KeyframePictures:
+    """Keyframe pictures by the keyframe's timestamp, shared by every container of one capture.
+
+    Thumbnails and storyboard tiles come from one plan over one video, so a thumbnail that lands
+    on a tile's keyframe, or a blank thumbnail's search that wanders onto one, gets the picture
+    decoded first instead of decoding the keyframe again. With several decoders in threads the
+    second waits for the first. Pictures are at output width, so a capture's few dozen are small.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._slots: dict[int, _Slot] = {}
+
+    def get(self, pts: int, make: Callable[[], Picture | None]) -> Picture | None:
+        """The picture of the keyframe at ``pts``: made by ``make`` once, whatever it gave."""
+        with self._lock:
+            slot = self._slots.get(pts)
+            mine = slot is None
+            if slot is None:
+                slot = self._slots[pts] = _Slot(threading.Event())
+        if not mine:
+            slot.ready.wait()
+            return slot.picture
+        try:
+            slot.picture = make()
+        finally:
+            slot.ready.set()
+        return slot.picture
+
+
 class FrameSource:
     """An opened video: ``picture_at`` seeks and decodes; ``representative`` avoids blanks."""
 
     def __init__(
-        self, container: av.container.InputContainer, *, video_key: str, width_px: int
+        self,
+        container: av.container.InputContainer,
+        *,
+        video_key: str,
+        width_px: int,
+        pictures: KeyframePictures | None = None,
     ) -> None:
         self._container = container
         self._key = video_key
@@ -120,16 +165,23 @@ class FrameSource:
             raise NotAVideo("the file has no video stream", video_key=video_key)
         self._stream: VideoStream = streams[0]
         self._stream.thread_count = 1
+        # Only the picture is wanted: a demuxer that skips the other streams' packets (MP4)
+        # never reads their bytes.
+        for stream in container.streams:
+            if stream.index != self._stream.index:
+                stream.discard = Discard.all
         self._width_px = width_px
         self._sar = sample_aspect(self._stream)
         # Times are on the video's own timeline: 0 is its first frame, whatever offset the
         # container puts before it (MPEG-TS clocks, MP4 edit lists, audio that leads).
         start, time_base = self._stream.start_time, self._stream.time_base
         self._origin_s = float(start * time_base) if start is not None and time_base else 0.0
-        self._last: Picture | None = None
-        self._last_key_pts: int | None = None
+        self._pictures = pictures if pictures is not None else KeyframePictures()
         self._forward_s: float | None = None
         self.decoded = 0
+        # Keyframe packets handed to the decoder, by timestamp, on every path: what proves that
+        # no keyframe is decoded twice.
+        self.keyframe_decodes: Counter[int | None] = Counter()
 
     @property
     def duration_s(self) -> float:
@@ -192,39 +244,48 @@ class FrameSource:
         if not self._seek(self._pts(at_s)):
             return None
         try:
-            return self._first_keyframe(at_s)
+            packet = self._first_keyframe_packet()
         except av.error.FFmpegError:
             # A damaged packet: the accurate path decodes around it.
             return None
+        if packet is None:
+            return None
+        if packet.pts is None:
+            return self._decode_keyframe(packet, at_s)
+        # Keyed by the packet's own timestamp: the keyframe this seek really landed on.
+        picture = self._pictures.get(packet.pts, lambda: self._decode_keyframe(packet, at_s))
+        if picture is None or picture.at_s == at_s:
+            return picture
+        return dataclasses.replace(picture, at_s=at_s)
 
-    def _first_keyframe(self, at_s: float) -> Picture | None:
-        stream = self._stream
-        for packet in self._container.demux(stream):
-            if packet.size == 0:
-                continue
-            if not packet.is_keyframe:
-                continue
-            if self._last is not None and packet.pts == self._last_key_pts:
-                # Nearby times often land on the keyframe already decoded: reuse it.
-                last = self._last
-                return Picture(
-                    at_s, last.frame_s, last.frame, last.mean_luma, last.contrast, last.method
-                )
-            frames = stream.codec_context.decode(packet)
+    def _first_keyframe_packet(self) -> av.Packet[VideoStream] | None:
+        for packet in self._container.demux(self._stream):
+            if packet.size and packet.is_keyframe:
+                return packet
+        return None
+
+    def _decode_keyframe(self, packet: av.Packet[VideoStream], at_s: float) -> Picture | None:
+        try:
+            frames = self._decode(packet)
             if not frames:
                 # Reordering delay (B-frames): drain to get the keyframe out.
-                frames = stream.codec_context.decode(None)
-            if frames:
-                packet_s = (
-                    float(packet.pts * packet.time_base) - self._origin_s
-                    if packet.pts is not None
-                    else at_s
-                )
-                self._last = self._picture(frames[0], at_s, "keyframe", fallback_s=packet_s)
-                self._last_key_pts = packet.pts
-                return self._last
+                frames = self._decode(None)
+        except av.error.FFmpegError:
             return None
-        return None
+        if not frames:
+            return None
+        packet_s = (
+            float(packet.pts * packet.time_base) - self._origin_s
+            if packet.pts is not None and packet.time_base is not None
+            else at_s
+        )
+        return self._picture(frames[0], at_s, "keyframe", fallback_s=packet_s)
+
+    def _decode(self, packet: av.Packet[VideoStream] | None) -> list[VideoFrame]:
+        """Hand one packet (None: drain) to the decoder: the only way packets reach it."""
+        if packet is not None and packet.is_keyframe and packet.size:
+            self.keyframe_decodes[packet.pts] += 1
+        return self._stream.codec_context.decode(packet)
 
     def _accurate(self, at_s: float, *, seek: bool = True) -> Picture | None:
         target = self._pts(at_s)
@@ -268,12 +329,14 @@ class FrameSource:
         """The first frame at or after ``target`` (else the last one)."""
         latest: VideoFrame | None = None
         try:
-            for frame in self._container.decode(self._stream):
-                if latest is None and frame.pts is not None and frame.pts > target:
-                    return _Towards(frame, exhausted=False, overshot=True)
-                latest = frame
-                if frame.pts is not None and frame.pts >= target:
-                    return _Towards(latest, exhausted=False, overshot=False)
+            for packet in self._container.demux(self._stream):
+                # The empty packets at the end drain the decoder, as ``container.decode`` does.
+                for frame in self._decode(packet):
+                    if latest is None and frame.pts is not None and frame.pts > target:
+                        return _Towards(frame, exhausted=False, overshot=True)
+                    latest = frame
+                    if frame.pts is not None and frame.pts >= target:
+                        return _Towards(latest, exhausted=False, overshot=False)
         except av.error.EOFError:
             # The decoder was drained by an earlier pass that reached the last frame.
             pass
@@ -309,7 +372,12 @@ class FrameSource:
 
 @contextmanager
 def open_source(
-    reader: io.RawIOBase, *, video_key: str, width_px: int, max_pixels: int
+    reader: io.RawIOBase,
+    *,
+    video_key: str,
+    width_px: int,
+    max_pixels: int,
+    pictures: KeyframePictures | None = None,
 ) -> Iterator[FrameSource]:
     """Open ``reader`` with PyAV as an allowed container, reading only through it.
 
@@ -324,7 +392,7 @@ def open_source(
     """
     container = open_container(reader, video_key=video_key, max_pixels=max_pixels)
     try:
-        yield FrameSource(container, video_key=video_key, width_px=width_px)
+        yield FrameSource(container, video_key=video_key, width_px=width_px, pictures=pictures)
     finally:
         container.close()
 
