@@ -5,7 +5,9 @@ the keyframe at or before the time and only that packet is decoded (then the dec
 drained), so a thumbnail costs one keyframe's bytes and one frame's decode whatever the video's
 length. Keyframe-only decoding does not depend on ``skip_frame`` (which VP9 ignores). When the
 keyframe is black or flat, nearby keyframes are tried; when a keyframe seek yields nothing, an
-accurate seek decodes forward to the time.
+accurate seek decodes forward to the time. Every keyframe picture is kept for the pass
+(``KeyframePictures``), so none is decoded twice, and before each seek the reader is told how
+many bytes the keyframe takes, so it is fetched in one request of about its size.
 """
 
 from __future__ import annotations

@@ -3,9 +3,10 @@
 ffmpeg's own HTTP reader asks for open-ended ranges (``bytes=N-``): the server keeps sending
 until the client hangs up, so a seek-heavy read is billed for far more than it consumed. Here a
 ``RangeSource`` asks only for ``bytes=N-M`` and keeps what it fetched in a bounded cache; each
-``RangeReader`` is one cursor over it (one per PyAV container), growing its next request only
-while its reads stay sequential (an index, a large keyframe). Cursors share the cache, so a
-second container opened on the same object finds the index already fetched. Every byte the
+``RangeReader`` is one cursor over it (one per PyAV container): after a jump it asks for what it
+was told to expect there (a keyframe's size, an index's extent), else a block, and grows its
+next request only while its reads stay sequential. Cursors share the cache, so a second
+container opened on the same object finds the index already fetched. Every byte the
 decoders see was requested on purpose, and ``requests``/``bytes_read`` say exactly what the
 storage endpoint sent.
 
