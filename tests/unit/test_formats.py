@@ -51,3 +51,30 @@ def test_anything_else_is_no_container_the_fleet_opens(head: bytes) -> None:
 def test_every_allowed_container_can_be_found_by_its_demuxer() -> None:
     assert all(formats.named(c.demuxer) is c for c in formats.ALLOWED)
     assert formats.named("hls") is None
+
+
+def _box(kind: bytes, size: int) -> bytes:
+    return size.to_bytes(4, "big") + kind
+
+
+def test_an_index_at_the_front_is_the_moov_box_itself() -> None:
+    head = _box(b"ftyp", 32) + bytes(24) + _box(b"moov", 500_000) + bytes(100)
+    assert formats.mp4_index_span(head, size=9_000_000) == (32, 500_032)
+
+
+def test_an_index_at_the_end_is_whatever_follows_the_media() -> None:
+    # a 64-bit mdat size, as cameras write for files over 4 GB
+    mdat = (1).to_bytes(4, "big") + b"mdat" + (8_000_000).to_bytes(8, "big")
+    head = _box(b"ftyp", 32) + bytes(24) + _box(b"free", 8) + mdat + bytes(64)
+    assert formats.mp4_index_span(head, size=8_600_040) == (8_000_040, 8_600_040)
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        _box(b"ftyp", 4) + bytes(24),  # a box smaller than its header
+        _box(b"ftyp", 32) + bytes(24) + _box(b"mdat", 0),  # media to the end: no index after
+    ],
+)
+def test_boxes_that_make_no_sense_give_no_index_span(head: bytes) -> None:
+    assert formats.mp4_index_span(head, size=1_000_000) is None

@@ -73,6 +73,35 @@ def sniff(head: bytes) -> Container | None:
     return None
 
 
+def mp4_index_span(head: bytes, *, size: int | None) -> tuple[int, int] | None:
+    """Where an MP4's index (``moov``) lies, judged from the top-level boxes in its first bytes.
+
+    The ``moov`` box itself when the head holds its header (index at the front), else
+    everything after the last box the head reaches into (a camera's ``mdat`` first, the index
+    at the end). None when the boxes make no sense. A guess for read-ahead only: the demuxer
+    still finds the index itself.
+    """
+    pos = 0
+    while pos + 8 <= len(head):
+        box = int.from_bytes(head[pos : pos + 4], "big")
+        kind = head[pos + 4 : pos + 8]
+        header = 8
+        if box == 1:  # a 64-bit size follows the type
+            if pos + 16 > len(head):
+                return None
+            box, header = int.from_bytes(head[pos + 8 : pos + 16], "big"), 16
+        elif box == 0:  # the box runs to the end of the file
+            return (pos, size) if kind == b"moov" and size else None
+        if box < header:
+            return None
+        if kind == b"moov":
+            return pos, pos + box
+        pos += box
+    if size is None or pos >= size:
+        return None
+    return pos, size
+
+
 def named(demuxer: str) -> Container | None:
     """The allowed container whose forced demuxer is ``demuxer``."""
     return next((c for c in ALLOWED if c.demuxer == demuxer), None)

@@ -5,18 +5,24 @@ the keyframe at or before the time and only that packet is decoded (then the dec
 drained), so a thumbnail costs one keyframe's bytes and one frame's decode whatever the video's
 length. Keyframe-only decoding does not depend on ``skip_frame`` (which VP9 ignores). When the
 keyframe is black or flat, nearby keyframes are tried; when a keyframe seek yields nothing, an
-accurate seek decodes forward to the time.
+accurate seek decodes forward to the time. Every keyframe picture is kept for the pass
+(``KeyframePictures``), so none is decoded twice, and before each seek the reader is told how
+many bytes the keyframe takes, so it is fetched in one request of about its size.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import io
 import itertools
 import logging
 import math
+import operator
 import re
-from collections.abc import Iterator
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
@@ -24,11 +30,14 @@ from fractions import Fraction
 import av
 import av.error
 import av.logging
+from av.stream import Discard
 from av.video.frame import VideoFrame
+from av.video.reformatter import VideoReformatter
 from av.video.stream import VideoStream
 
 from schema.errors import NotAVideo, VideoTooLarge
 from workers.media import formats
+from workers.media.rangereader import RangeReader
 
 logger = logging.getLogger(__name__)
 
@@ -36,12 +45,18 @@ logger = logging.getLogger(__name__)
 # "blank": a fade, a black leader, a title card's empty background.
 BLANK_MEAN_LUMA = 28.0
 BLANK_MIN_CONTRAST = 6.0
-# Bytes the demuxer asks the reader for at a time; the reader's blocks are larger.
-IO_BUFFER_BYTES = 64 * 1024
+# The demuxer's own buffer. Small, so that a keyframe larger than it is read directly: one
+# request of exactly its size, not a buffer's worth past its end.
+IO_BUFFER_BYTES = 16 * 1024
 STATS_WIDTH_PX = 64
 # How far before a time an accurate decode starts, tried in turn when a seek lands past the
 # time; None is the first frame.
 SEEK_BACKOFF_S: tuple[float | None, ...] = (0.0, 1.0, 4.0, 16.0, None)
+# Demuxers whose seeks jump straight to an index entry (MP4's sample table, Matroska's cues):
+# the entry tells where the keyframe is before any byte is read.
+_SEEKS_BY_INDEX = frozenset({"mov", "matroska"})
+# The next keyframe may be larger than those seen: this share more is fetched at once.
+KEYFRAME_SPAN_MARGIN = 0.25
 # A keyframe this far after its time still counts as "at" it (timestamps are rounded to 1 ms).
 _AT_TOLERANCE_S = 0.001
 # PyAV reports the display matrix angle counterclockwise (libavutil's convention), as ffmpeg's
@@ -90,46 +105,106 @@ def output_size(
     return max(2, width_px // 2 * 2), out_h
 
 
-def luma_stats(frame: VideoFrame) -> tuple[float, float]:
+def luma_stats(
+    frame: VideoFrame, *, reformatter: VideoReformatter | None = None
+) -> tuple[float, float]:
     """Mean and standard deviation of the luma, measured on a 64-pixel-wide gray copy.
 
     A blank picture is blank at any size; the tiny copy keeps this pure-Python sum cheap.
+    ``reformatter`` keeps its scaler between pictures (see ``FrameSource``).
     """
     width = min(frame.width, STATS_WIDTH_PX)
     height = max(1, round(frame.height * width / frame.width))
-    gray = frame.reformat(width, height, format="gray")
+    gray = (reformatter or VideoReformatter()).reformat(frame, width, height, format="gray")
     plane = gray.planes[0]
     data, stride = bytes(plane), plane.line_size
     values = b"".join(data[row * stride : row * stride + width] for row in range(height))
     count = len(values)
     mean = sum(values) / count
-    variance = max(sum(v * v for v in values) / count - mean * mean, 0.0)
+    variance = max(sum(map(operator.mul, values, values)) / count - mean * mean, 0.0)
     return mean, math.sqrt(variance)
+
+
+@dataclass(slots=True)
+class _Slot:
+    ready: threading.Event
+    picture: Picture | None = None
+
+
+class KeyframePictures:
+    """Keyframe pictures by the keyframe's timestamp, shared by every container of one capture.
+
+    Thumbnails and storyboard tiles come from one plan over one video, so a thumbnail that lands
+    on a tile's keyframe, or a blank thumbnail's search that wanders onto one, gets the picture
+    decoded first instead of decoding the keyframe again. With several decoders in threads the
+    second waits for the first. Pictures are at output width, so a capture's few dozen are small.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._slots: dict[int, _Slot] = {}
+
+    def get(self, pts: int, make: Callable[[], Picture | None]) -> Picture | None:
+        """The picture of the keyframe at ``pts``: made by ``make`` once, whatever it gave."""
+        with self._lock:
+            slot = self._slots.get(pts)
+            mine = slot is None
+            if slot is None:
+                slot = self._slots[pts] = _Slot(threading.Event())
+        if not mine:
+            slot.ready.wait()
+            return slot.picture
+        try:
+            slot.picture = make()
+        finally:
+            slot.ready.set()
+        return slot.picture
 
 
 class FrameSource:
     """An opened video: ``picture_at`` seeks and decodes; ``representative`` avoids blanks."""
 
     def __init__(
-        self, container: av.container.InputContainer, *, video_key: str, width_px: int
+        self,
+        container: av.container.InputContainer,
+        *,
+        video_key: str,
+        width_px: int,
+        pictures: KeyframePictures | None = None,
+        reader: RangeReader | None = None,
     ) -> None:
         self._container = container
+        self._reader = reader
+        # The bytes from where a seek lands to the end of its keyframe, largest seen, with a
+        # margin: what to fetch at the next seek when the index has no sizes (Matroska's cues).
+        self._keyframe_span = 0
         self._key = video_key
         streams = container.streams.video
         if not streams:
             raise NotAVideo("the file has no video stream", video_key=video_key)
         self._stream: VideoStream = streams[0]
         self._stream.thread_count = 1
+        # Only the picture is wanted: a demuxer that skips the other streams' packets (MP4)
+        # never reads their bytes.
+        for stream in container.streams:
+            if stream.index != self._stream.index:
+                stream.discard = Discard.all
         self._width_px = width_px
         self._sar = sample_aspect(self._stream)
         # Times are on the video's own timeline: 0 is its first frame, whatever offset the
         # container puts before it (MPEG-TS clocks, MP4 edit lists, audio that leads).
         start, time_base = self._stream.start_time, self._stream.time_base
         self._origin_s = float(start * time_base) if start is not None and time_base else 0.0
-        self._last: Picture | None = None
-        self._last_key_pts: int | None = None
+        self._pictures = pictures if pictures is not None else KeyframePictures()
+        # A frame's own ``reformat`` builds a new scaler for every new frame (most of the cost
+        # of scaling a 1080p picture); these keep theirs while the sizes stay the same.
+        self._scaler = VideoReformatter()
+        self._stats_scaler = VideoReformatter()
         self._forward_s: float | None = None
         self.decoded = 0
+        # Keyframe packets handed to the decoder, by timestamp, on every path: what proves that
+        # no keyframe is decoded twice.
+        self.keyframe_decodes: Counter[int | None] = Counter()
 
     @property
     def duration_s(self) -> float:
@@ -188,47 +263,106 @@ class FrameSource:
 
     def _keyframe(self, at_s: float) -> Picture | None:
         self._forward_s = None
+        target = self._pts(at_s)
+        self._expect_keyframe(target)
         # Seeking flushes the decoder: a drained one stays at end-of-stream until flushed.
-        if not self._seek(self._pts(at_s)):
+        if not self._seek(target):
             return None
         try:
-            return self._first_keyframe(at_s)
+            packet = self._first_keyframe_packet()
         except av.error.FFmpegError:
             # A damaged packet: the accurate path decodes around it.
             return None
+        if packet is None:
+            return None
+        self._learn_span(packet)
+        if packet.pts is None:
+            return self._decode_keyframe(packet, at_s)
+        # Keyed by the packet's own timestamp: the keyframe this seek really landed on.
+        picture = self._pictures.get(packet.pts, lambda: self._decode_keyframe(packet, at_s))
+        if picture is None or picture.at_s == at_s:
+            return picture
+        return dataclasses.replace(picture, at_s=at_s)
 
-    def _first_keyframe(self, at_s: float) -> Picture | None:
-        stream = self._stream
-        for packet in self._container.demux(stream):
-            if packet.size == 0:
-                continue
-            if not packet.is_keyframe:
-                continue
-            if self._last is not None and packet.pts == self._last_key_pts:
-                # Nearby times often land on the keyframe already decoded: reuse it.
-                last = self._last
-                return Picture(
-                    at_s, last.frame_s, last.frame, last.mean_luma, last.contrast, last.method
-                )
-            frames = stream.codec_context.decode(packet)
+    def _expect_keyframe(self, target: int) -> None:
+        """Tell the reader how many bytes to fetch where the seek to ``target`` lands.
+
+        The keyframe's own size from the index (MP4), else the largest span a keyframe took so
+        far (Matroska's cues point at clusters and carry no size), else a block (no index): one
+        request of the right size per keyframe, where a block would read past a small keyframe
+        and a short guess would cost a second request. Keyframes that follow within a block
+        ride along: on a small or low-bitrate video the plan's next picture is often the next
+        keyframe, and one request is cheaper than two.
+        """
+        if self._reader is None:
+            return
+        entries = self._stream.index_entries
+        indexed = self._container.format.name.split(",")[0] in _SEEKS_BY_INDEX
+        found = entries.search_timestamp(target, backward=True) if indexed and len(entries) else -1
+        if found < 0:
+            # No index (MPEG-TS and the like): the seek searches by reading here and there, and
+            # blocks serve it.
+            self._reader.expect(None)
+            return
+        start = entries[found].pos
+        end = start + (entries[found].size or self._keyframe_span)
+        if end == start:
+            self._reader.expect(None)
+            return
+        limit = start + self._reader.block_bytes
+        for following in range(found + 1, len(entries)):
+            entry = entries[following]
+            if entry.pos < start or entry.pos >= limit:
+                break
+            if entry.is_keyframe:
+                entry_end = entry.pos + (entry.size or self._keyframe_span)
+                if entry_end > limit:
+                    break
+                end = max(end, entry_end)
+        self._reader.expect(end - start)
+
+    def _learn_span(self, packet: av.Packet[VideoStream]) -> None:
+        if self._reader is None or packet.pos is None or packet.pos < self._reader.jump_pos:
+            return
+        span = packet.pos + packet.size - self._reader.jump_pos
+        self._keyframe_span = max(self._keyframe_span, round(span * (1 + KEYFRAME_SPAN_MARGIN)))
+
+    def _first_keyframe_packet(self) -> av.Packet[VideoStream] | None:
+        for packet in self._container.demux(self._stream):
+            if packet.size and packet.is_keyframe:
+                return packet
+        return None
+
+    def _decode_keyframe(self, packet: av.Packet[VideoStream], at_s: float) -> Picture | None:
+        try:
+            frames = self._decode(packet)
             if not frames:
                 # Reordering delay (B-frames): drain to get the keyframe out.
-                frames = stream.codec_context.decode(None)
-            if frames:
-                packet_s = (
-                    float(packet.pts * packet.time_base) - self._origin_s
-                    if packet.pts is not None
-                    else at_s
-                )
-                self._last = self._picture(frames[0], at_s, "keyframe", fallback_s=packet_s)
-                self._last_key_pts = packet.pts
-                return self._last
+                frames = self._decode(None)
+        except av.error.FFmpegError:
             return None
-        return None
+        if not frames:
+            return None
+        packet_s = (
+            float(packet.pts * packet.time_base) - self._origin_s
+            if packet.pts is not None and packet.time_base is not None
+            else at_s
+        )
+        return self._picture(frames[0], at_s, "keyframe", fallback_s=packet_s)
+
+    def _decode(self, packet: av.Packet[VideoStream] | None) -> list[VideoFrame]:
+        """Hand one packet (None: drain) to the decoder: the only way packets reach it."""
+        if packet is not None and packet.is_keyframe and packet.size:
+            self.keyframe_decodes[packet.pts] += 1
+        return self._stream.codec_context.decode(packet)
 
     def _accurate(self, at_s: float, *, seek: bool = True) -> Picture | None:
         target = self._pts(at_s)
         self._forward_s = None
+        if seek and self._reader is not None:
+            # Decoding on from a keyframe reads a run of frames: start with a block, not with
+            # one keyframe's size.
+            self._reader.expect(None)
         decoded = self._seek_before(target) if seek else self._decode_until(target)
         if decoded.frame is None:
             return None
@@ -268,12 +402,14 @@ class FrameSource:
         """The first frame at or after ``target`` (else the last one)."""
         latest: VideoFrame | None = None
         try:
-            for frame in self._container.decode(self._stream):
-                if latest is None and frame.pts is not None and frame.pts > target:
-                    return _Towards(frame, exhausted=False, overshot=True)
-                latest = frame
-                if frame.pts is not None and frame.pts >= target:
-                    return _Towards(latest, exhausted=False, overshot=False)
+            for packet in self._container.demux(self._stream):
+                # The empty packets at the end drain the decoder, as ``container.decode`` does.
+                for frame in self._decode(packet):
+                    if latest is None and frame.pts is not None and frame.pts > target:
+                        return _Towards(frame, exhausted=False, overshot=True)
+                    latest = frame
+                    if frame.pts is not None and frame.pts >= target:
+                        return _Towards(latest, exhausted=False, overshot=False)
         except av.error.EOFError:
             # The decoder was drained by an earlier pass that reached the last frame.
             pass
@@ -295,12 +431,12 @@ class FrameSource:
             frame.width, frame.height, sar=self._sar, rotation=rotation, width_px=self._width_px
         )
         turned = rotation % 180 == 90
-        scaled = frame.reformat(
-            out_h if turned else out_w, out_w if turned else out_h, format="yuvj420p"
+        scaled = self._scaler.reformat(
+            frame, out_h if turned else out_w, out_w if turned else out_h, format="yuvj420p"
         )
         if rotation in _TRANSPOSE:
             scaled = _rotate(scaled, _TRANSPOSE[rotation])
-        mean, contrast = luma_stats(scaled)
+        mean, contrast = luma_stats(scaled, reformatter=self._stats_scaler)
         frame_s = float(frame.time) - self._origin_s if frame.time is not None else math.nan
         if math.isnan(frame_s):
             frame_s = fallback_s if fallback_s is not None else at_s
@@ -309,7 +445,12 @@ class FrameSource:
 
 @contextmanager
 def open_source(
-    reader: io.RawIOBase, *, video_key: str, width_px: int, max_pixels: int
+    reader: io.RawIOBase,
+    *,
+    video_key: str,
+    width_px: int,
+    max_pixels: int,
+    pictures: KeyframePictures | None = None,
 ) -> Iterator[FrameSource]:
     """Open ``reader`` with PyAV as an allowed container, reading only through it.
 
@@ -324,7 +465,13 @@ def open_source(
     """
     container = open_container(reader, video_key=video_key, max_pixels=max_pixels)
     try:
-        yield FrameSource(container, video_key=video_key, width_px=width_px)
+        yield FrameSource(
+            container,
+            video_key=video_key,
+            width_px=width_px,
+            pictures=pictures,
+            reader=reader if isinstance(reader, RangeReader) else None,
+        )
     finally:
         container.close()
 
@@ -344,6 +491,8 @@ def open_container(
             f"({', '.join(c.label for c in formats.ALLOWED)})",
             video_key=video_key,
         )
+    if kind is formats.MP4 and isinstance(reader, RangeReader):
+        _read_index_ahead(reader, head)
     nested: list[str] = []
     with _ffmpeg_errors() as logs:
         try:
@@ -366,6 +515,22 @@ def open_container(
         width, height = too_large
         raise VideoTooLarge(video_key=video_key, width=width, height=height, max_pixels=max_pixels)
     return container
+
+
+def _read_index_ahead(reader: RangeReader, head: bytes) -> None:
+    """Let the reader fetch an MP4's index in one request instead of a doubling run.
+
+    At the front, the ``moov`` box and a block after it (the first packets the demuxer reads
+    next); at the end, the rest of the file, when that is no more than one request.
+    """
+    span = formats.mp4_index_span(head, size=reader.size)
+    if span is None:
+        return
+    start, end = span
+    if reader.size is not None and end < reader.size:
+        end = min(end + reader.block_bytes, reader.size)
+    if end - start <= reader.max_request_bytes:
+        reader.read_ahead(start, end)
 
 
 class _NestedOpenRefused(OSError):

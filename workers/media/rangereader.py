@@ -3,9 +3,10 @@
 ffmpeg's own HTTP reader asks for open-ended ranges (``bytes=N-``): the server keeps sending
 until the client hangs up, so a seek-heavy read is billed for far more than it consumed. Here a
 ``RangeSource`` asks only for ``bytes=N-M`` and keeps what it fetched in a bounded cache; each
-``RangeReader`` is one cursor over it (one per PyAV container), growing its next request only
-while its reads stay sequential (an index, a large keyframe). Cursors share the cache, so a
-second container opened on the same object finds the index already fetched. Every byte the
+``RangeReader`` is one cursor over it (one per PyAV container): after a jump it asks for what it
+was told to expect there (a keyframe's size, an index's extent), else a block, and grows its
+next request only while its reads stay sequential. Cursors share the cache, so a second
+container opened on the same object finds the index already fetched. Every byte the
 decoders see was requested on purpose, and ``requests``/``bytes_read`` say exactly what the
 storage endpoint sent.
 
@@ -249,7 +250,15 @@ class RangeSource:
 
 
 class RangeReader(io.RawIOBase):
-    """One seekable cursor over a ``RangeSource``: what PyAV reads through."""
+    """One seekable cursor over a ``RangeSource``: what PyAV reads through.
+
+    Reads are short: a read returns the cached bytes at the position and fetches only when there
+    are none, so the demuxer's buffer fills never pull in bytes it did not reach. The first
+    request after a jump asks for what the reader was told to ``expect`` there (a keyframe the
+    index or earlier keyframes measured), else a block; a request while reads stay sequential
+    (an index, a large keyframe) doubles the previous one. Either way a direct read larger than
+    that is fetched whole.
+    """
 
     def __init__(self, source: RangeSource) -> None:
         super().__init__()
@@ -257,6 +266,10 @@ class RangeReader(io.RawIOBase):
         self._pos = 0
         self._next_sequential = -1
         self._run_bytes = source.block_bytes
+        self._expected: int | None = None
+        self._ahead: tuple[int, int] | None = None
+        self._read_end = -1
+        self.jump_pos = 0
 
     def readable(self) -> bool:
         return True
@@ -280,36 +293,70 @@ class RangeReader(io.RawIOBase):
             raise ValueError("negative seek position")
         return self._pos
 
-    def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]
-        """Copy up to ``len(buffer)`` bytes from the current position, fetching on a miss."""
-        view = memoryview(buffer).cast("B")
-        copied = 0
-        size = self._source.size
-        while copied < len(view):
-            if size is not None and self._pos >= size:
-                break
-            chunk = self._source.cached(self._pos, len(view) - copied)
-            if not chunk:
-                chunk = self._fetch()[: len(view) - copied]
-                if not chunk:
-                    break
-                size = self._source.size
-            view[copied : copied + len(chunk)] = chunk
-            copied += len(chunk)
-            self._pos += len(chunk)
-        return copied
+    @property
+    def max_request_bytes(self) -> int:
+        """The most one request asks for."""
+        return self._source.max_request_bytes
 
-    def _fetch(self) -> bytes:
-        """One block after a jump, a doubling run while reads are sequential.
+    @property
+    def block_bytes(self) -> int:
+        """What the first request after a jump asks for when nothing else is expected."""
+        return self._source.block_bytes
+
+    @property
+    def size(self) -> int | None:
+        """The object's size, once a response has told it."""
+        return self._source.size
+
+    def read_ahead(self, start: int, end: int) -> None:
+        """Bytes ``[start, end)`` will be read in order (an index): fetch them whole on a miss."""
+        self._ahead = (start, end)
+
+    def expect(self, nbytes: int | None) -> None:
+        """Ask for ``nbytes`` at the next jump (None: a block), until told otherwise."""
+        self._expected = max(1, nbytes) if nbytes is not None else None
+
+    def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]
+        """Copy the cached bytes at the position (up to ``len(buffer)``), fetching on a miss."""
+        view = memoryview(buffer).cast("B")
+        size = self._source.size
+        if not view or (size is not None and self._pos >= size):
+            return 0
+        if self._pos != self._read_end:
+            # Where the demuxer's current run of reads began (after a seek, the keyframe's
+            # cluster or sample): what ``jump_pos`` tells the frame source.
+            self.jump_pos = self._pos
+        chunk = self._source.cached(self._pos, len(view))
+        if not chunk:
+            chunk = self._fetch(len(view))[: len(view)]
+            if not chunk:
+                return 0
+        view[: len(chunk)] = chunk
+        self._pos += len(chunk)
+        self._read_end = self._pos
+        return len(chunk)
+
+    def _fetch(self, wanted: int) -> bytes:
+        """A read-ahead span whole, what was expected (or a block) after a jump, a doubling run
+        while reads are sequential.
 
         Requests start exactly where the demuxer reads (not at an aligned block), so a keyframe
-        smaller than a block costs one request.
+        whose size was expected costs one request of exactly its bytes.
         """
-        if self._pos == self._next_sequential:
-            self._run_bytes = min(self._run_bytes * 2, self._source.max_request_bytes)
-        else:
+        ahead = self._ahead
+        if ahead is not None and ahead[0] <= self._pos < ahead[1]:
             self._run_bytes = self._source.block_bytes
-        data = self._source.fetch(self._pos, self._run_bytes)
+            length = min(max(ahead[1] - self._pos, wanted), self._source.max_request_bytes)
+            self._ahead = None
+        else:
+            if self._pos == self._next_sequential:
+                # Reading on past what was expected: a run (frames decoded on), at least a block.
+                doubled = max(self._run_bytes * 2, self._source.block_bytes)
+                self._run_bytes = min(doubled, self._source.max_request_bytes)
+            else:
+                self._run_bytes = self._expected or self._source.block_bytes
+            length = min(max(self._run_bytes, wanted), self._source.max_request_bytes)
+        data = self._source.fetch(self._pos, length)
         self._next_sequential = self._pos + len(data)
         return data
 

@@ -16,6 +16,7 @@ from fractions import Fraction
 import av
 from av.video.format import VideoFormat
 from av.video.frame import VideoFrame
+from av.video.reformatter import VideoReformatter
 
 SPRITE_NAME = "storyboard.jpg"
 VTT_NAME = "storyboard.vtt"
@@ -123,8 +124,10 @@ def compose_sprite(plan: StoryboardPlan, pictures: Sequence[VideoFrame]) -> Vide
     source.link_to(tile)
     tile.link_to(sink)
     graph.configure()
+    # One scaler for every tile: a frame's own ``reformat`` would build one per tile.
+    scaler = VideoReformatter()
     for index, picture in enumerate(pictures):
-        frame = picture.reformat(plan.tile_width, plan.tile_height, format="yuvj420p")
+        frame = scaler.reformat(picture, plan.tile_width, plan.tile_height, format="yuvj420p")
         frame.pts = index
         frame.time_base = time_base
         graph.push(frame)

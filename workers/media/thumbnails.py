@@ -1,9 +1,12 @@
 """The thumbnail fast path: N thumbnails, a poster and a storyboard from one bounded read.
 
-The object is opened once through a ``RangeReader`` (bounded range GETs on a presigned URL)
-and seeked once per time, in time order, thumbnails and storyboard tiles together, so a
-keyframe shared by both is fetched and decoded once. Nothing here touches the database or
-uploads: ``workers.steps`` stores what ``capture`` returns.
+Thumbnails and storyboard tiles come from one plan (``plan_pictures``): every time either
+needs, in time order. The object is opened once through a ``RangeReader`` (bounded range GETs
+on a presigned URL) and seeked once per time; every keyframe decoded is kept
+(``KeyframePictures``), so a thumbnail that falls on a tile's keyframe, or a blank thumbnail's
+search that wanders onto one, reuses the decoded picture: no keyframe is decoded twice, and the
+range cache means none is fetched twice. Nothing here touches the database or uploads:
+``workers.steps`` stores what ``capture`` returns.
 """
 
 from __future__ import annotations
@@ -11,13 +14,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import urllib3
 
 from workers.media import storyboard
-from workers.media.frames import FrameSource, Picture, encode_jpeg, open_source
+from workers.media.frames import FrameSource, KeyframePictures, Picture, encode_jpeg, open_source
 from workers.media.rangereader import ReadLimits
 
 logger = logging.getLogger(__name__)
@@ -42,7 +47,12 @@ class Shot:
 
 @dataclass(slots=True)
 class Capture:
-    """What one pass over the object produced, and what it cost."""
+    """What one pass over the object produced, and what it cost.
+
+    ``decoded``: pictures made; ``keyframes``: distinct keyframes decoded;
+    ``keyframe_decodes``: keyframe packets handed to a decoder on any path (equal to
+    ``keyframes`` when none was decoded twice).
+    """
 
     shots: list[Shot]
     poster_index: int
@@ -53,6 +63,8 @@ class Capture:
     bytes_read: int = 0
     object_bytes: int = 0
     decoded: int = 0
+    keyframes: int = 0
+    keyframe_decodes: int = 0
 
 
 @dataclass(slots=True)
@@ -60,24 +72,46 @@ class _Decoded:
     thumbs: dict[int, Picture]
     tiles: dict[int, Picture]
     decoded: int
+    keyframe_decodes: Counter[int | None]
 
 
-_THUMB, _TILE = 0, 1
+class Want(NamedTuple):
+    """One picture the plan needs: at what time, for a thumbnail or a tile, which one."""
+
+    at_s: float
+    kind: int  # THUMB or TILE
+    nth: int
+
+
+THUMB, TILE = 0, 1
+
+
+def plan_pictures(times: list[float], board: storyboard.StoryboardPlan | None) -> list[Want]:
+    """Every picture thumbnails and storyboard need, in time order: one plan for one pass.
+
+    In time order the demuxer mostly moves forward, and a thumbnail and a tile on the same
+    keyframe come one after the other.
+    """
+    board_times = board.times if board is not None else []
+    return sorted(
+        [Want(t, THUMB, i) for i, t in enumerate(times)]
+        + [Want(t, TILE, i) for i, t in enumerate(board_times)]
+    )
 
 
 def _decode_run(
     frames: FrameSource,
-    work: list[tuple[float, int, int]],
+    work: list[Want],
     *,
     count: int,
     board: storyboard.StoryboardPlan | None,
     attempts: int,
 ) -> _Decoded:
-    """Decode one run of (time, kind, index) in order with one container."""
+    """Decode one run of the plan in order with one container."""
     slice_s = frames.duration_s / max(count, 1) if frames.duration_s else 1.0
-    result = _Decoded({}, {}, 0)
+    result = _Decoded({}, {}, 0, Counter())
     for at_s, kind, index in work:
-        if kind == _THUMB:
+        if kind == THUMB:
             result.thumbs[index] = frames.representative(
                 at_s,
                 step_s=slice_s / 4,
@@ -90,6 +124,7 @@ def _decode_run(
                 at_s, max_distance_s=reach
             ) or frames.representative(at_s, step_s=slice_s / 4, attempts=1, max_distance_s=reach)
     result.decoded = frames.decoded
+    result.keyframe_decodes = frames.keyframe_decodes
     return result
 
 
@@ -136,22 +171,22 @@ def capture(
     """
     source = limits.source(url, video_key=video_key, pool=pool, deadline=deadline)
     started = time.monotonic()
-    board_times = board.times if board is not None else []
-    # (time, kind, index) in time order: the demuxer mostly moves forward.
-    work = sorted(
-        [(t, _THUMB, i) for i, t in enumerate(times)]
-        + [(t, _TILE, i) for i, t in enumerate(board_times)]
-    )
+    work = plan_pictures(times, board)
     runs = max(1, min(decoders, len(work)))
     chunks = [work[k * len(work) // runs : (k + 1) * len(work) // runs] for k in range(runs)]
     index_ready = threading.Event()
+    pictures = KeyframePictures()
 
-    def decode(chunk: list[tuple[float, int, int]], first: bool) -> _Decoded:
+    def decode(chunk: list[Want], first: bool) -> _Decoded:
         if not first:
             index_ready.wait(limits.timeout_s)
         try:
             with open_source(
-                source.cursor(), video_key=video_key, width_px=width_px, max_pixels=max_pixels
+                source.cursor(),
+                video_key=video_key,
+                width_px=width_px,
+                max_pixels=max_pixels,
+                pictures=pictures,
             ) as frames:
                 index_ready.set()
                 return _decode_run(
@@ -174,6 +209,7 @@ def capture(
     thumbs = {i: p for run in decoded_runs for i, p in run.thumbs.items()}
     tiles = {i: p for run in decoded_runs for i, p in run.tiles.items()}
     decoded = sum(run.decoded for run in decoded_runs)
+    keyframe_decodes = sum((run.keyframe_decodes for run in decoded_runs), Counter[int | None]())
     shots = [
         Shot(
             at_s=p.at_s,
@@ -192,11 +228,13 @@ def capture(
         sprite_jpeg = encode_jpeg(sprite, quality=jpeg_quality + 2)
         vtt = storyboard.vtt_text(board, sprite_url=storyboard.SPRITE_NAME)
     logger.info(
-        "Video %s: %d thumbnails, %d tiles from %d decoded frames, %d requests, %d bytes, %.2f s",
+        "Video %s: %d thumbnails, %d tiles from %d decoded frames (%d keyframes), %d requests,"
+        " %d bytes, %.2f s",
         video_key,
         len(shots),
         len(tiles),
         decoded,
+        len(keyframe_decodes),
         source.requests,
         source.bytes_read,
         time.monotonic() - started,
@@ -211,4 +249,6 @@ def capture(
         bytes_read=source.bytes_read,
         object_bytes=source.size or 0,
         decoded=decoded,
+        keyframes=len(keyframe_decodes),
+        keyframe_decodes=keyframe_decodes.total(),
     )
