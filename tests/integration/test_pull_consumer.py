@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -109,19 +110,25 @@ def running(settings: Settings, engine: Engine) -> Iterator[PullConsumer]:
 
 
 def pull_until_sigterm(env: dict[str, str], until: Callable[[], object]) -> tuple[int, str]:
-    """Run `videofleet pull` until ``until()`` returns, then SIGTERM it; its exit code and log."""
-    proc = subprocess.Popen(
-        [*CLI, "pull"], env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    try:
-        until()
-        proc.send_signal(signal.SIGTERM)
-        output, _ = proc.communicate(timeout=WAIT_S)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    return proc.returncode, output.decode()
+    """Run `videofleet pull` until ``until()`` returns, then SIGTERM it; its exit code and log.
+
+    The log goes to a file, not a pipe: nobody reads a pipe while ``until()`` waits, and a full
+    one (64 KB of log) would block the consumer's threads on their next log line.
+    """
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(
+            [*CLI, "pull"], env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT
+        )
+        try:
+            until()
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=WAIT_S)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        log.seek(0)
+        return proc.returncode, log.read().decode()
 
 
 def wait_until(predicate: Callable[[], bool], what: str, timeout_s: float = WAIT_S) -> None:
