@@ -1,9 +1,18 @@
 """Ingest throughput and CPU cost per event: webhook and pull consumer, batched vs one by one.
 
-    .venv/bin/python bench/ingest.py --events 2000
+    .venv/bin/python -m bench.ingest --events 2000
 
-Six modes, measured side by side in one run on PostgreSQL and a real Redis broker, after a
-baseline (``ingest()`` called in-process with batches of 100: the floor under every transport):
+Two publish baselines first, in this process and without a database, each sending the same
+3-step chain (``validate -> thumbnails -> update``, the lane's priorities) once per event:
+
+- ``celery chain.delay() loop``: what a plain Celery producer does, one ``chain(...).delay()``
+  per event, on a Celery app configured like the producer's (same broker options, task-sent
+  events on);
+- ``kombu publish loop``: the broker's floor, one ``kombu.Producer.publish`` per event of the
+  message Celery would send for the chain's first step (no task-sent event).
+
+Then ``ingest()`` called in-process with batches of 100 (the floor under every transport), and
+six modes, all measured side by side in one run on PostgreSQL and a real broker:
 
 - webhook, batches of 100: ``videofleet serve`` (uvicorn) in a child process, an HTTP client
   posting Worker-forwarded batches of 100 R2 notifications;
@@ -18,6 +27,10 @@ Events/s is wall-clock throughput from the first request to the last event inges
 event is the producer process's CPU (user + system, from psutil) over the same interval. Each
 event is a distinct upload, so every one is inserted and published. The database's tables are
 dropped and the Redis database flushed at the end.
+
+Targets, printed ``[PASS]``/``[FAIL]`` per broker: each batched transport (webhook batches of
+100, pull batch 100) at least ``TARGET_VS_DELAY``x the ``delay()`` loop's events/s, and under
+``TARGET_CPU_MS_PER_EVENT`` ms of producer CPU per event.
 
 With ``--broker both`` (the default) every mode runs on Redis, then on RabbitMQ (a quorum
 queue with publisher confirms), and a last table puts the two side by side.
@@ -36,6 +49,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -66,6 +80,12 @@ TIMEOUT_S = 600.0
 # A round trip to Cloudflare's API from a server elsewhere: the latency modes hold every pull and
 # ack this long, to show what PULL_CONCURRENCY buys.
 API_LATENCY_MS = 50
+# The ingest targets (issue 12): batched ingest against the plain delay() loop, CPU per event.
+TARGET_VS_DELAY = 2.0
+TARGET_CPU_MS_PER_EVENT = 0.5
+DELAY_MODE = "celery chain.delay() loop"
+KOMBU_MODE = "kombu publish loop"
+BATCHED_MODES = ("webhook, batches of 100", "pull, batch 100")
 
 
 @dataclass(frozen=True)
@@ -261,6 +281,138 @@ def bench_ingest_alone(settings_env: dict[str, str], engine: sa.Engine, events: 
     return Result("ingest() alone, batch 100", events, wall, cpu)
 
 
+def producer_app(broker_url: str) -> Any:
+    """A Celery app configured as ``ChainPublisher`` configures its own, for the baselines.
+
+    Same broker options (Redis priority levels, RabbitMQ quorum queue and confirms), JSON,
+    task-sent events on: the baselines differ from the producer only in how they publish.
+    """
+    from celery import Celery
+
+    from schema.broker import celery_broker_config
+    from schema.settings import Settings
+
+    settings = Settings(database_url="sqlite://", broker_url=broker_url)
+    app = Celery("videofleet-bench-baseline", set_as_current=False)
+    app.conf.update(
+        broker_url=broker_url,
+        task_serializer="json",
+        task_send_sent_event=True,
+        **celery_broker_config(settings),
+    )
+    return app
+
+
+def chain_signatures(app: Any, broker_url: str, task_id: str) -> list[Any]:
+    """The three immutable steps of one chain by name, each with its lane's priority."""
+    from schema.broker import priorities_enabled
+    from schema.lanes import Lane, priority
+    from schema.message import QUEUE, TASK_NAMES
+    from schema.settings import Settings
+    from schema.status import STEPS
+
+    settings = Settings(database_url="sqlite://", broker_url=broker_url)
+    prioritised = priorities_enabled(settings)
+    return [
+        app.signature(
+            TASK_NAMES[step],
+            args=(task_id,),
+            immutable=True,
+            queue=QUEUE,
+            **({"priority": priority(Lane.NORMAL, step)} if prioritised else {}),
+        )
+        for step in STEPS
+    ]
+
+
+def queued_messages(app: Any) -> int:
+    """Messages waiting in ``video-events`` (on Redis: over every priority list)."""
+    from schema.message import QUEUE
+
+    with app.connection_for_write() as conn:
+        return int(conn.default_channel.queue_declare(QUEUE, passive=True).message_count)
+
+
+def bench_delay_loop(broker_url: str, events: int) -> Result:
+    """Baseline: one plain ``chain(...).delay()`` per event, no database, no batching."""
+    from celery import chain
+
+    app = producer_app(broker_url)
+    try:
+        ids = [str(uuid.uuid4()) for _ in range(WARMUP_EVENTS + events)]
+        signatures = [chain_signatures(app, broker_url, task_id) for task_id in ids]
+        for steps in signatures[:WARMUP_EVENTS]:
+            chain(*steps).delay()
+        cpu_before, started = time.process_time(), time.perf_counter()
+        for steps in signatures[WARMUP_EVENTS:]:
+            chain(*steps).delay()
+        wall, cpu = time.perf_counter() - started, time.process_time() - cpu_before
+        check(queued_messages(app), WARMUP_EVENTS + events, DELAY_MODE)
+    finally:
+        app.close()
+    return Result(DELAY_MODE, events, wall, cpu)
+
+
+def bench_kombu_loop(broker_url: str, events: int) -> Result:
+    """Baseline: one bare ``kombu.Producer.publish`` per event of the chain's first message.
+
+    The message is the one Celery sends for the first step (protocol 2 headers, the body with
+    the later steps in its ``chain``), built once; each event gets its own ids, as a producer
+    that formats its messages by hand would. No task-sent event, no retry wrapper.
+    """
+    import kombu
+
+    from schema.message import QUEUE
+
+    app = producer_app(broker_url)
+    try:
+        first, *rest = chain_signatures(app, broker_url, "template")
+        template = app.amqp.as_task_v2(
+            "template",
+            first["task"],
+            args=first["args"],
+            chain=[dict(step) for step in reversed(rest)],
+            root_id="template",
+            argsrepr="('template',)",
+            kwargsrepr="{}",
+        )
+        priority = first["options"].get("priority")
+        queue = app.amqp.queues[QUEUE]
+        ids = [str(uuid.uuid4()) for _ in range(WARMUP_EVENTS + events)]
+        with app.connection_for_write() as conn:
+            producer = kombu.Producer(conn.default_channel, serializer="json")
+            producer.maybe_declare(queue)
+
+            def publish(task_id: str) -> None:
+                _, kwargs, embed = template.body
+                chain = [{**step, "args": [task_id]} for step in embed["chain"]]
+                headers = {
+                    **template.headers,
+                    "id": task_id,
+                    "root_id": task_id,
+                    "argsrepr": repr((task_id,)),
+                }
+                producer.publish(
+                    ([task_id], kwargs, {**embed, "chain": chain}),
+                    exchange=queue.exchange,
+                    routing_key=queue.routing_key,
+                    headers=headers,
+                    priority=priority,
+                    **{**template.properties, "correlation_id": task_id},
+                )
+
+            for task_id in ids[:WARMUP_EVENTS]:
+                publish(task_id)
+            cpu_before, started = time.process_time(), time.perf_counter()
+            for task_id in ids[WARMUP_EVENTS:]:
+                publish(task_id)
+            wall, cpu = time.perf_counter() - started, time.process_time() - cpu_before
+        check(queued_messages(app), WARMUP_EVENTS + events, KOMBU_MODE)
+    finally:
+        app.close()
+    return Result(KOMBU_MODE, events, wall, cpu)
+
+
 def wait_drained(queues: QueuesServer, what: str) -> None:
     deadline = time.monotonic() + TIMEOUT_S
     while queues.state.backlog():
@@ -302,14 +454,55 @@ def report(results: list[Result]) -> str:
             f"{batched} vs {single}: {b.events_per_s / s.events_per_s:.1f}x events/s, "
             f"{cpu} CPU per event"
         )
+    for batched in BATCHED_MODES:
+        b = by_mode[batched]
+        for baseline in (DELAY_MODE, KOMBU_MODE):
+            base = by_mode[baseline]
+            lines.append(
+                f"{batched} vs {baseline}: {b.events_per_s / base.events_per_s:.1f}x events/s, "
+                f"{base.cpu_ms_per_event / b.cpu_ms_per_event:.1f}x less CPU per event"
+            )
     return "\n".join(lines)
+
+
+def targets(results: list[Result]) -> list[tuple[bool, str]]:
+    """Each ingest target on one broker's results: (met, what was measured)."""
+    by_mode = {r.mode: r for r in results}
+    delay = by_mode[DELAY_MODE]
+    checks = []
+    for mode in BATCHED_MODES:
+        r = by_mode[mode]
+        ratio = r.events_per_s / delay.events_per_s
+        checks.append(
+            (
+                ratio >= TARGET_VS_DELAY,
+                f"{mode}: events/s >= {TARGET_VS_DELAY:g}x the delay() loop: {ratio:.1f}x "
+                f"({r.events_per_s:,.0f} vs {delay.events_per_s:,.0f})",
+            )
+        )
+        checks.append(
+            (
+                r.cpu_ms_per_event < TARGET_CPU_MS_PER_EVENT,
+                f"{mode}: CPU per event < {TARGET_CPU_MS_PER_EVENT} ms: "
+                f"{r.cpu_ms_per_event:.3f} ms",
+            )
+        )
+    return checks
+
+
+def report_targets(results: list[Result]) -> str:
+    return "\n".join(f"[{'PASS' if met else 'FAIL'}] {what}" for met, what in targets(results))
 
 
 def run_modes(
     env: dict[str, str], engine: sa.Engine, events: int, log: Path, reset: Any
 ) -> list[Result]:
     """Every mode on one broker; ``reset`` empties the broker between modes."""
-    results = [bench_ingest_alone(env, engine, events)]
+    results = [bench_delay_loop(env["BROKER_URL"], events)]
+    reset()
+    results.append(bench_kombu_loop(env["BROKER_URL"], events))
+    reset()
+    results.append(bench_ingest_alone(env, engine, events))
     reset()
     results += bench_webhook(env, engine, events, log)
     reset()
@@ -389,6 +582,9 @@ def main() -> None:
     for name, results in by_broker.items():
         print(f"\n## {name}")
         print(report(results))
+    for name, results in by_broker.items():
+        print(f"\n## targets, {name}")
+        print(report_targets(results))
     if len(by_broker) > 1:
         print("\n## brokers side by side")
         print(compare(by_broker))
