@@ -110,8 +110,12 @@ def ingest(
     events = list(events)
     rules = rules or EventRules()
     decisions = [rules.decide(e) for e in events]
+    # A task id is a uuid5 of the object version: derived once per event, not at every use.
+    task_ids = [e.task_id for e in events]
     creates = _unique(
-        e for e, d in zip(events, decisions, strict=True) if d.verdict is Verdict.PROCESS
+        (task_id, e)
+        for task_id, e, d in zip(task_ids, events, decisions, strict=True)
+        if d.verdict is Verdict.PROCESS
     )
     try:
         # Read before anything is claimed: a failure here leaves no claim waiting out its lease.
@@ -131,10 +135,13 @@ def ingest(
                 raise DatabaseUnavailable(
                     f"database unavailable: {exc.__class__.__name__}"
                 ) from exc
-    return [_outcome(e, d, claims, deleted) for e, d in zip(events, decisions, strict=True)]
+    return [
+        _outcome(task_id, e, d, claims, deleted)
+        for task_id, e, d in zip(task_ids, events, decisions, strict=True)
+    ]
 
 
-def _uploaded_keys(engine: Engine, events: list[ObjectEvent]) -> set[str]:
+def _uploaded_keys(engine: Engine, events: dict[str, ObjectEvent]) -> set[str]:
     """The keys among ``events`` that the upload API created (a ``videos`` row with an owner).
 
     One indexed query per batch (``idx_videos_r2_key``): a person waits on those videos.
@@ -144,25 +151,28 @@ def _uploaded_keys(engine: Engine, events: list[ObjectEvent]) -> set[str]:
     with engine.connect() as conn:
         rows = conn.execute(
             sa.select(videos.c.r2_key).where(
-                videos.c.r2_key.in_({e.key for e in events}), videos.c.owner.is_not(None)
+                videos.c.r2_key.in_({e.key for e in events.values()}), videos.c.owner.is_not(None)
             )
         )
         return {row.r2_key for row in rows}
 
 
-def _lanes(events: list[ObjectEvent], lane: Lane, uploaded: set[str]) -> dict[str, Lane]:
+def _lanes(events: dict[str, ObjectEvent], lane: Lane, uploaded: set[str]) -> dict[str, Lane]:
     """Each event's lane: ``interactive`` for an uploaded key, ``lane`` otherwise."""
-    return {e.task_id: Lane.INTERACTIVE if e.key in uploaded else lane for e in events}
+    return {
+        task_id: Lane.INTERACTIVE if e.key in uploaded else lane for task_id, e in events.items()
+    }
 
 
-def _unique(events: Iterable[ObjectEvent]) -> list[ObjectEvent]:
+def _unique(events: Iterable[tuple[str, ObjectEvent]]) -> dict[str, ObjectEvent]:
+    """The first event of each task id, by task id in order (the order rows are written in)."""
     unique: dict[str, ObjectEvent] = {}
-    for event in events:
-        unique.setdefault(event.task_id, event)
-    return [unique[task_id] for task_id in sorted(unique)]
+    for task_id, event in events:
+        unique.setdefault(task_id, event)
+    return {task_id: unique[task_id] for task_id in sorted(unique)}
 
 
-def _record_and_claim(engine: Engine, events: list[ObjectEvent]) -> dict[str, str]:
+def _record_and_claim(engine: Engine, events: dict[str, ObjectEvent]) -> dict[str, str]:
     """Insert new rows and claim unpublished ones in one upsert, commit; return the claims won.
 
     Every row is offered with a fresh ``workflow_id``. A new row takes it; an existing row takes
@@ -174,7 +184,9 @@ def _record_and_claim(engine: Engine, events: list[ObjectEvent]) -> dict[str, st
     """
     if not events:
         return {}
-    offers = [(e.task_id, e.key, e.bucket, e.etag, str(uuid.uuid4())) for e in events]
+    offers = [
+        (task_id, e.key, e.bucket, e.etag, str(uuid.uuid4())) for task_id, e in events.items()
+    ]
     now = now_ms()
     common = {
         "status": TaskStatus.PENDING.value,
@@ -235,6 +247,7 @@ def _claiming(insert: postgresql.Insert | sqlite.Insert) -> sa.Executable:
 
 
 def _outcome(
+    task_id: str,
     event: ObjectEvent,
     decision: Decision,
     claims: dict[str, str],
@@ -242,14 +255,14 @@ def _outcome(
 ) -> Outcome:
     """The outcome of one event; ``claims`` and ``deleted`` are consumed by their first event."""
     if decision.verdict is Verdict.IGNORE:
-        return Outcome(event.task_id, event.key, Result.IGNORED, reason=decision.reason)
+        return Outcome(task_id, event.key, Result.IGNORED, reason=decision.reason)
     if decision.verdict is Verdict.DELETE:
         report = deleted.pop((event.bucket, event.key), None)
         if report is None:
-            return Outcome(event.task_id, event.key, Result.DUPLICATE, reason="same delete above")
+            return Outcome(task_id, event.key, Result.DUPLICATE, reason="same delete above")
         result = Result.IGNORED if report.stale else Result.DELETED
-        return Outcome(event.task_id, event.key, result, reason=report.summary())
-    workflow_id = claims.pop(event.task_id, None)
+        return Outcome(task_id, event.key, result, reason=report.summary())
+    workflow_id = claims.pop(task_id, None)
     if workflow_id is not None:
-        return Outcome(event.task_id, event.key, Result.PUBLISHED, workflow_id)
-    return Outcome(event.task_id, event.key, Result.DUPLICATE)
+        return Outcome(task_id, event.key, Result.PUBLISHED, workflow_id)
+    return Outcome(task_id, event.key, Result.DUPLICATE)
