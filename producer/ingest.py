@@ -10,7 +10,7 @@ it over and publishes the chain; one arriving sooner is a duplicate, as the clai
 publish may still be on its way.
 
 Per batch that is one ``INSERT ... ON CONFLICT (id) DO UPDATE SET workflow_id ... WHERE
-<claimable> RETURNING id, workflow_id`` (PostgreSQL, and SQLite >= 3.35 which has
+<claimable> RETURNING id, workflow_id, <uploaded>`` (PostgreSQL, and SQLite >= 3.35 which has
 ``RETURNING``), one broker pipeline for all chains and one ``UPDATE`` marking them published.
 Rows are written in id order, so concurrent batches that share rows take their locks in the
 same order.
@@ -118,12 +118,10 @@ def ingest(
         if d.verdict is Verdict.PROCESS
     )
     try:
-        # Read before anything is claimed: a failure here leaves no claim waiting out its lease.
-        uploaded = _uploaded_keys(engine, creates)
-        claims = _record_and_claim(engine, creates)
+        claims, uploaded = _record_and_claim(engine, creates)
     except (OperationalError, InterfaceError) as exc:
         raise DatabaseUnavailable(f"database unavailable: {exc.__class__.__name__}") from exc
-    publish_claims(engine, publisher, sorted(claims.items()), lanes=_lanes(creates, lane, uploaded))
+    publish_claims(engine, publisher, sorted(claims.items()), lanes=_lanes(claims, lane, uploaded))
     deleted: dict[tuple[str, str], DeletionReport] = {}
     for event, decision in zip(events, decisions, strict=True):
         if decision.verdict is Verdict.DELETE and (event.bucket, event.key) not in deleted:
@@ -141,27 +139,9 @@ def ingest(
     ]
 
 
-def _uploaded_keys(engine: Engine, events: dict[str, ObjectEvent]) -> set[str]:
-    """The keys among ``events`` that the upload API created (a ``videos`` row with an owner).
-
-    One indexed query per batch (``idx_videos_r2_key``): a person waits on those videos.
-    """
-    if not events:
-        return set()
-    with engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(videos.c.r2_key).where(
-                videos.c.r2_key.in_({e.key for e in events.values()}), videos.c.owner.is_not(None)
-            )
-        )
-        return {row.r2_key for row in rows}
-
-
-def _lanes(events: dict[str, ObjectEvent], lane: Lane, uploaded: set[str]) -> dict[str, Lane]:
-    """Each event's lane: ``interactive`` for an uploaded key, ``lane`` otherwise."""
-    return {
-        task_id: Lane.INTERACTIVE if e.key in uploaded else lane for task_id, e in events.items()
-    }
+def _lanes(claims: dict[str, str], lane: Lane, uploaded: set[str]) -> dict[str, Lane]:
+    """Each claim's lane: ``interactive`` for an object the upload API created, ``lane`` else."""
+    return {task_id: Lane.INTERACTIVE if task_id in uploaded else lane for task_id in claims}
 
 
 def _unique(events: Iterable[tuple[str, ObjectEvent]]) -> dict[str, ObjectEvent]:
@@ -172,7 +152,9 @@ def _unique(events: Iterable[tuple[str, ObjectEvent]]) -> dict[str, ObjectEvent]
     return {task_id: unique[task_id] for task_id in sorted(unique)}
 
 
-def _record_and_claim(engine: Engine, events: dict[str, ObjectEvent]) -> dict[str, str]:
+def _record_and_claim(
+    engine: Engine, events: dict[str, ObjectEvent]
+) -> tuple[dict[str, str], set[str]]:
     """Insert new rows and claim unpublished ones in one upsert, commit; return the claims won.
 
     Every row is offered with a fresh ``workflow_id``. A new row takes it; an existing row takes
@@ -180,10 +162,14 @@ def _record_and_claim(engine: Engine, events: dict[str, ObjectEvent]) -> dict[st
     and is older than ``CLAIM_LEASE_S`` (``producer.handoff.unpublished_claim``): that ``WHERE``
     is the compare-and-set. Of two concurrent claims of a row, the second waits for the first to
     commit, re-checks, and no longer matches. ``RETURNING`` reports exactly the rows that took
-    their offer.
+    their offer, and for each whether the upload API created its object.
+
+    Returns:
+        The claims (task id -> workflow id) and the task ids among them whose object the upload
+        API created (a person waits on those).
     """
     if not events:
-        return {}
+        return {}, set()
     offers = [
         (task_id, e.key, e.bucket, e.etag, str(uuid.uuid4())) for task_id, e in events.items()
     ]
@@ -204,7 +190,8 @@ def _record_and_claim(engine: Engine, events: dict[str, ObjectEvent]) -> dict[st
             # statement ("insertmanyvalues"), results combined.
             rows = [dict(zip(OFFERED, offer, strict=True)) | common | lease for offer in offers]
             result = conn.execute(_claiming(_sqlite_insert(conn.dialect)), rows)
-        return {row.id: row.workflow_id for row in result}
+        claimed = result.all()
+    return {row.id: row.workflow_id for row in claimed}, {row.id for row in claimed if row.uploaded}
 
 
 @functools.cache
@@ -234,8 +221,20 @@ def _sqlite_insert(dialect: sa.Dialect) -> sqlite.Insert:
 
 
 def _claiming(insert: postgresql.Insert | sqlite.Insert) -> sa.Executable:
-    """``... ON CONFLICT (id) DO UPDATE SET workflow_id ... WHERE claimable RETURNING``."""
+    """``... ON CONFLICT (id) DO UPDATE SET workflow_id ... WHERE claimable RETURNING``.
+
+    ``RETURNING`` also tells whether a ``videos`` row with an owner (an upload through the API)
+    names the row's key: one indexed lookup (``idx_videos_r2_key``) per claimed row inside the
+    claim, rather than a query of its own per batch before it. A failure rolls the claim back
+    with it, so it still leaves no claim waiting out its lease.
+    """
     claimed_before = sa.bindparam("claimed_before", type_=tasks.c.updated_at.type)
+    # SQLAlchemy does not correlate a subquery in RETURNING with the table written to (it would
+    # add the table to the subquery's FROM), so the row's key is named by its qualified column.
+    row_key = sa.literal_column(f"{tasks.name}.{tasks.c.video_key.name}")
+    uploaded = (
+        sa.exists().where(videos.c.r2_key == row_key, videos.c.owner.is_not(None)).label("uploaded")
+    )
     return insert.on_conflict_do_update(
         index_elements=[tasks.c.id],
         set_={
@@ -243,7 +242,7 @@ def _claiming(insert: postgresql.Insert | sqlite.Insert) -> sa.Executable:
             "updated_at": insert.excluded.updated_at,
         },
         where=unpublished_claim(claimed_before),
-    ).returning(tasks.c.id, tasks.c.workflow_id)
+    ).returning(tasks.c.id, tasks.c.workflow_id, uploaded)
 
 
 def _outcome(
