@@ -22,11 +22,13 @@ None of these moves changes a status except the claim, which goes through
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import InterfaceError, OperationalError
 
@@ -96,18 +98,33 @@ def mark_published(engine: Engine, workflow_ids: Sequence[str], *, start: Step) 
     try:
         with engine.begin() as conn:
             conn.execute(
-                sa.update(tasks)
-                .where(
-                    tasks.c.workflow_id.in_(workflow_ids),
-                    tasks.c.status == TaskStatus.PENDING.value,
-                    tasks.c.step.is_(None),
-                )
-                .values(step=start.value)
+                _marking(conn.dialect.name),
+                {"workflow_ids": list(workflow_ids), "start": start.value},
             )
     except (OperationalError, InterfaceError) as exc:
         # Bookkeeping never decides an outcome: the chains are sent. Unmarked, a redelivery
         # after the lease may send a second chain, which finds the work done or redoes it.
         logger.warning("Could not mark %d published claim(s): %s", len(workflow_ids), exc)
+
+
+@functools.cache
+def _marking(dialect: str) -> sa.Update:
+    """``mark_published``'s statement, built once per dialect.
+
+    On PostgreSQL the claims are one array parameter (``workflow_id = ANY(:ids)``), like the
+    ingest upsert's columns: as an ``IN`` list a batch of 100 is 100 parameters that SQLAlchemy
+    expands and psycopg adapts each time, about twice the client CPU of the whole update.
+    """
+    if dialect == "postgresql":
+        ids = sa.bindparam("workflow_ids", type_=postgresql.ARRAY(sa.Text))
+        claimed = tasks.c.workflow_id == sa.any_(ids)
+    else:
+        claimed = tasks.c.workflow_id.in_(sa.bindparam("workflow_ids", expanding=True))
+    return (
+        sa.update(tasks)
+        .where(claimed, tasks.c.status == TaskStatus.PENDING.value, tasks.c.step.is_(None))
+        .values(step=sa.bindparam("start"))
+    )
 
 
 def release(engine: Engine, workflow_ids: Sequence[str]) -> None:
