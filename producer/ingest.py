@@ -231,7 +231,7 @@ def _claiming(insert: postgresql.Insert | sqlite.Insert) -> sa.Executable:
     claimed_before = sa.bindparam("claimed_before", type_=tasks.c.updated_at.type)
     # SQLAlchemy does not correlate a subquery in RETURNING with the table written to (it would
     # add the table to the subquery's FROM), so the row's key is named by its qualified column.
-    row_key = sa.literal_column(f"{tasks.name}.{tasks.c.video_key.name}")
+    row_key: sa.ColumnElement[str] = sa.literal_column(f"{tasks.name}.{tasks.c.video_key.name}")
     uploaded = (
         sa.exists().where(videos.c.r2_key == row_key, videos.c.owner.is_not(None)).label("uploaded")
     )
