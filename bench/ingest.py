@@ -66,7 +66,7 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from producer.localstack import is_listening  # noqa: E402
+from producer.dev.localstack import is_listening  # noqa: E402
 from schema.db import make_engine  # noqa: E402
 from schema.migrate import upgrade  # noqa: E402
 from schema.tables import metadata_obj, tasks  # noqa: E402
@@ -273,9 +273,9 @@ def bench_pull(
 
 def bench_ingest_alone(settings_env: dict[str, str], engine: sa.Engine, events: int) -> Result:
     """``ingest`` called in this process with batches of 100: the floor under both transports."""
-    from producer.ingest import ingest
-    from producer.publish import ChainPublisher
-    from producer.sources import parse_body
+    from producer.events.ingest import ingest
+    from producer.events.publish import ChainPublisher
+    from producer.events.sources import parse_body
     from schema.settings import Settings
 
     settings = Settings(
@@ -413,7 +413,7 @@ def bench_kombu_loop(broker_url: str, events: int) -> Result:
                     "root_id": task_id,
                     "argsrepr": repr((task_id,)),
                 }
-                producer.publish(
+                producer.events.publish(
                     ([task_id], kwargs, {**embed, "chain": chain}),
                     exchange=exchange,
                     routing_key=routing_key,
