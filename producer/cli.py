@@ -10,13 +10,13 @@ from typing import Any
 import click
 from pydantic import ValidationError
 
-from producer.cli.tasks import recover_command, requeue_command, tasks_group
-from producer.uploads.cors import cors
-from producer.events.intake import Incoming, Intake, Verdict
 from producer.cli.poll import poll
+from producer.cli.tasks import recover_command, requeue_command, tasks_group
+from producer.events.intake import Incoming, Intake, Verdict
 from producer.events.publish import ChainPublisher
 from producer.events.rejections import RejectionLog
 from producer.events.rules import EventRules
+from producer.uploads.cors import cors
 from schema.db import make_engine
 from schema.errors import TransientError
 from schema.migrate import upgrade

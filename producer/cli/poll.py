@@ -7,9 +7,9 @@ from types import FrameType
 
 import click
 
-from producer.transports.poller import Poller
 from producer.events.publish import ChainPublisher
 from producer.events.rules import EventRules
+from producer.transports.poller import Poller
 from schema.db import make_engine
 from schema.errors import TransientError
 from schema.settings import Settings

@@ -14,11 +14,18 @@ from typing import Any
 
 import click
 
+from producer.events.publish import ChainPublisher
 from producer.ops import dlq, orphans, recovery, requeue
 from producer.ops.inflight import Inflight
-from producer.events.publish import ChainPublisher
 from producer.ops.report import format_table
-from producer.ops.taskquery import DEFAULT_LIMIT, TaskFilter, TaskView, find_tasks, get_task, parse_age
+from producer.ops.taskquery import (
+    DEFAULT_LIMIT,
+    TaskFilter,
+    TaskView,
+    find_tasks,
+    get_task,
+    parse_age,
+)
 from schema.db import make_engine
 from schema.errors import TransientError
 from schema.lifecycle import now_ms

@@ -13,11 +13,11 @@ import click
 
 from producer.events.intake import Intake
 from producer.events.publish import ChainPublisher
+from producer.events.rejections import RejectionLog, newest_rejections
+from producer.events.rules import EventRules
+from producer.ops.report import format_table
 from producer.transports.pullconsumer import SOURCE, PullConsumer, run_together
 from producer.transports.queues_api import QueueApiRefused, QueuesApi
-from producer.events.rejections import RejectionLog, newest_rejections
-from producer.ops.report import format_table
-from producer.events.rules import EventRules
 from schema.db import make_engine
 from schema.settings import Settings
 from schema.storage import make_s3_client

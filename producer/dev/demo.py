@@ -22,8 +22,8 @@ from sqlalchemy.engine import Engine
 from producer.dev import localstack, samples
 from producer.events.ingest import ingest
 from producer.events.publish import ChainPublisher
-from producer.ops.report import TASK_COLUMNS, format_table, task_summary
 from producer.events.sources.r2 import parse_r2
+from producer.ops.report import TASK_COLUMNS, format_table, task_summary
 from schema.db import make_engine
 from schema.migrate import upgrade
 from schema.settings import Settings

@@ -11,10 +11,10 @@ Ingest, requeue and recovery all hand a row to the broker in the same three move
 A row that is ``pending`` with a ``workflow_id`` but no ``step`` is therefore a claim whose
 publish is not known to have happened: the process holding it may have been killed between the
 commit and the publish. Such a claim is a *lease*: once it is older than
-``producer.events.ingest.CLAIM_LEASE_S`` a redelivered notification may take it over and publish the chain
-(``producer.events.ingest``). A released row (``pending``, no ``workflow_id``) is claimable at once.
-Either way the recovery sweep (``producer.ops.recovery``) publishes any pending row without a live
-chain after ``RECOVERY_PENDING_AFTER_S``, so no row depends on a redelivery.
+``producer.events.ingest.CLAIM_LEASE_S`` a redelivered notification may take it over and publish
+the chain (``producer.events.ingest``). A released row (``pending``, no ``workflow_id``) is
+claimable at once. Either way the recovery sweep (``producer.ops.recovery``) publishes any pending
+row without a live chain after ``RECOVERY_PENDING_AFTER_S``, so no row depends on a redelivery.
 
 None of these moves changes a status except the claim, which goes through
 ``schema.lifecycle.transition`` for rows that were not already pending.

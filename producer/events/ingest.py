@@ -15,8 +15,8 @@ Per batch that is one ``INSERT ... ON CONFLICT (id) DO UPDATE SET workflow_id ..
 Rows are written in id order, so concurrent batches that share rows take their locks in the
 same order.
 
-Events first pass the rules (``producer.events.rules``): filtered events are reported ``ignored`` with a
-reason, and deletes go to ``producer.events.deletion``.
+Events first pass the rules (``producer.events.rules``): filtered events are reported ``ignored``
+with a reason, and deletes go to ``producer.events.deletion``.
 """
 
 from __future__ import annotations
@@ -159,10 +159,10 @@ def _record_and_claim(
 
     Every row is offered with a fresh ``workflow_id``. A new row takes it; an existing row takes
     it only while it is still pending and unclaimed, or its claim was never marked published
-    and is older than ``CLAIM_LEASE_S`` (``producer.events.handoff.unpublished_claim``): that ``WHERE``
-    is the compare-and-set. Of two concurrent claims of a row, the second waits for the first to
-    commit, re-checks, and no longer matches. ``RETURNING`` reports exactly the rows that took
-    their offer, and for each whether the upload API created its object.
+    and is older than ``CLAIM_LEASE_S`` (``producer.events.handoff.unpublished_claim``): that
+    ``WHERE`` is the compare-and-set. Of two concurrent claims of a row, the second waits for the
+    first to commit, re-checks, and no longer matches. ``RETURNING`` reports exactly the rows that
+    took their offer, and for each whether the upload API created its object.
 
     Returns:
         The claims (task id -> workflow id) and the task ids among them whose object the upload

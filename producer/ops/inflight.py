@@ -1,9 +1,9 @@
 """What the broker and the live workers hold: the "sign of life" stuck-task recovery needs.
 
 A chain's messages all carry its root id, which is the task row's ``workflow_id`` (the first
-step's Celery id, see ``producer.events.publish``); retries keep it. On the Redis transport a message
-is either waiting in the queue's lists or delivered and not yet acknowledged (running, prefetched
-or holding a retry countdown) in the transport's ``unacked`` hash.
+step's Celery id, see ``producer.events.publish``); retries keep it. On the Redis transport a
+message is either waiting in the queue's lists or delivered and not yet acknowledged (running,
+prefetched or holding a retry countdown) in the transport's ``unacked`` hash.
 
 A delivered message stays in ``unacked`` until its worker acknowledges it. When the worker's main
 process dies (SIGKILL, OOM killer, a lost host) nobody ever will, and kombu only restores it
@@ -109,8 +109,8 @@ class Inflight:
         asked_at = time.time()
         with self._app.connection_for_write() as conn:
             if conn.transport.driver_type == "amqp":
-                # RabbitMQ shows no message without delivering it (see producer.ops.rabbitdepth), and
-                # gives a dead consumer's messages back by itself.
+                # RabbitMQ shows no message without delivering it (see producer.ops.rabbitdepth),
+                # and gives a dead consumer's messages back by itself.
                 roots = EVERY_ROOT if read_depth(conn).waiting else frozenset()
                 return BrokerView(roots, frozenset(held_rows))
             if conn.transport.driver_type != "redis":

@@ -30,9 +30,9 @@ from sqlalchemy.engine import Engine
 
 from producer.dev import localstack
 from producer.events.ingest import ingest
-from producer.ops.metrics import queue_keys
 from producer.events.publish import ChainPublisher
 from producer.events.sources.r2 import parse_r2
+from producer.ops.metrics import queue_keys
 from schema.errors import TransientError
 from schema.message import QUEUE
 from schema.settings import Settings

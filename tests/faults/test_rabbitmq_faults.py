@@ -27,10 +27,10 @@ from click.testing import CliRunner
 from kombu import Connection
 from sqlalchemy.engine import Engine
 
-from producer.dev import localstack, samples
 from producer.cli import main
-from producer.ops.metrics import render
+from producer.dev import localstack, samples
 from producer.events.publish import ChainPublisher
+from producer.ops.metrics import render
 from producer.ops.rabbitdepth import read_depth
 from schema.broker import DEAD_LETTER_ERROR_CLASS
 from schema.lifecycle import load_metadata

@@ -24,8 +24,8 @@ from sqlalchemy.engine import Engine
 from producer.dev import localstack
 from producer.events.ingest import ingest
 from producer.events.publish import ChainPublisher
-from producer.ops.requeue import resume_step
 from producer.events.sources.r2 import parse_r2
+from producer.ops.requeue import resume_step
 from producer.ops.taskquery import TaskView
 from schema.settings import Settings
 from schema.status import Step

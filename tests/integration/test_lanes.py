@@ -21,9 +21,9 @@ from sqlalchemy.engine import Engine
 
 from producer.dev import localstack
 from producer.events.ingest import Result, ingest
-from producer.ops.metrics import FleetCollector, queue_keys
 from producer.events.publish import ChainPublisher
 from producer.events.sources.r2 import parse_r2
+from producer.ops.metrics import FleetCollector, queue_keys
 from schema.db import make_engine
 from schema.lanes import Lane
 from schema.lifecycle import now_ms

@@ -23,12 +23,12 @@ import redis
 import sqlalchemy as sa
 
 from producer.dev import localstack
-from producer.ops.inflight import Inflight
 from producer.events.ingest import CLAIM_LEASE_S, Result, ingest
 from producer.events.publish import ChainPublisher
+from producer.events.sources.r2 import parse_r2
+from producer.ops.inflight import Inflight
 from producer.ops.recovery import Result as Recovered
 from producer.ops.recovery import recover_once
-from producer.events.sources.r2 import parse_r2
 from schema.lifecycle import load_metadata, now_ms
 from schema.settings import Settings
 from schema.status import Step

@@ -22,10 +22,10 @@ from sqlalchemy.engine import Engine
 
 from producer.events.intake import Intake
 from producer.events.publish import ChainPublisher
-from producer.transports.pullconsumer import SOURCE, PullConsumer
-from producer.transports.queues_api import QueueApiRefused, QueuesApi
 from producer.events.rejections import RejectionLog
 from producer.events.rules import EventRules
+from producer.transports.pullconsumer import SOURCE, PullConsumer
+from producer.transports.queues_api import QueueApiRefused, QueuesApi
 from schema.db import make_engine
 from schema.settings import Settings
 from schema.tables import rejected_events, tasks

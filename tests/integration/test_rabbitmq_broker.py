@@ -14,10 +14,10 @@ import pytest
 from kombu import Connection
 from sqlalchemy.engine import Engine
 
+from producer.events.publish import ChainPublisher
 from producer.ops.dlq import drain
 from producer.ops.inflight import Inflight
 from producer.ops.metrics import render
-from producer.events.publish import ChainPublisher
 from producer.ops.rabbitdepth import read_depth
 from schema.broker import DEAD_LETTER_QUEUE
 from schema.message import QUEUE

@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from producer.cli import main
-from producer.ops.inflight import Inflight
 from producer.events.publish import ChainPublisher
+from producer.ops.inflight import Inflight
 from producer.ops.recovery import recover_once
 from producer.ops.requeue import Request, Result, requeue_task
 from schema.errors import BrokerUnavailable

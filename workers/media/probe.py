@@ -1,9 +1,9 @@
 """Media facts and plans: probing a video in-process and planning where thumbnails are cut.
 
 ``probe`` reads the object through the same bounded, retrying range reader as the thumbnails
-(``workers.media.rangereader``), opened by ``workers.media.frames.open_container``: only allow-listed
-containers, no nested opens, a pixel limit before any frame is decoded. Planning is pure.
-``thumbnail_command`` is the best ffmpeg command line for the same job, kept for the bench.
+(``workers.media.rangereader``), opened by ``workers.media.frames.open_container``: only
+allow-listed containers, no nested opens, a pixel limit before any frame is decoded. Planning is
+pure. ``thumbnail_command`` is the best ffmpeg command line for the same job, kept for the bench.
 """
 
 from __future__ import annotations
