@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Engine
 
 from schema.db import transient_db_errors
@@ -133,12 +134,24 @@ def _update_pending_claims(
         conn.execute(
             sa.update(tasks)
             .where(
-                tasks.c.workflow_id.in_(workflow_ids),
+                _one_of(conn.dialect.name, workflow_ids),
                 tasks.c.status == TaskStatus.PENDING.value,
                 *also,
             )
             .values(**values)
         )
+
+
+def _one_of(dialect: str, workflow_ids: Sequence[str]) -> sa.ColumnElement[bool]:
+    """The claims as one array parameter on PostgreSQL (``workflow_id = ANY(:ids)``).
+
+    As an ``IN`` list a batch of 100 is 100 parameters that SQLAlchemy expands and psycopg adapts
+    each time, about twice the client CPU of the whole update.
+    """
+    if dialect == "postgresql":
+        ids = sa.bindparam("workflow_ids", list(workflow_ids), type_=postgresql.ARRAY(sa.Text))
+        return tasks.c.workflow_id == sa.any_(ids)
+    return tasks.c.workflow_id.in_(workflow_ids)
 
 
 def unpublished_claim(claimed_before: sa.ColumnElement[int]) -> sa.ColumnElement[bool]:

@@ -10,7 +10,7 @@ it over and publishes the chain; one arriving sooner is a duplicate, as the clai
 publish may still be on its way.
 
 Per batch that is one ``INSERT ... ON CONFLICT (id) DO UPDATE SET workflow_id ... WHERE
-<claimable> RETURNING id, workflow_id`` (PostgreSQL, and SQLite >= 3.35 which has
+<claimable> RETURNING id, workflow_id, <uploaded>`` (PostgreSQL, and SQLite >= 3.35 which has
 ``RETURNING``), one broker pipeline for all chains and one ``UPDATE`` marking them published.
 Rows are written in id order, so concurrent batches that share rows take their locks in the
 same order.
@@ -109,14 +109,16 @@ def ingest(
     events = list(events)
     rules = rules or EventRules()
     decisions = [rules.decide(e) for e in events]
+    # A task id is a uuid5 of the object version: derived once per event, not at every use.
+    task_ids = [e.task_id for e in events]
     creates = _unique(
-        e for e, d in zip(events, decisions, strict=True) if d.verdict is EventVerdict.PROCESS
+        (task_id, e)
+        for task_id, e, d in zip(task_ids, events, decisions, strict=True)
+        if d.verdict is EventVerdict.PROCESS
     )
     with transient_db_errors():
-        # Read before anything is claimed: a failure here leaves no claim waiting out its lease.
-        uploaded = _uploaded_keys(engine, creates)
-        claims = _record_and_claim(engine, creates)
-    publish_claims(engine, publisher, sorted(claims.items()), lanes=_lanes(creates, lane, uploaded))
+        claims, uploaded = _record_and_claim(engine, creates)
+    publish_claims(engine, publisher, sorted(claims.items()), lanes=_lanes(claims, lane, uploaded))
     deleted: dict[tuple[str, str], DeletionReport] = {}
     for event, decision in zip(events, decisions, strict=True):
         if decision.verdict is EventVerdict.DELETE and (event.bucket, event.key) not in deleted:
@@ -124,38 +126,28 @@ def ingest(
                 deleted[(event.bucket, event.key)] = handle_delete(
                     engine, storage, event, thumbnails_prefix=rules.thumbnails_prefix
                 )
-    return [_outcome(e, d, claims, deleted) for e, d in zip(events, decisions, strict=True)]
+    return [
+        _outcome(task_id, e, d, claims, deleted)
+        for task_id, e, d in zip(task_ids, events, decisions, strict=True)
+    ]
 
 
-def _uploaded_keys(engine: Engine, events: list[ObjectEvent]) -> set[str]:
-    """The keys among ``events`` that the upload API created (a ``videos`` row with an owner).
-
-    One indexed query per batch (``idx_videos_r2_key``): a person waits on those videos.
-    """
-    if not events:
-        return set()
-    with engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(videos.c.r2_key).where(
-                videos.c.r2_key.in_({e.key for e in events}), videos.c.owner.is_not(None)
-            )
-        )
-        return {row.r2_key for row in rows}
+def _lanes(claims: dict[str, str], lane: Lane, uploaded: set[str]) -> dict[str, Lane]:
+    """Each claim's lane: ``interactive`` for an object the upload API created, ``lane`` else."""
+    return {task_id: Lane.INTERACTIVE if task_id in uploaded else lane for task_id in claims}
 
 
-def _lanes(events: list[ObjectEvent], lane: Lane, uploaded: set[str]) -> dict[str, Lane]:
-    """Each event's lane: ``interactive`` for an uploaded key, ``lane`` otherwise."""
-    return {e.task_id: Lane.INTERACTIVE if e.key in uploaded else lane for e in events}
-
-
-def _unique(events: Iterable[ObjectEvent]) -> list[ObjectEvent]:
+def _unique(events: Iterable[tuple[str, ObjectEvent]]) -> dict[str, ObjectEvent]:
+    """The first event of each task id, by task id in order (the order rows are written in)."""
     unique: dict[str, ObjectEvent] = {}
-    for event in events:
-        unique.setdefault(event.task_id, event)
-    return [unique[task_id] for task_id in sorted(unique)]
+    for task_id, event in events:
+        unique.setdefault(task_id, event)
+    return {task_id: unique[task_id] for task_id in sorted(unique)}
 
 
-def _record_and_claim(engine: Engine, events: list[ObjectEvent]) -> dict[str, str]:
+def _record_and_claim(
+    engine: Engine, events: dict[str, ObjectEvent]
+) -> tuple[dict[str, str], set[str]]:
     """Insert new rows and claim unpublished ones in one upsert, commit; return the claims won.
 
     Every row is offered with a fresh ``workflow_id``. A new row takes it; an existing row takes
@@ -163,11 +155,17 @@ def _record_and_claim(engine: Engine, events: list[ObjectEvent]) -> dict[str, st
     and is older than ``CLAIM_LEASE_S`` (``producer.events.handoff.unpublished_claim``): that
     ``WHERE`` is the compare-and-set. Of two concurrent claims of a row, the second waits for the
     first to commit, re-checks, and no longer matches. ``RETURNING`` reports exactly the rows that
-    took their offer.
+    took their offer, and for each whether the upload API created its object.
+
+    Returns:
+        The claims (task id -> workflow id) and the task ids among them whose object the upload
+        API created (a person waits on those).
     """
     if not events:
-        return {}
-    offers = [(e.task_id, e.key, e.bucket, e.etag, str(uuid.uuid4())) for e in events]
+        return {}, set()
+    offers = [
+        (task_id, e.key, e.bucket, e.etag, str(uuid.uuid4())) for task_id, e in events.items()
+    ]
     now = now_ms()
     common = {
         "status": TaskStatus.PENDING.value,
@@ -185,7 +183,8 @@ def _record_and_claim(engine: Engine, events: list[ObjectEvent]) -> dict[str, st
             # statement ("insertmanyvalues"), results combined.
             rows = [dict(zip(OFFERED, offer, strict=True)) | common | lease for offer in offers]
             result = conn.execute(_claiming(_sqlite_insert(conn.dialect)), rows)
-        return {row.id: row.workflow_id for row in result}
+        claimed = result.all()
+    return {row.id: row.workflow_id for row in claimed}, {row.id for row in claimed if row.uploaded}
 
 
 @functools.cache
@@ -215,8 +214,20 @@ def _sqlite_insert(dialect: sa.Dialect) -> sqlite.Insert:
 
 
 def _claiming(insert: postgresql.Insert | sqlite.Insert) -> sa.Executable:
-    """``... ON CONFLICT (id) DO UPDATE SET workflow_id ... WHERE claimable RETURNING``."""
+    """``... ON CONFLICT (id) DO UPDATE SET workflow_id ... WHERE claimable RETURNING``.
+
+    ``RETURNING`` also tells whether a ``videos`` row with an owner (an upload through the API)
+    names the row's key: one indexed lookup (``idx_videos_r2_key``) per claimed row inside the
+    claim, rather than a query of its own per batch before it. A failure rolls the claim back
+    with it, so it still leaves no claim waiting out its lease.
+    """
     claimed_before = sa.bindparam("claimed_before", type_=tasks.c.updated_at.type)
+    # SQLAlchemy does not correlate a subquery in RETURNING with the table written to (it would
+    # add the table to the subquery's FROM), so the row's key is named by its qualified column.
+    row_key: sa.ColumnElement[str] = sa.literal_column(f"{tasks.name}.{tasks.c.video_key.name}")
+    uploaded = (
+        sa.exists().where(videos.c.r2_key == row_key, videos.c.owner.is_not(None)).label("uploaded")
+    )
     return insert.on_conflict_do_update(
         index_elements=[tasks.c.id],
         set_={
@@ -224,10 +235,11 @@ def _claiming(insert: postgresql.Insert | sqlite.Insert) -> sa.Executable:
             "updated_at": insert.excluded.updated_at,
         },
         where=unpublished_claim(claimed_before),
-    ).returning(tasks.c.id, tasks.c.workflow_id)
+    ).returning(tasks.c.id, tasks.c.workflow_id, uploaded)
 
 
 def _outcome(
+    task_id: str,
     event: ObjectEvent,
     decision: Decision,
     claims: dict[str, str],
@@ -235,16 +247,14 @@ def _outcome(
 ) -> IngestOutcome:
     """The outcome of one event; ``claims`` and ``deleted`` are consumed by their first event."""
     if decision.verdict is EventVerdict.IGNORE:
-        return IngestOutcome(event.task_id, event.key, IngestResult.IGNORED, reason=decision.reason)
+        return IngestOutcome(task_id, event.key, IngestResult.IGNORED, reason=decision.reason)
     if decision.verdict is EventVerdict.DELETE:
         report = deleted.pop((event.bucket, event.key), None)
         if report is None:
-            return IngestOutcome(
-                event.task_id, event.key, IngestResult.DUPLICATE, reason="same delete above"
-            )
+            return IngestOutcome(task_id, event.key, IngestResult.DUPLICATE, reason="same delete above")
         result = IngestResult.IGNORED if report.stale else IngestResult.DELETED
-        return IngestOutcome(event.task_id, event.key, result, reason=report.summary())
-    workflow_id = claims.pop(event.task_id, None)
+        return IngestOutcome(task_id, event.key, result, reason=report.summary())
+    workflow_id = claims.pop(task_id, None)
     if workflow_id is not None:
-        return IngestOutcome(event.task_id, event.key, IngestResult.PUBLISHED, workflow_id)
-    return IngestOutcome(event.task_id, event.key, IngestResult.DUPLICATE)
+        return IngestOutcome(task_id, event.key, IngestResult.PUBLISHED, workflow_id)
+    return IngestOutcome(task_id, event.key, IngestResult.DUPLICATE)

@@ -33,6 +33,8 @@ PUBLISH_RETRY_POLICY = {
 PIPELINE_MAX_COMMANDS = 1000
 # The lane of a chain that ``publish_many`` is not told about: a bucket notification's.
 DEFAULT_LANE = Lane.NORMAL
+# A chain's first priority and its later steps' (task name, signature options), last step first.
+ChainPlan = tuple[int | None, list[tuple[str, dict[str, Any]]]]
 
 
 class ChainPublisher:
@@ -49,6 +51,7 @@ class ChainPublisher:
         self._d1_expiry_ms = settings.d1_mirror_expiry_s * 1000 if settings.d1_enabled else None
         self._dead_letters = dead_letter_queues(settings)
         self._priorities = priorities_enabled(settings)
+        self._plans: dict[tuple[tuple[Step, ...], Lane], ChainPlan] = {}
 
     def publish(
         self,
@@ -107,7 +110,9 @@ class ChainPublisher:
                 with producer.batch(max_size=PIPELINE_MAX_COMMANDS):
                     for task_id, workflow_id in chains:
                         lane = (lanes or {}).get(task_id, DEFAULT_LANE)
-                        self._send_chain(producer, task_id, workflow_id, remaining, lane)
+                        self._send_chain(
+                            producer, task_id, workflow_id, remaining, lane, retry=not batched
+                        )
                         queued.append(task_id)
             except (BatchPublishError, OperationalError, OSError) as exc:
                 # A failed pipeline may have delivered any part of itself: report none as sent.
@@ -119,36 +124,44 @@ class ChainPublisher:
         producer: Producer,
         task_id: str,
         workflow_id: str,
-        steps: Sequence[Step],
+        steps: tuple[Step, ...],
         lane: Lane,
+        *,
+        retry: bool,
     ) -> None:
         """Send the first step by name, the rest riding along as its ``chain`` option.
 
         Each later step's signature holds its own priority: the worker sends the next step with
         its signature's options (``task_inherit_parent_priority`` stays off).
+
+        ``retry`` is off inside a Redis pipeline: a buffered message does no I/O until the batch
+        is flushed (once, without kombu's retry), so a per-message retry wrapper would only cost
+        CPU, twice per chain (the message and its task-sent event).
         """
-        first, *rest = steps
+        first, rest = self._chain_plan(steps, lane)
         args = (task_id,)
         self._app.send_task(
-            TASK_NAMES[first],
+            TASK_NAMES[steps[0]],
             args=args,
             task_id=workflow_id,
             root_id=workflow_id,
+            # Signatures as the plain dicts they travel as (what ``Signature`` serialises to).
             chain=[
-                self._app.signature(
-                    TASK_NAMES[step],
-                    args=args,
-                    immutable=True,
-                    queue=QUEUE,
-                    **self._priority_option(lane, step),
-                )
-                for step in reversed(rest)
+                {
+                    "task": name,
+                    "args": [task_id],
+                    "kwargs": {},
+                    "options": options,
+                    "subtask_type": None,
+                    "immutable": True,
+                }
+                for name, options in rest
             ]
             or None,
-            priority=self._priority(lane, first),
+            priority=first,
             producer=producer,
             queue=QUEUE,
-            retry=True,
+            retry=retry,
             retry_policy=PUBLISH_RETRY_POLICY,
             # Celery would declare the queue and saferepr the arguments once per message.
             declare=[],
@@ -156,14 +169,27 @@ class ChainPublisher:
             kwargsrepr="{}",
         )
 
+    def _chain_plan(self, steps: tuple[Step, ...], lane: Lane) -> ChainPlan:
+        """The first step's priority and, last step first, each later step's name and options.
+
+        The same for every chain of a lane: computed once per (steps, lane) and kept.
+        """
+        key = (steps, lane)
+        plan = self._plans.get(key)
+        if plan is None:
+            first, *rest = steps
+            later = [(TASK_NAMES[step], self._step_options(lane, step)) for step in reversed(rest)]
+            plan = self._plans[key] = (self._priority(lane, first), later)
+        return plan
+
     def _priority(self, lane: Lane, step: Step) -> int | None:
         """The priority of ``step`` in ``lane``; None (FIFO) with priorities off."""
         return priority(lane, step) if self._priorities else None
 
-    def _priority_option(self, lane: Lane, step: Step) -> dict[str, int]:
-        """A later step's signature option: absent with priorities off, as before lanes."""
+    def _step_options(self, lane: Lane, step: Step) -> dict[str, Any]:
+        """A later step's signature options; no priority with priorities off, as before lanes."""
         level = self._priority(lane, step)
-        return {} if level is None else {"priority": level}
+        return {"queue": QUEUE} if level is None else {"queue": QUEUE, "priority": level}
 
     def send_d1_mirror(self, task_ids: Sequence[str]) -> None:
         """Have a worker mirror these task rows into D1 (``workers.mirror``), when configured.

@@ -17,15 +17,18 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 
 from producer.dev import localstack
 from producer.events.ingest import IngestResult, ingest
 from producer.events.publish import ChainPublisher
 from producer.events.sources.r2 import parse_r2
 from producer.ops.metrics import FleetCollector, queue_keys
+from schema.db import make_engine
 from schema.lanes import Lane
 from schema.lifecycle import now_ms
-from schema.message import QUEUE, ObjectEvent
+from schema.message import QUEUE, Action, ObjectEvent
+from schema.migrate import upgrade
 from schema.settings import Settings
 from schema.tables import tasks, videos
 from tests.integration.conftest import Fleet, RedisServer
@@ -178,3 +181,55 @@ def test_each_step_carries_its_lanes_priority_and_metrics_count_depth_per_lane(
     }
     assert lane_depth == {"none": 0, "interactive": 1, "normal": 2, "bulk": 0}
     assert samples[("videofleet_queue_messages", frozenset({("queue", QUEUE)}))] == 3
+
+
+@pytest.mark.parametrize("database", ["postgresql", "sqlite"])
+def test_ingest_sends_what_the_upload_api_created_in_the_interactive_lane(
+    broker: RedisServer, transports_engine: Engine, tmp_path: Path, database: str
+) -> None:
+    engine = transports_engine
+    if database == "sqlite":
+        engine = make_engine(f"sqlite:///{tmp_path / 'lanes.db'}")
+        upgrade(engine)
+    # given a key the upload API created (a videos row with an owner), one with an ownerless
+    # videos row, and one with none
+    keys = {"person": "uploads/person.mp4", "ownerless": "uploads/anon.mp4", "other": "x/y.mp4"}
+    now = now_ms()
+    with engine.begin() as conn:
+        for name, owner in (("person", "ann@example.com"), ("ownerless", None)):
+            conn.execute(
+                sa.insert(videos).values(
+                    id=f"v-{name}",
+                    r2_key=keys[name],
+                    owner=owner,
+                    status="uploading",
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+    events = [
+        ObjectEvent("bucket", key, Action.CREATED, size=1, etag=f"{i:032x}")
+        for i, key in enumerate(keys.values())
+    ]
+    url = engine.url.render_as_string(hide_password=False)
+    settings = Settings(database_url=url, broker_url=broker.url)
+    # when their notifications are ingested in one batch in the bulk lane
+    with ChainPublisher(settings) as publisher:
+        outcomes = ingest(engine, publisher, events, lane=Lane.BULK)
+    # then the upload's chain waits in the interactive lane, the others in the bulk lane
+    assert [o.result for o in outcomes] == [IngestResult.PUBLISHED] * 3
+    ids = {name: e.task_id for name, e in zip(keys, events, strict=True)}
+    with broker.client() as client:
+        waiting = {
+            key: sorted(
+                json.loads(base64.b64decode(json.loads(raw)["body"]))[0][0] for raw in queued
+            )
+            for key in queue_keys(QUEUE)
+            if (queued := client.lrange(key, 0, -1))
+        }
+    assert waiting == {
+        f"{QUEUE}\x06\x163": [ids["person"]],
+        f"{QUEUE}\x06\x169": sorted([ids["ownerless"], ids["other"]]),
+    }
+    if database == "sqlite":
+        engine.dispose()
