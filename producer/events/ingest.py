@@ -251,7 +251,9 @@ def _outcome(
     if decision.verdict is EventVerdict.DELETE:
         report = deleted.pop((event.bucket, event.key), None)
         if report is None:
-            return IngestOutcome(task_id, event.key, IngestResult.DUPLICATE, reason="same delete above")
+            return IngestOutcome(
+                task_id, event.key, IngestResult.DUPLICATE, reason="same delete above"
+            )
         result = IngestResult.IGNORED if report.stale else IngestResult.DELETED
         return IngestOutcome(task_id, event.key, result, reason=report.summary())
     workflow_id = claims.pop(task_id, None)
