@@ -32,6 +32,7 @@ from schema.broker import BrokerKind, broker_kind, celery_broker_config
 from schema.db import make_engine
 from schema.migrate import upgrade
 from schema.settings import Settings
+from schema.status import TaskStatus
 from schema.storage import make_s3_client
 from schema.tables import metadata_obj, tasks
 
@@ -150,13 +151,20 @@ class Fleet:
             ).all()
         return {row.id: row for row in rows}
 
-    def count_ended(self, task_ids: Iterable[str]) -> int:
-        """How many of ``task_ids`` have ended (one cheap query)."""
+    def statuses(self, task_ids: Iterable[str]) -> dict[str, int]:
+        """How many of ``task_ids`` are in each status (one cheap query)."""
         with self.engine.connect() as conn:
-            query = sa.select(sa.func.count()).where(
-                tasks.c.id.in_(list(task_ids)), tasks.c.status.in_(ENDED)
+            query = (
+                sa.select(tasks.c.status, sa.func.count())
+                .where(tasks.c.id.in_(list(task_ids)))
+                .group_by(tasks.c.status)
             )
-            return int(conn.execute(query).scalar_one())
+            return {status: int(n) for status, n in conn.execute(query).tuples()}
+
+    def count_ended(self, task_ids: Iterable[str]) -> int:
+        """How many of ``task_ids`` have ended."""
+        counts = self.statuses(task_ids)
+        return sum(counts.get(status, 0) for status in ENDED)
 
     def wait(self, task_ids: list[str], *, timeout_s: float = 300) -> dict[str, Any]:
         """The rows of ``task_ids`` once all have ended, watched closely (a chain at a time)."""
@@ -168,14 +176,25 @@ class Fleet:
             time.sleep(POLL_S)
         raise SystemExit(f"tasks did not end in {timeout_s} s; see {LOGDIR}")
 
-    def wait_many(self, task_ids: list[str], *, timeout_s: float) -> dict[str, Any]:
-        """The rows of ``task_ids`` once all have ended, watched coarsely (a burst)."""
+    def wait_many(
+        self, task_ids: list[str], *, timeout_s: float
+    ) -> tuple[dict[str, Any], list[int]]:
+        """The rows of ``task_ids`` once all have ended, watched coarsely (a burst).
+
+        Also returns how many of them were under way (``processing``: a step has run, the
+        chain has not ended) at each look: depth-first keeps that near the worker processes,
+        FIFO starts every video before it finishes any.
+        """
         deadline = time.monotonic() + timeout_s
-        while self.count_ended(task_ids) < len(task_ids):
+        under_way: list[int] = []
+        while True:
+            counts = self.statuses(task_ids)
+            if sum(counts.get(status, 0) for status in ENDED) == len(task_ids):
+                return self.ended(task_ids), under_way
+            under_way.append(counts.get(TaskStatus.PROCESSING.value, 0))
             if time.monotonic() > deadline:
                 raise SystemExit(f"tasks did not end in {timeout_s:.0f} s; see {LOGDIR}")
             time.sleep(BURST_POLL_S)
-        return self.ended(task_ids)
 
     def noop_chain(self, chain_id: str) -> int:
         """Run the bare chain; return its latency in ms."""
