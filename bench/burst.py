@@ -131,7 +131,7 @@ def burst(fleet: Fleet, *, videos: int, priorities: bool) -> dict[str, float]:
     worker_cpu = shares[WORKER] / videos
     print(f"  videos/min: {60 * videos / drain_s:.0f}; worker CPU per video {worker_cpu:.3f} s")
     print(
-        f"  videos under way (a step done, not completed), every {BURST_POLL_S} s:"
+        f"  videos under way (started, not ended), every {BURST_POLL_S} s:"
         f" median {statistics.median(under_way or [0]):.0f}, max {max(under_way, default=0)}"
     )
     print_shares(f"the {mode} burst", shares)

@@ -75,12 +75,13 @@ class CpuMeter:
     def start(self) -> None:
         """Take the first reading."""
         self._wall = time.monotonic()
+        self._load = os.getloadavg()[0]
         self._machine = machine_busy_s()
         self._parts = self._read()
         self._pg = postgres_backends_cpu_s(self.engine)
 
     def stop(self) -> dict[str, float]:
-        """CPU seconds per part since ``start()``, plus ``wall s`` and ``rest of the machine``."""
+        """CPU seconds per part since ``start()``, the rest of the machine, wall time, load."""
         wall = time.monotonic() - self._wall
         busy = machine_busy_s() - self._machine
         parts = {k: v - self._parts[k] for k, v in self._read().items()}
@@ -92,7 +93,12 @@ class CpuMeter:
                 cpu - self._pg.get(pid, 0.0) for pid, cpu in pg.items()
             )
         parts["rest of the machine"] = max(0.0, busy - sum(parts.values()))
-        return {"wall s": wall, **parts}
+        return {
+            "wall s": wall,
+            **parts,
+            "load average before": self._load,
+            "load average after": os.getloadavg()[0],
+        }
 
     def _read(self) -> dict[str, float]:
         parts = {name: process_cpu_s(pid) for name, pid in self.trees.items()}
@@ -103,7 +109,11 @@ class CpuMeter:
 def print_shares(title: str, shares: dict[str, float]) -> None:
     """One line per part: CPU seconds and cores on average over the wall time."""
     wall = shares["wall s"]
-    print(f"  CPU during {title} ({wall:.1f} s wall, {psutil.cpu_count()} cores):")
+    print(
+        f"  CPU during {title} ({wall:.1f} s wall, {psutil.cpu_count()} cores; 1-minute load"
+        f" average {shares['load average before']:.1f} before, {shares['load average after']:.1f}"
+        " after):"
+    )
     for name, cpu in shares.items():
-        if name != "wall s":
+        if name not in ("wall s", "load average before", "load average after"):
             print(f"    {name:<30} {cpu:7.1f} CPU-s  {cpu / wall:5.2f} cores")
