@@ -123,6 +123,8 @@ def burst(fleet: Fleet, *, videos: int, priorities: bool) -> dict[str, float]:
     first_s = (min(r.updated_at for r in done) - started) / 1000
     p50_s, p95_s = quantiles_s(lat)
     print(f"\n## Burst, {mode}: {videos} {CLIP_S}-second clips notified at once, 2 processes")
+    notify_s = (max(delivered.values()) - started) / 1000
+    print(f"  notified in batches of {BURST_BATCH}, the last after {notify_s:.2f} s")
     print(f"  first completed after {first_s:.2f} s; all after {drain_s:.1f} s")
     print(
         f"  notification -> completed: p50 {p50_s:.1f} s ({p50_s / drain_s:.2f}x drain),"
