@@ -101,7 +101,8 @@ def _meter(fleet: Fleet) -> CpuMeter:
 def burst(fleet: Fleet, *, videos: int, priorities: bool) -> dict[str, float]:
     """``videos`` clips notified at once; times from the first notification's ingest."""
     mode = "lanes" if priorities else "fifo"
-    keys = [f"burst-{mode}/{i:04d}.mp4" for i in range(videos)]
+    prefix = f"burst-{mode}/"
+    keys = [f"{prefix}{i:04d}.mp4" for i in range(videos)]
     events = [parse_r2(b) for b in fleet.upload_many(clip(), keys)]
     settings = fleet.settings.model_copy(update={"queue_priorities": priorities})
     delivered: dict[str, int] = {}
@@ -113,7 +114,7 @@ def burst(fleet: Fleet, *, videos: int, priorities: bool) -> dict[str, float]:
             now = now_ms()
             outcomes = ingest(fleet.engine, publisher, events[i : i + BURST_BATCH])
             delivered |= {o.task_id: now for o in outcomes}
-        rows, under_way = fleet.wait_many(list(delivered), timeout_s=60 + 2 * videos)
+        rows, under_way = fleet.wait_many(list(delivered), timeout_s=60 + 2 * videos, prefix=prefix)
     shares = meter.stop()
     done = [r for r in rows.values() if r.status == "completed"]
     if not done:
@@ -244,14 +245,14 @@ def backfill(
         stream_started = time.monotonic()
         for i in range(uploads):
             time.sleep(max(0.0, stream_started + i * interval_s - time.monotonic()))
-            if fleet.count_ended(backlog) == videos:
+            if fleet.count_ended(backlog, prefix=prefix) == videos:
                 break  # drained: a later upload would meet an empty queue
             task_id, notified_ms = api.upload(source, f"person-{mode}-{i:03d}.mp4")
             sent[task_id] = notified_ms
         if not sent:
             raise SystemExit("the backfill drained before the first upload: raise --backfill")
         rows, _ = fleet.wait_many(list(sent), timeout_s=60 + 2 * videos)
-        backlog_rows, _ = fleet.wait_many(backlog, timeout_s=60 + 2 * videos)
+        backlog_rows, _ = fleet.wait_many(backlog, timeout_s=60 + 2 * videos, prefix=prefix)
     shares = meter.stop()
     drained_ms = max(r.updated_at for r in backlog_rows.values())
     late = [t for t in sent if rows[t].updated_at > drained_ms]

@@ -151,19 +151,24 @@ class Fleet:
             ).all()
         return {row.id: row for row in rows}
 
-    def statuses(self, task_ids: Iterable[str]) -> dict[str, int]:
-        """How many of ``task_ids`` are in each status (one cheap query)."""
+    def statuses(self, task_ids: Iterable[str], *, prefix: str | None = None) -> dict[str, int]:
+        """How many of ``task_ids`` are in each status (one query).
+
+        ``prefix``, a key prefix holding exactly those tasks, selects them in a short
+        statement instead of one with a parameter per id.
+        """
+        where = (
+            tasks.c.video_key.startswith(prefix)
+            if prefix is not None
+            else tasks.c.id.in_(list(task_ids))
+        )
+        query = sa.select(tasks.c.status, sa.func.count()).where(where).group_by(tasks.c.status)
         with self.engine.connect() as conn:
-            query = (
-                sa.select(tasks.c.status, sa.func.count())
-                .where(tasks.c.id.in_(list(task_ids)))
-                .group_by(tasks.c.status)
-            )
             return {status: int(n) for status, n in conn.execute(query).tuples()}
 
-    def count_ended(self, task_ids: Iterable[str]) -> int:
+    def count_ended(self, task_ids: Iterable[str], *, prefix: str | None = None) -> int:
         """How many of ``task_ids`` have ended."""
-        counts = self.statuses(task_ids)
+        counts = self.statuses(task_ids, prefix=prefix)
         return sum(counts.get(status, 0) for status in ENDED)
 
     def wait(self, task_ids: list[str], *, timeout_s: float = 300) -> dict[str, Any]:
@@ -177,18 +182,18 @@ class Fleet:
         raise SystemExit(f"tasks did not end in {timeout_s} s; see {LOGDIR}")
 
     def wait_many(
-        self, task_ids: list[str], *, timeout_s: float
+        self, task_ids: list[str], *, timeout_s: float, prefix: str | None = None
     ) -> tuple[dict[str, Any], list[int]]:
         """The rows of ``task_ids`` once all have ended, watched coarsely (a burst).
 
         Also returns how many of them were under way (``processing``: a step has run, the
         chain has not ended) at each look: depth-first keeps that near the worker processes,
-        FIFO starts every video before it finishes any.
+        FIFO starts every video before it finishes any. ``prefix`` as for ``statuses``.
         """
         deadline = time.monotonic() + timeout_s
         under_way: list[int] = []
         while True:
-            counts = self.statuses(task_ids)
+            counts = self.statuses(task_ids, prefix=prefix)
             if sum(counts.get(status, 0) for status in ENDED) == len(task_ids):
                 return self.ended(task_ids), under_way
             under_way.append(counts.get(TaskStatus.PROCESSING.value, 0))
