@@ -36,10 +36,10 @@ import sqlalchemy as sa
 from bench import media
 from bench.cpumeter import CpuMeter, listening_pid, print_shares
 from bench.fleetstack import BURST_POLL_S, LOGDIR, Fleet, free_port, now_ms, r2_notification
-from producer import localstack
-from producer.ingest import ingest
-from producer.publish import ChainPublisher
-from producer.sources.r2 import parse_r2
+from producer.dev import localstack
+from producer.events.ingest import ingest
+from producer.events.publish import ChainPublisher
+from producer.events.sources.r2 import parse_r2
 from schema.tables import tasks
 
 CLIP_S = 3

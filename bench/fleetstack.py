@@ -24,10 +24,10 @@ from celery import Celery, chain
 
 from bench import media
 from bench.cpumeter import process_cpu_s
-from producer import localstack
-from producer.ingest import ingest
-from producer.publish import ChainPublisher
-from producer.sources.r2 import parse_r2
+from producer.dev import localstack
+from producer.events.ingest import ingest
+from producer.events.publish import ChainPublisher
+from producer.events.sources.r2 import parse_r2
 from schema.broker import BrokerKind, broker_kind, celery_broker_config
 from schema.db import make_engine
 from schema.migrate import upgrade

@@ -50,7 +50,7 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from producer.localstack import is_listening  # noqa: E402
+from producer.dev.localstack import is_listening  # noqa: E402
 from schema.db import make_engine  # noqa: E402
 from schema.migrate import upgrade  # noqa: E402
 from schema.tables import metadata_obj, tasks  # noqa: E402
@@ -238,9 +238,9 @@ def bench_pull(env: dict[str, str], engine: sa.Engine, events: int, log: Path) -
 
 def bench_ingest_alone(settings_env: dict[str, str], engine: sa.Engine, events: int) -> Result:
     """``ingest`` called in this process with batches of 100: the floor under both transports."""
-    from producer.ingest import ingest
-    from producer.publish import ChainPublisher
-    from producer.sources import parse_body
+    from producer.events.ingest import ingest
+    from producer.events.publish import ChainPublisher
+    from producer.events.sources import parse_body
     from schema.settings import Settings
 
     settings = Settings(

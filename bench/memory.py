@@ -27,10 +27,10 @@ def child(url: str) -> None:
 
     import workers.tasks  # noqa: F401  (load what a worker process holds)
     from schema.settings import Settings
-    from workers import storyboard
-    from workers.media import plan_thumbnails, probe
-    from workers.rangereader import RangeSource, ReadLimits
-    from workers.thumbnails import capture
+    from workers.media import storyboard
+    from workers.media.probe import plan_thumbnails, probe
+    from workers.media.rangereader import RangeSource, ReadLimits
+    from workers.media.thumbnails import capture
 
     settings = Settings()
     pool = urllib3.PoolManager()

@@ -2,7 +2,7 @@
 
 Fills a scratch PostgreSQL database with N task rows (a realistic mix: mostly completed with
 timings, some failed with an error class, some retried, a few pending) and times one full
-scrape (``producer.metrics.render``: four queries and a Redis pipeline) against the bare
+scrape (``producer.ops.metrics.render``: four queries and a Redis pipeline) against the bare
 ``SELECT status, count(*) ... GROUP BY status`` it contains, side by side in the same run.
 
     BENCH_POSTGRES_URL=postgresql+psycopg://postgres@127.0.0.1:5432/vf_bench \
@@ -20,7 +20,7 @@ import uuid
 
 import sqlalchemy as sa
 
-from producer.metrics import render
+from producer.ops.metrics import render
 from schema.db import make_engine
 from schema.lifecycle import now_ms
 from schema.migrate import upgrade

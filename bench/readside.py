@@ -44,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 from bench import media  # noqa: E402
 from bench import storyboard as storyboard_bench  # noqa: E402
 from bench.ingest import DEFAULT_DATABASE_URL, drop_tables, prepare_database  # noqa: E402
-from producer import cors  # noqa: E402
+from producer.uploads import cors  # noqa: E402
 from producer.web.access import DEVELOPMENT_USER  # noqa: E402
 from schema.db import make_engine  # noqa: E402
 from schema.settings import Settings  # noqa: E402
@@ -54,7 +54,7 @@ from tests.e2e.conftest import chromium, serve  # noqa: E402
 from tests.e2e.network_log import NetworkLog  # noqa: E402
 from tests.fleet import S3Server, _free_port  # noqa: E402
 from workers import storage  # noqa: E402
-from workers import storyboard as storyboard_files  # noqa: E402
+from workers.media import storyboard as storyboard_files  # noqa: E402
 
 BUCKET = "bench-readside"
 THUMBNAILS = 5

@@ -22,10 +22,10 @@ import urllib3
 from bench import media
 from bench.fileserver import FileServer
 from schema.settings import Settings
-from workers import storyboard
-from workers.media import plan_thumbnails
-from workers.rangereader import ReadLimits
-from workers.thumbnails import capture
+from workers.media import storyboard
+from workers.media.probe import plan_thumbnails
+from workers.media.rangereader import ReadLimits
+from workers.media.thumbnails import capture
 
 SECONDS = 120
 PAGE = """<!doctype html>

@@ -5,10 +5,10 @@ For each source (10-minute 1080p H.264 with the index at the front and at the en
 
 - ``naive``: one ffmpeg decoding everything through ``-vf fps=1/60`` (tutorials, PeerTube);
 - ``ten-ffmpeg``: ten ``ffmpeg -ss T -i URL`` processes, one per thumbnail;
-- ``best-cli``: one ffmpeg with ten pre-seeked inputs (``workers.media.thumbnail_command``);
+- ``best-cli``: one ffmpeg with ten pre-seeked inputs (``workers.media.probe.thumbnail_command``);
 - ``raw-pyav``: one process opening the URL once with PyAV (ffmpeg's HTTP) and seeking ten
   times to keyframes: the fastest raw method;
-- ``step``: the worker's thumbnail path (``workers.thumbnails.capture``: bounded range reads,
+- ``step``: the worker's thumbnail path (``workers.media.thumbnails.capture``: bounded range reads,
   keyframe seeks, blank-frame avoidance, JPEG encoding) with the default settings
   (``THUMBNAIL_DECODERS`` runs in parallel over one range cache), thumbnails only;
 - ``step-2dec``: the same with two decoders in parallel (``THUMBNAIL_DECODERS=2``), which
@@ -39,11 +39,11 @@ import urllib3
 from bench import media
 from bench.fileserver import FileServer
 from schema.settings import DEFAULT_MAX_VIDEO_PIXELS, Settings
-from workers import media as worker_media
-from workers import storyboard
-from workers.frames import encode_jpeg, output_size
-from workers.rangereader import RangeSource, ReadLimits
-from workers.thumbnails import capture
+from workers.media import probe as worker_media
+from workers.media import storyboard
+from workers.media.frames import encode_jpeg, output_size
+from workers.media.rangereader import RangeSource, ReadLimits
+from workers.media.thumbnails import capture
 
 COUNT = 10
 DECODERS = Settings().thumbnail_decoders

@@ -1,10 +1,10 @@
 """The producer: notifications in, task rows and published chains out."""
 
-from producer.ingest import Outcome, Result, ingest
-from producer.poller import Poller
-from producer.publish import ChainPublisher
-from producer.rules import EventRules
-from producer.sources import parse_body
+from producer.events.ingest import Outcome, Result, ingest
+from producer.events.publish import ChainPublisher
+from producer.events.rules import EventRules
+from producer.events.sources import parse_body
+from producer.transports.poller import Poller
 from schema.errors import BrokerUnavailable
 
 __all__ = [

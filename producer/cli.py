@@ -10,13 +10,13 @@ from typing import Any
 import click
 from pydantic import ValidationError
 
-from producer.admin_commands import recover_command, requeue_command, tasks_group
-from producer.cors import cors
-from producer.intake import Incoming, Intake, Verdict
-from producer.poll_command import poll
-from producer.publish import ChainPublisher
-from producer.rejections import RejectionLog
-from producer.rules import EventRules
+from producer.cli.poll import poll
+from producer.cli.tasks import recover_command, requeue_command, tasks_group
+from producer.events.intake import Incoming, Intake, Verdict
+from producer.events.publish import ChainPublisher
+from producer.events.rejections import RejectionLog
+from producer.events.rules import EventRules
+from producer.uploads.cors import cors
 from schema.db import make_engine
 from schema.errors import TransientError
 from schema.migrate import upgrade
@@ -121,8 +121,8 @@ def serve(settings: Settings, host: str, port: int) -> None:
 @click.pass_obj
 def demo(settings: Settings, workdir: Path, verbose: bool) -> None:
     """Run the whole fleet locally on generated samples and print the resulting task rows."""
-    from producer.demo import run_demo  # the demo's imports are only needed here
-    from producer.localstack import StackError
+    from producer.dev.demo import run_demo  # the demo's imports are only needed here
+    from producer.dev.localstack import StackError
 
     if not verbose:
         logging.getLogger().setLevel(logging.WARNING)  # the table is the demo's output
@@ -133,21 +133,21 @@ def demo(settings: Settings, workdir: Path, verbose: bool) -> None:
     sys.exit(0 if ok else 1)
 
 
-from producer.flower import flower_command, flower_link_command  # noqa: E402
-from producer.metrics import metrics_command  # noqa: E402
+from producer.ops.flower import flower_command, flower_link_command  # noqa: E402
+from producer.ops.metrics import metrics_command  # noqa: E402
 
 main.add_command(flower_command)
 main.add_command(flower_link_command)
 main.add_command(metrics_command)
 main.add_command(cors)
 main.add_command(poll)
-from producer.transport_commands import pull, rejected  # noqa: E402  (registered last on purpose)
+from producer.cli.transports import pull, rejected  # noqa: E402  (registered last on purpose)
 
 main.add_command(pull)
 main.add_command(rejected)
 main.add_command(tasks_group)
 main.add_command(requeue_command)
 main.add_command(recover_command)
-from producer.d1_commands import d1_group  # noqa: E402
+from producer.cli.d1 import d1_group  # noqa: E402
 
 main.add_command(d1_group)

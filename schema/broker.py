@@ -7,7 +7,7 @@ Redis is the default. With ``BROKER_URL=amqp://...`` the same fleet runs on Rabb
 - go back to the queue at once when the connection of the worker holding them drops (AMQP's
   own redelivery: there is no visibility timeout to wait for);
 - are dead-lettered to ``video-events.dead`` after ``BROKER_DELIVERY_LIMIT`` deliveries, so a
-  message that kills every worker process taking it stops circulating (``producer.dlq`` fails
+  message that kills every worker process taking it stops circulating (``producer.ops.dlq`` fails
   its row with the reason);
 - wait out retry countdowns in RabbitMQ's queues (Celery's native delayed delivery, which needs
   quorum queues and a topic exchange), never in a worker's memory.

@@ -43,7 +43,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS idx_videos_upload_id ON videos(upload_id);
 
 -- The bucket poller's progress per (bucket, prefix): LastModified watermark (epoch ms), the
 -- resumable position of an unfinished scan, and the (key, eTag) already emitted since the
--- watermark as a JSON object. See producer/poller.py.
+-- watermark as a JSON object. See producer/transports/poller.py.
 CREATE TABLE IF NOT EXISTS poller_watermarks (
   bucket TEXT NOT NULL,
   prefix TEXT NOT NULL,

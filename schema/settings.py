@@ -57,7 +57,7 @@ MAX_D1_BATCH_STATEMENTS = 500
 # The longest wait between Queues API calls in trouble, even when Retry-After asks for more.
 DEFAULT_PULL_BACKOFF_MAX_S = 30.0
 MAX_QUEUE_DELAY_S = 43_200  # Cloudflare Queues: longest retry delay and visibility timeout (12 h)
-# Stuck-task recovery (``producer.recovery``): a row is back in the queue at most
+# Stuck-task recovery (``producer.ops.recovery``): a row is back in the queue at most
 # PENDING_AFTER + INTERVAL + INSPECT_TIMEOUT (~77 s) after its last change, a dead worker's
 # message at most INTERVAL + INSPECT_TIMEOUT (~17 s) after the sweep that finds it.
 DEFAULT_RECOVERY_PENDING_AFTER_S = 60
@@ -337,7 +337,7 @@ class Settings(BaseSettings):
     recovery_pending_after_s: int = Field(default=DEFAULT_RECOVERY_PENDING_AFTER_S, ge=1)
     recovery_max_attempts: int = Field(default=DEFAULT_RECOVERY_MAX_ATTEMPTS, ge=0, le=100)
     recovery_interval_s: float = Field(default=DEFAULT_RECOVERY_INTERVAL_S, gt=0)
-    # Multipart uploads no videos row knows are aborted once this old (``producer.orphans``).
+    # Multipart uploads no videos row knows are aborted once this old (``producer.ops.orphans``).
     recovery_orphan_multipart_after_s: int = Field(default=86_400, ge=0)
     recovery_unacked_grace_s: float = Field(default=DEFAULT_RECOVERY_UNACKED_GRACE_S, ge=0)
     recovery_inspect_timeout_s: float = Field(default=DEFAULT_RECOVERY_INSPECT_TIMEOUT_S, gt=0)

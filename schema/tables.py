@@ -57,7 +57,8 @@ videos = sa.Table(
     sa.Index("idx_videos_upload_id", "upload_id", unique=True),
 )
 
-# The bucket poller's progress per (bucket, prefix); see ``producer.poller`` for the scheme.
+# The bucket poller's progress per (bucket, prefix); see ``producer.transports.poller`` for the
+# scheme.
 poller_watermarks = sa.Table(
     "poller_watermarks",
     metadata_obj,

@@ -17,8 +17,8 @@ import pytest
 import redis
 import sqlalchemy as sa
 
-from producer import localstack, samples
-from producer.publish import ChainPublisher
+from producer.dev import localstack, samples
+from producer.events.publish import ChainPublisher
 from schema.db import make_engine
 from schema.settings import Settings
 from tests.access_keys import JwksServer, SigningKey

@@ -23,10 +23,10 @@ from celery import Celery
 from moto.server import ThreadedMotoServer
 from sqlalchemy.engine import Engine
 
-from producer import localstack
-from producer.ingest import Outcome, ingest
-from producer.publish import ChainPublisher
-from producer.sources.r2 import parse_r2
+from producer.dev import localstack
+from producer.events.ingest import Outcome, ingest
+from producer.events.publish import ChainPublisher
+from producer.events.sources.r2 import parse_r2
 from schema.db import make_engine
 from schema.migrate import upgrade
 from schema.settings import Settings

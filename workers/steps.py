@@ -16,9 +16,9 @@ from schema.errors import NotAVideo, PermanentError, Superseded
 from schema.settings import Settings
 from schema.status import Step
 from workers import media, records, storage, storyboard
-from workers import thumbnails as thumbnail_capture
 from workers.context import Deps
-from workers.rangereader import ReadLimits
+from workers.media import thumbnails as thumbnail_capture
+from workers.media.rangereader import ReadLimits
 
 logger = logging.getLogger(__name__)
 

@@ -22,8 +22,8 @@ from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from producer import requeue
-from producer.taskquery import (
+from producer.ops import requeue
+from producer.ops.taskquery import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
     TaskFilter,

@@ -14,9 +14,9 @@ from fastapi import FastAPI, Security
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
 
-from producer import metrics
-from producer.publish import ChainPublisher
-from producer.rules import EventRules
+from producer.events.publish import ChainPublisher
+from producer.events.rules import EventRules
+from producer.ops import metrics
 from producer.web import admin, api_document, page, upload_api, videos
 from producer.web.deps import Resources, ResourcesDep
 from producer.web.ratelimit import Logins

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Annotated
 from fastapi import Depends, Request
 from sqlalchemy.engine import Engine
 
-from producer.publish import ChainPublisher
-from producer.rules import EventRules
+from producer.events.publish import ChainPublisher
+from producer.events.rules import EventRules
 from producer.web.ratelimit import Logins
 from schema.settings import Settings
 

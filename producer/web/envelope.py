@@ -15,8 +15,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from producer.intake import Incoming
-from producer.sources.base import json_type
+from producer.events.intake import Incoming
+from producer.events.sources.base import json_type
 from schema.errors import InvalidEvent
 
 TEST_EVENT = "s3:TestEvent"

@@ -14,7 +14,7 @@ from pathlib import Path
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 
-from producer.upload_policy import upload_types
+from producer.uploads.policy import upload_types
 from producer.web.conditional import etag_matches
 from producer.web.deps import ResourcesDep
 

@@ -9,7 +9,7 @@ so a refused request consumes nothing):
 - authentication failures per client IP per hour.
 
 Every other door that checks credentials has a ``LoginThrottle`` of its own, counted apart:
-the admin API and page, ``/metrics``, the webhook, and Flower (``producer.flower_login``). A
+the admin API and page, ``/metrics``, the webhook, and Flower (``producer.ops.flower_login``). A
 throttle is stricter than a limit: once an IP is over it, it gets 429 before its credentials
 are even looked at, so a right guess among wrong ones is refused too.
 

@@ -19,8 +19,8 @@ from typing import Annotated, TypeVar
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from producer.upload_policy import MAX_PARTS
-from producer.uploads import MultipartUpload, NewMultipart, NewUpload
+from producer.uploads.policy import MAX_PARTS
+from producer.uploads.presigned import MultipartUpload, NewMultipart, NewUpload
 from producer.web.errors import ErrorRoute, api_error, openapi_errors
 from producer.web.upload_deps import CallerDep, ServicesDep, upload_lifespan
 from schema.errors import StorageUnavailable, UploadRejected

@@ -14,7 +14,7 @@ from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request
 
-from producer.uploads import Uploads
+from producer.uploads.presigned import Uploads
 from producer.web.access import AccessDenied, AccessIdentity, authenticate
 from producer.web.deps import ResourcesDep
 from producer.web.ratelimit import UploadLimits, client_ip

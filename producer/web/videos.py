@@ -18,7 +18,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
-from producer.video_status import describe
+from producer.readside.status import describe
 from producer.web.access import HEADER as ACCESS_HEADER
 from producer.web.conditional import etag_matches
 from producer.web.deps import Resources, ResourcesDep

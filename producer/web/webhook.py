@@ -31,8 +31,8 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from producer.intake import Intake, MessageResult, Verdict
-from producer.rejections import Rejection, RejectionLog
+from producer.events.intake import Intake, MessageResult, Verdict
+from producer.events.rejections import Rejection, RejectionLog
 from producer.web.deps import Resources, ResourcesDep
 from producer.web.envelope import Unpacked, parse_json, unpack
 from producer.web.errors import ApiError

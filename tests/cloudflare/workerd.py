@@ -18,7 +18,7 @@ from typing import Any
 import httpx2
 import pytest
 
-from producer import localstack
+from producer.dev import localstack
 
 HERE = Path(__file__).parent
 READY_TIMEOUT_S = 60.0

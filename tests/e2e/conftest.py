@@ -19,7 +19,7 @@ import uvicorn
 from playwright.sync_api import BrowserContext, sync_playwright
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from producer import samples
+from producer.dev import samples
 from producer.web import create_app
 from schema.settings import Settings
 

@@ -2,8 +2,8 @@
 
 The page is served by uvicorn; it PUTs the file straight to moto's S3 server (whose bucket has
 the CORS rules ``videofleet cors`` makes, and no others); the test then delivers the R2 event
-notification for the uploaded key through ``producer.ingest`` (``fleet.deliver``), as R2's queue
-would; a real Celery worker processes it; the page polls the status API until the thumbnails
+notification for the uploaded key through ``producer.events.ingest`` (``fleet.deliver``), as R2's
+queue would; a real Celery worker processes it; the page polls the status API until the thumbnails
 show. Cloudflare Access is played by an ``AccessEdge`` in front of the app that adds a signed JWT
 to the page's API requests, as Access does at the edge; the browser's CORS preflights to the
 bucket are real, except where a test intercepts the bucket's requests to cut one off (Playwright
@@ -21,7 +21,7 @@ import pytest
 import sqlalchemy as sa
 from playwright.sync_api import BrowserContext, Page, Request, Route, expect
 
-from producer import cors
+from producer.uploads import cors
 from schema.settings import Settings
 from schema.tables import tasks, videos
 from tests.access_keys import JwksServer, SigningKey

@@ -28,11 +28,11 @@ import sqlalchemy as sa
 from celery import Celery
 from sqlalchemy.engine import Engine
 
-from producer import localstack
-from producer.ingest import ingest
-from producer.metrics import queue_keys
-from producer.publish import ChainPublisher
-from producer.sources.r2 import parse_r2
+from producer.dev import localstack
+from producer.events.ingest import ingest
+from producer.events.publish import ChainPublisher
+from producer.events.sources.r2 import parse_r2
+from producer.ops.metrics import queue_keys
 from schema.errors import TransientError
 from schema.message import QUEUE
 from schema.settings import Settings

@@ -17,7 +17,7 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from producer import localstack
+from producer.dev import localstack
 from tests.fleet import RABBITMQ_HOST, _free_port
 
 STARTUP_TIMEOUT_S = 60.0

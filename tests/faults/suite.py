@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from producer import samples
-from producer.ingest import CLAIM_LEASE_S
+from producer.dev import samples
+from producer.events.ingest import CLAIM_LEASE_S
 from tests.faults.fleet import (
     THUMBNAIL_COUNT,
     Fleet,

@@ -27,11 +27,11 @@ from click.testing import CliRunner
 from kombu import Connection
 from sqlalchemy.engine import Engine
 
-from producer import localstack, samples
 from producer.cli import main
-from producer.metrics import render
-from producer.publish import ChainPublisher
-from producer.rabbitdepth import read_depth
+from producer.dev import localstack, samples
+from producer.events.publish import ChainPublisher
+from producer.ops.metrics import render
+from producer.ops.rabbitdepth import read_depth
 from schema.broker import DEAD_LETTER_ERROR_CLASS
 from schema.lifecycle import load_metadata
 from schema.message import QUEUE

@@ -20,9 +20,9 @@ import redis
 import urllib3
 from sqlalchemy.engine import Engine
 
-from producer import localstack
-from producer.metrics import queue_keys
-from producer.publish import ChainPublisher
+from producer.dev import localstack
+from producer.events.publish import ChainPublisher
+from producer.ops.metrics import queue_keys
 from schema.db import make_engine
 from schema.settings import Settings
 from schema.storage import make_s3_client

@@ -17,10 +17,10 @@ import urllib3
 
 from schema.settings import DEFAULT_MAX_VIDEO_PIXELS
 from tests.fleet import BUCKET
-from workers import storyboard
-from workers.media import MediaInfo, plan_thumbnails, probe
-from workers.rangereader import RangeSource, ReadLimits
-from workers.thumbnails import Capture, capture
+from workers.media import storyboard
+from workers.media.probe import MediaInfo, plan_thumbnails, probe
+from workers.media.rangereader import RangeSource, ReadLimits
+from workers.media.thumbnails import Capture, capture
 
 LIMITS = ReadLimits(
     block_bytes=128 * 1024,

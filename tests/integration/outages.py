@@ -24,10 +24,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from producer import localstack
-from producer.ingest import ingest
-from producer.publish import ChainPublisher
-from producer.sources.r2 import parse_r2
+from producer.dev import localstack
+from producer.events.ingest import ingest
+from producer.events.publish import ChainPublisher
+from producer.events.sources.r2 import parse_r2
 from schema.settings import Settings
 from schema.storage import make_s3_client
 from schema.tables import tasks

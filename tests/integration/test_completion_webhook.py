@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from producer.sources.r2 import parse_r2
+from producer.events.sources.r2 import parse_r2
 from schema.lifecycle import load_metadata
 from tests.integration.conftest import Fleet
 from tests.integration.webhook_receiver import SECRET, WebhookReceiver, verify_signature

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from producer import samples
+from producer.dev import samples
 from schema.errors import NotAVideo
 from tests.integration.conftest import Fleet
 from tests.integration.media_bucket import Bucket

@@ -11,9 +11,9 @@ import sqlalchemy as sa
 from celery import Celery
 from pydantic import SecretStr
 
-from producer.metrics import queue_keys
-from producer.requeue import Request, Result, requeue_task
-from producer.sources.r2 import parse_r2
+from producer.events.sources.r2 import parse_r2
+from producer.ops.metrics import queue_keys
+from producer.ops.requeue import Request, Result, requeue_task
 from schema.d1 import execute, make_d1_client, upsert
 from schema.errors import D1Rejected, D1Unavailable
 from schema.lifecycle import load_metadata

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from producer.ingest import Outcome, Result, ingest
-from producer.publish import ChainPublisher
-from producer.rules import EventRules
-from producer.sources import parse_body
+from producer.events.ingest import Outcome, Result, ingest
+from producer.events.publish import ChainPublisher
+from producer.events.rules import EventRules
+from producer.events.sources import parse_body
 from schema.errors import BrokerUnavailable, PartialPublish
 from schema.lanes import Lane
 from schema.lifecycle import load_metadata, now_ms

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from producer import samples
+from producer.dev import samples
 from tests.fleet import Fleet
 
 pytestmark = pytest.mark.integration

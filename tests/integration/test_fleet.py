@@ -11,8 +11,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from producer import samples
-from producer.ingest import Result
+from producer.dev import samples
+from producer.events.ingest import Result
 from schema.lifecycle import load_metadata
 from schema.status import Step
 from tests.integration.conftest import BUCKET, Fleet

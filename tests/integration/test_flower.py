@@ -20,9 +20,9 @@ import pytest
 import redis
 from celery import Celery
 
-from producer import localstack
-from producer.flower import flower_links
-from producer.metrics import queue_keys
+from producer.dev import localstack
+from producer.ops.flower import flower_links
+from producer.ops.metrics import queue_keys
 from schema.lanes import Lane
 from schema.message import QUEUE, TASK_NAMES
 from schema.status import Step

@@ -15,8 +15,8 @@ import httpx2
 import pytest
 import sqlalchemy as sa
 
-from producer import localstack
-from producer.sources.r2 import parse_r2
+from producer.dev import localstack
+from producer.events.sources.r2 import parse_r2
 from schema.tables import videos
 from tests.cloudflare import workerd
 from tests.cloudflare.workerd import D1Api

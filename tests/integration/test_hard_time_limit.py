@@ -21,12 +21,12 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from producer import localstack
-from producer.ingest import ingest
-from producer.publish import ChainPublisher
-from producer.requeue import resume_step
-from producer.sources.r2 import parse_r2
-from producer.taskquery import TaskView
+from producer.dev import localstack
+from producer.events.ingest import ingest
+from producer.events.publish import ChainPublisher
+from producer.events.sources.r2 import parse_r2
+from producer.ops.requeue import resume_step
+from producer.ops.taskquery import TaskView
 from schema.settings import Settings
 from schema.status import Step
 from schema.storage import make_s3_client

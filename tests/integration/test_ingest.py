@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from producer.ingest import Result, ingest
-from producer.publish import ChainPublisher
-from producer.sources.r2 import parse_r2
+from producer.events.ingest import Result, ingest
+from producer.events.publish import ChainPublisher
+from producer.events.sources.r2 import parse_r2
 from schema.errors import BrokerUnavailable
 from tests.integration.conftest import Fleet
 

@@ -11,8 +11,8 @@ import redis.client
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from producer.ingest import Result, ingest
-from producer.sources import parse_body
+from producer.events.ingest import Result, ingest
+from producer.events.sources import parse_body
 from schema.errors import BrokerUnavailable
 from tests.factories import r2_body
 from tests.integration.conftest import BUCKET, Fleet

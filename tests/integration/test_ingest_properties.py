@@ -7,9 +7,9 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from producer.ingest import Result, ingest
-from producer.rules import EventRules
-from producer.sources import parse_body
+from producer.events.ingest import Result, ingest
+from producer.events.rules import EventRules
+from producer.events.sources import parse_body
 from schema.errors import InvalidEvent
 from schema.tables import tasks
 from tests.factories import minio_body, r2_body, s3_body

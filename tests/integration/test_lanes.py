@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from producer import localstack
-from producer.ingest import Result, ingest
-from producer.metrics import FleetCollector, queue_keys
-from producer.publish import ChainPublisher
-from producer.sources.r2 import parse_r2
+from producer.dev import localstack
+from producer.events.ingest import Result, ingest
+from producer.events.publish import ChainPublisher
+from producer.events.sources.r2 import parse_r2
+from producer.ops.metrics import FleetCollector, queue_keys
 from schema.lanes import Lane
 from schema.lifecycle import now_ms
 from schema.message import QUEUE, ObjectEvent

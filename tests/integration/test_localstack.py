@@ -18,7 +18,7 @@ PARENT = """
 import sys, time
 from contextlib import ExitStack
 from pathlib import Path
-from producer import localstack
+from producer.dev import localstack
 with ExitStack() as stack:
     child = localstack.spawn(stack, ["sleep", "300"], log=Path(sys.argv[1]))
     print(child.pid, flush=True)

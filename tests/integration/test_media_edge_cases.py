@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from producer import samples
+from producer.dev import samples
 from schema.errors import VideoTooLarge
 from schema.lifecycle import load_metadata
 from schema.settings import DEFAULT_MAX_VIDEO_PIXELS

@@ -16,15 +16,15 @@ from typing import Any
 import av
 import pytest
 
-from producer.samples import make_video
+from producer.dev.samples import make_video
 from schema.errors import ObjectMissing, StorageUnavailable
 from schema.lifecycle import load_metadata
 from schema.settings import DEFAULT_MAX_VIDEO_PIXELS
 from tests.integration.conftest import BUCKET, Fleet
 from tests.integration.media_bucket import LIMITS, Bucket
 from tests.unit.test_storyboard import _parse_vtt
-from workers.media import plan_thumbnails
-from workers.thumbnails import capture
+from workers.media.probe import plan_thumbnails
+from workers.media.thumbnails import capture
 
 pytestmark = pytest.mark.integration
 

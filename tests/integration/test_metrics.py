@@ -19,8 +19,8 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 
-from producer import localstack
-from producer.metrics import FleetCollector, queue_keys
+from producer.dev import localstack
+from producer.ops.metrics import FleetCollector, queue_keys
 from producer.web import create_app
 from schema.settings import Settings
 from schema.tables import tasks

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from producer.poller import Poller
-from producer.rules import EventRules
+from producer.events.rules import EventRules
+from producer.transports.poller import Poller
 from schema.tables import poller_watermarks
 from tests.integration.conftest import BUCKET, Fleet
 

@@ -22,13 +22,13 @@ import pytest
 import redis
 import sqlalchemy as sa
 
-from producer import localstack
-from producer.inflight import Inflight
-from producer.ingest import CLAIM_LEASE_S, Result, ingest
-from producer.publish import ChainPublisher
-from producer.recovery import Result as Recovered
-from producer.recovery import recover_once
-from producer.sources.r2 import parse_r2
+from producer.dev import localstack
+from producer.events.ingest import CLAIM_LEASE_S, Result, ingest
+from producer.events.publish import ChainPublisher
+from producer.events.sources.r2 import parse_r2
+from producer.ops.inflight import Inflight
+from producer.ops.recovery import Result as Recovered
+from producer.ops.recovery import recover_once
 from schema.lifecycle import load_metadata, now_ms
 from schema.settings import Settings
 from schema.status import Step

@@ -20,12 +20,12 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 
-from producer.intake import Intake
-from producer.publish import ChainPublisher
-from producer.pullconsumer import SOURCE, PullConsumer
-from producer.queues_api import QueueApiRefused, QueuesApi
-from producer.rejections import RejectionLog
-from producer.rules import EventRules
+from producer.events.intake import Intake
+from producer.events.publish import ChainPublisher
+from producer.events.rejections import RejectionLog
+from producer.events.rules import EventRules
+from producer.transports.pullconsumer import SOURCE, PullConsumer
+from producer.transports.queues_api import QueueApiRefused, QueuesApi
 from schema.db import make_engine
 from schema.settings import Settings
 from schema.tables import rejected_events, tasks

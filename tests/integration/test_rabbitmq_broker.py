@@ -14,11 +14,11 @@ import pytest
 from kombu import Connection
 from sqlalchemy.engine import Engine
 
-from producer.dlq import drain
-from producer.inflight import Inflight
-from producer.metrics import render
-from producer.publish import ChainPublisher
-from producer.rabbitdepth import read_depth
+from producer.events.publish import ChainPublisher
+from producer.ops.dlq import drain
+from producer.ops.inflight import Inflight
+from producer.ops.metrics import render
+from producer.ops.rabbitdepth import read_depth
 from schema.broker import DEAD_LETTER_QUEUE
 from schema.message import QUEUE
 from schema.settings import Settings

@@ -21,11 +21,11 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from producer.cli import main
-from producer.inflight import Inflight
-from producer.ingest import ingest
-from producer.publish import ChainPublisher
-from producer.recovery import Result, find_stale, recover_once
-from producer.sources.r2 import parse_r2
+from producer.events.ingest import ingest
+from producer.events.publish import ChainPublisher
+from producer.events.sources.r2 import parse_r2
+from producer.ops.inflight import Inflight
+from producer.ops.recovery import Result, find_stale, recover_once
 from schema.errors import BrokerUnavailable
 from schema.lifecycle import load_metadata, now_ms
 from schema.settings import Settings

@@ -13,10 +13,10 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from producer.cli import main
-from producer.inflight import Inflight
-from producer.publish import ChainPublisher
-from producer.recovery import recover_once
-from producer.requeue import Request, Result, requeue_task
+from producer.events.publish import ChainPublisher
+from producer.ops.inflight import Inflight
+from producer.ops.recovery import recover_once
+from producer.ops.requeue import Request, Result, requeue_task
 from schema.errors import BrokerUnavailable
 from schema.lifecycle import load_metadata, now_ms
 from schema.status import Step

@@ -7,10 +7,10 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from producer.inflight import root_id, task_message_id
-from producer.recovery import first_unsaved_step, recovery_attempts
-from producer.requeue import Request, plan, resume_step
-from producer.taskquery import TaskFilter, TaskView, parse_age
+from producer.ops.inflight import root_id, task_message_id
+from producer.ops.recovery import first_unsaved_step, recovery_attempts
+from producer.ops.requeue import Request, plan, resume_step
+from producer.ops.taskquery import TaskFilter, TaskView, parse_age
 from schema.settings import Settings
 from schema.status import Step
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from producer.dlq import read_letter
+from producer.ops.dlq import read_letter
 from schema.broker import (
     DEAD_LETTER_QUEUE,
     BrokerKind,

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 import pytest
 
-from producer.cors import S3_FILE, WRANGLER_FILE, render, s3_cors, wrangler_cors
+from producer.uploads.cors import S3_FILE, WRANGLER_FILE, render, s3_cors, wrangler_cors
 from schema.settings import Settings
 
 DEPLOY_CORS = Path(__file__).parents[2] / "deploy" / "cors"

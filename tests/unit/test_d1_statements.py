@@ -8,7 +8,7 @@ import click
 import pytest
 from pydantic import ValidationError
 
-from producer.d1_commands import parse_since
+from producer.cli.d1 import parse_since
 from schema.d1 import ddl_statements, upsert
 from schema.settings import Settings
 from schema.tables import tasks, videos

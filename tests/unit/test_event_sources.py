@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from producer.sources import parse_body, parse_minio, parse_r2, parse_s3
+from producer.events.sources import parse_body, parse_minio, parse_r2, parse_s3
 from schema.errors import InvalidEvent
 from schema.message import Action, ObjectEvent
 from tests.factories import (

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 import pytest
 
-from producer.flower import FlowerOptions, flower_invocation, flower_links
+from producer.ops.flower import FlowerOptions, flower_invocation, flower_links
 from schema.settings import Settings
 
 ENVIRON = {"PATH": "/usr/bin", "FLOWER_URL": "https://flower.example", "FLOWER_PORT": "1"}
@@ -34,8 +34,8 @@ def test_credentials_and_broker_travel_in_the_environment_not_the_arguments() ->
     assert not any("pa55word" in a or "brokerpw" in a for a in argv)
     assert argv[1:5] == [
         "-m",
-        "producer.flower_login",
-        "--config=producer.flower_config",
+        "producer.ops.flower_login",
+        "--config=producer.ops.flower_config",
         "flower",
     ]
     assert "--persistent=True" in argv

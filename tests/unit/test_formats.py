@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from workers import formats
+from workers.media import formats
 
 
 @pytest.mark.parametrize(

@@ -27,7 +27,7 @@ MODULES = [
     "bench.ingest",
     "bench.fileserver",
     "producer",
-    "producer.flower_login",
+    "producer.ops.flower_login",
 ]
 
 

@@ -6,8 +6,8 @@ from fractions import Fraction
 from pathlib import Path
 from types import SimpleNamespace
 
-from workers.frames import sample_aspect
-from workers.media import display_size, plan_thumbnails, thumbnail_command
+from workers.media.frames import sample_aspect
+from workers.media.probe import display_size, plan_thumbnails, thumbnail_command
 
 
 def test_anamorphic_pixels_stretch_the_display_width() -> None:

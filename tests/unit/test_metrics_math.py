@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from producer.metrics import lane_depths, quantile, queue_keys, step_durations
+from producer.ops.metrics import lane_depths, quantile, queue_keys, step_durations
 
 
 def test_queue_depth_reads_every_priority_list() -> None:

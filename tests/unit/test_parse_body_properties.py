@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from producer.sources import parse_body
+from producer.events.sources import parse_body
 from schema.buckets import bucket_name_problem
 from schema.errors import InvalidEvent
 from schema.message import ObjectEvent

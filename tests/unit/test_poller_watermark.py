@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from producer.poller import Watermark
+from producer.transports.poller import Watermark
 
 HOUR_MS = 3_600_000
 

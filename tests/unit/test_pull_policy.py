@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from producer.pullconsumer import Backoff, Pacing, retry_delay_s
-from producer.queues_api import QueueApiUnavailable
+from producer.transports.pullconsumer import Backoff, Pacing, retry_delay_s
+from producer.transports.queues_api import QueueApiUnavailable
 
 
 @pytest.mark.parametrize(

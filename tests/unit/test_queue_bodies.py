@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from producer.intake import Incoming, events_of
-from producer.queues_api import PulledMessage, decode_body
+from producer.events.intake import Incoming, events_of
+from producer.transports.queues_api import PulledMessage, decode_body
 from schema.errors import InvalidEvent
 from tests.factories import R2_DOC_EXAMPLE
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from producer.sources.r2 import parse_r2
+from producer.events.sources.r2 import parse_r2
 from schema.errors import InvalidEvent
 from schema.message import Action, task_id_for
 from tests.factories import R2_DOC_EXAMPLE, r2_body

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from producer.rejections import MAX_BODY_BYTES, Rejection, body_text
+from producer.events.rejections import MAX_BODY_BYTES, Rejection, body_text
 
 
 def test_invalid_utf8_and_nul_are_escaped() -> None:

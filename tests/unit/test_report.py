@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from types import SimpleNamespace
 
-from producer.report import TASK_COLUMNS, format_table, task_summary
+from producer.ops.report import TASK_COLUMNS, format_table, task_summary
 
 
 def test_completed_row_shows_probe_facts_and_thumbnail_count() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from producer.rules import EventRules, Verdict
+from producer.events.rules import EventRules, Verdict
 from schema.errors import InvalidEvent
 from schema.message import Action, ObjectEvent
 from schema.settings import Settings

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import botocore.auth
 import pytest
 
-from producer.stable_links import ObjectLinks, link_window
+from producer.readside.links import ObjectLinks, link_window
 from schema.settings import Settings
 from schema.storage import make_s3_client
 from workers.storage import storyboard_key, thumbnail_key

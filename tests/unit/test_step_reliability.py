@@ -19,7 +19,7 @@ from schema.storage import make_s3_client
 from schema.tables import metadata_obj, tasks
 from workers import records
 from workers.app import PUBLISH_RETRY_MAX_INTERVAL_S, celery_config, publish_retry_policy
-from workers.rangereader import RETRY_BACKOFF_MAX_S, StorageRetry
+from workers.media.rangereader import RETRY_BACKOFF_MAX_S, StorageRetry
 from workers.retry import StepTask, failure_message, one_line
 from workers.tasks import validate_video
 

@@ -8,11 +8,11 @@ from fractions import Fraction
 
 import pytest
 
-from workers.frames import output_size
-from workers.media import plan_thumbnails
-from workers.rangereader import _total_size
-from workers.storyboard import plan_storyboard, vtt_text
-from workers.thumbnails import Shot, choose_poster
+from workers.media.frames import output_size
+from workers.media.probe import plan_thumbnails
+from workers.media.rangereader import _total_size
+from workers.media.storyboard import plan_storyboard, vtt_text
+from workers.media.thumbnails import Shot, choose_poster
 
 _TIME = r"(\d\d):(\d\d):(\d\d)\.(\d{3})"
 _CUE = re.compile(_TIME + " --> " + _TIME + r"\n(\S+)#xywh=(\d+),(\d+),(\d+),(\d+)")

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from producer.upload_policy import (
+from producer.uploads.policy import (
     MAX_PARTS,
     MIN_PART_BYTES,
     check_completed_parts,

@@ -1,0 +1,93 @@
+"""A video's status for its owner: the row, its latest task's facts, and links that caches reuse.
+
+The page polls this while the fleet works. Thumbnails and the storyboard get stable links
+(``producer.readside.links``: public, or presigned at the start of a window); the video's own URL is
+always presigned. For a given row state and link window the document is byte-for-byte the same,
+which is what lets ``producer.web.videos`` answer ``If-None-Match`` with 304 and
+``producer.status_cache`` share one database read among every poller.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from producer.readside.links import ObjectLinks
+from producer.uploads.presigned import UploadNotFound
+from schema.lifecycle import load_metadata
+from schema.settings import Settings
+from schema.tables import tasks, videos
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+
+def describe(
+    video_id: str, *, owner: str, settings: Settings, engine: Engine, s3: S3Client, now_s: float
+) -> dict[str, Any]:
+    """The status document of ``video_id`` (see ``VideoStatusOut`` in ``producer.web.videos``).
+
+    Raises:
+        UploadNotFound: no such video, or not ``owner``'s.
+    """
+    with engine.connect() as conn:
+        video = conn.execute(sa.select(videos).where(videos.c.id == video_id)).one_or_none()
+        if video is None or video.owner != owner:
+            raise UploadNotFound(f"no video {video_id} of yours")
+        task = conn.execute(
+            sa.select(tasks)
+            .where(tasks.c.video_key == video.r2_key)
+            .order_by(tasks.c.created_at.desc(), tasks.c.id)
+            .limit(1)
+        ).one_or_none()
+    bucket = (task.bucket if task is not None else None) or settings.s3_bucket
+    links = ObjectLinks(s3, settings, bucket, now_s=now_s)
+    metadata = load_metadata(task.metadata) if task is not None else {}
+    thumbs = metadata.get("thumbnails") or {}
+    times = list(thumbs.get("times_s") or [])
+    thumbnails = [
+        {"key": key, "url": links.derived(key), "atS": times[i] if i < len(times) else None}
+        for i, key in enumerate(thumbs.get("keys") or [])
+    ]
+    return {
+        "videoId": video.id,
+        "key": video.r2_key,
+        "filename": video.filename,
+        "contentType": video.content_type,
+        "sizeBytes": video.size_bytes,
+        "status": video.status,
+        "createdAt": video.created_at,
+        "updatedAt": video.updated_at,
+        "task": None
+        if task is None
+        else {
+            "id": task.id,
+            "status": task.status,
+            "step": task.step,
+            "error": task.error_message,
+            "retryCount": task.retry_count or 0,
+        },
+        "metadata": {k: metadata[k] for k in ("probe", "timings_s") if k in metadata},
+        "thumbnails": thumbnails,
+        "storyboard": _storyboard(metadata.get("storyboard"), links),
+        "videoUrl": links.private(video.r2_key) if task is not None else None,
+        "urlsExpireAt": links.window.expires_at_s * 1000,
+    }
+
+
+def _storyboard(board: dict[str, Any] | None, links: ObjectLinks) -> dict[str, Any] | None:
+    """The sprite and its WebVTT map, with the grid the page needs to show a tile."""
+    if not board or not board.get("sprite_key") or not board.get("vtt_key"):
+        return None
+    return {
+        "spriteUrl": links.derived(board["sprite_key"]),
+        "vttUrl": links.derived(board["vtt_key"]),
+        "tiles": board.get("tiles"),
+        "columns": board.get("columns"),
+        "rows": board.get("rows"),
+        "tileWidthPx": board.get("tile_width_px"),
+        "tileHeightPx": board.get("tile_height_px"),
+        "intervalS": board.get("interval_s"),
+    }
