@@ -19,11 +19,13 @@ FULL = [
     ["bench.ingest", "--events", "2000"],
     ["bench.readside"],
 ]
+# The fleet's smoke sizes: the burst and the backfill at a tenth (see bench/README.md).
+QUICK_FLEET = "--chains 5 --videos 10 --burst 100 --backfill 100 --uploads 5 --upload-interval-s 1"
 QUICK = [
     ["bench.media"],
     ["bench.thumbs", "--rounds", "2", "--skip-naive"],
     ["bench.memory", "--runs", "1"],
-    ["bench.fleet", "--chains", "5", "--videos", "10"],
+    ["bench.fleet", *QUICK_FLEET.split()],
     ["bench.storyboard"],
     ["bench.ingest", "--events", "300"],
     ["bench.readside", "--seconds", "3", "--page-seconds", "15", "--reload-every-s", "3"],
