@@ -159,8 +159,9 @@ def test_with_a_public_base_thumbnails_are_plain_urls_and_the_video_stays_signed
 def test_a_crowd_polling_a_video_costs_one_database_read_per_freshness_window(
     make_api: Any,
 ) -> None:
-    # given a ready video, its status fresh for one second in the micro-cache
-    api = make_api(status_final_fresh_s=1)
+    # given a ready video, its status fresh for five seconds in the micro-cache (wide enough for
+    # 50 polls on a loaded machine: the window's length is not what is measured)
+    api = make_api(status_final_fresh_s=5)
     video_id = api.post("/api/upload-url", UPLOAD).json()["videoId"]
     _finish(api, video_id)
     with _counting_queries(_engine(api)) as queries:
@@ -168,7 +169,7 @@ def test_a_crowd_polling_a_video_costs_one_database_read_per_freshness_window(
         answers = {api.get(f"/api/videos/{video_id}").content for _ in range(50)}
         reads_in_window = len(queries)
         # and again once the window has passed
-        time.sleep(1.2)
+        time.sleep(5.2)
         api.get(f"/api/videos/{video_id}")
         api.get(f"/api/videos/{video_id}")
     # then the window cost one read of the rows (two statements: video, latest task), all 50
