@@ -23,6 +23,7 @@ from celery import Celery, chain
 
 from bench import media
 from bench.cpumeter import process_cpu_s
+from bench.ingest import prepare_database
 from producer.dev import localstack
 from producer.dev.localstack import free_port
 from producer.events.ingest import ingest
@@ -31,11 +32,10 @@ from producer.events.sources import r2 as sources_r2
 from producer.events.sources.r2 import parse_r2
 from schema.broker import BrokerKind, broker_kind, celery_broker_config
 from schema.db import make_engine
-from schema.migrate import upgrade
 from schema.settings import Settings
 from schema.status import TaskStatus
 from schema.storage import make_s3_client
-from schema.tables import metadata_obj, tasks
+from schema.tables import tasks
 
 BUCKET = "bench"
 ENDED = ("completed", "failed")
@@ -216,21 +216,7 @@ def r2_notification(key: str, *, size: int, etag: str) -> dict[str, Any]:
 
 def fresh_database(url: str) -> sa.engine.Engine:
     """Empty tables at the current revision; a missing PostgreSQL database is created."""
-    parsed = sa.engine.make_url(url)
-    if parsed.get_backend_name() == "postgresql":
-        admin = make_engine(parsed.set(database="postgres").render_as_string(hide_password=False))
-        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            found = conn.execute(
-                sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": parsed.database}
-            ).first()
-            if found is None:
-                conn.execute(sa.text(f'CREATE DATABASE "{parsed.database}"'))
-        admin.dispose()
-    elif url.startswith("sqlite:///"):
+    if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).unlink(missing_ok=True)
-    engine = make_engine(url)
-    with engine.begin() as conn:
-        metadata_obj.drop_all(conn)
-        conn.execute(sa.text("DROP TABLE IF EXISTS alembic_version"))
-    upgrade(engine)
-    return engine
+    prepare_database(url)
+    return make_engine(url)
