@@ -45,7 +45,9 @@ def test_broker_down_for_15_s_mid_run_fails_no_task(
             database_url=f"sqlite:///{tmp_path}/broker-outage.db",
             s3_url=s3_server.url,
             bucket="videofleet-broker-outage",
-            env={"BROKER_PUBLISH_RETRY_S": publish_retry_s},
+            # 40 thumbnails a video keep each thumbnail step in flight long enough that some
+            # are still running when the broker goes down (the step's speed is not under test).
+            env={"BROKER_PUBLISH_RETRY_S": publish_retry_s, "THUMBNAIL_COUNT": "40"},
         ) as fleet:
             # given videos whose thumbnail steps are running
             keys = [f"uploads/broker-outage-{n:02d}.mp4" for n in range(VIDEOS)]
