@@ -32,7 +32,6 @@ from bench import burst, media
 from bench.burst import MODES, Target
 from bench.fleetstack import Fleet, now_ms
 from producer.dev.localstack import rabbitmq_url
-from schema.lifecycle import load_metadata
 
 ORCHESTRATION_TARGET = 2.0
 DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/videofleet_bench_fleet"
@@ -50,7 +49,7 @@ def orchestration(fleet: Fleet, *, chains: int) -> tuple[dict[str, float], Targe
         if row.status != "completed":
             raise SystemExit(f"task {task_id} failed: see the worker log")
         latency = row.updated_at - started
-        work = load_metadata(row.metadata).get("media_s") or {}
+        work = row.metadata.media_s
         noop = fleet.noop_chain(f"orch-{i}")
         if i < 2:
             continue  # warm-up: imports, connections
@@ -96,9 +95,7 @@ def latency(
     q = statistics.quantiles(lat, n=20, method="inclusive")
     print(f"\n## Latency: {videos} ten-second clips, one every {interval_s} s, 2 worker processes")
     print(f"  p50 {statistics.median(lat):.0f} ms, p95 {q[18]:.0f} ms, max {lat[-1]} ms")
-    steps = [
-        load_metadata(r.metadata).get("timings_s", {}).get("total", 0.0) for r in rows.values()
-    ]
+    steps = [r.metadata.timings_s.get("total", 0.0) for r in rows.values()]
     print(f"  failed: {len(failed)}; all done in {elapsed:.1f} s")
     print(f"  median time inside the three steps: {1000 * statistics.median(steps):.0f} ms")
     print(f"  worker CPU per video (pool, Celery, DB, S3): {worker_cpu / videos:.3f} s")

@@ -126,7 +126,7 @@ def put_ready_videos(settings: Settings, count: int) -> list[str]:
         objects[vtt_key] = (vtt.encode(), storyboard_files.VTT_CONTENT_TYPE)
         storage.upload_many(s3, BUCKET, objects)
         metadata = {
-            "probe": {"duration_s": 120.0, "display_width": 640, "display_height": 360},
+            "probe": {"duration_s": 120.0, "width": 640, "height": 360},
             "thumbnails": {"keys": keys, "times_s": [12.0 * (i + 1) for i in range(THUMBNAILS)]},
             "storyboard": {"sprite_key": sprite_key, "vtt_key": vtt_key, "tiles": 30},
         }

@@ -14,8 +14,9 @@ from schema.errors import (
     TransientError,
     VideofleetError,
 )
-from schema.lifecycle import load_metadata, now_ms, transition
+from schema.lifecycle import now_ms, transition
 from schema.message import QUEUE, TASK_NAMES, Action, ObjectEvent, task_id_for
+from schema.metadata import TaskMetadata
 from schema.settings import Settings
 from schema.status import STEPS, Step, TaskStatus, VideoStatus
 from schema.tables import metadata_obj, poller_watermarks, tasks, videos
@@ -37,11 +38,11 @@ __all__ = [
     "Settings",
     "Step",
     "StorageUnavailable",
+    "TaskMetadata",
     "TaskStatus",
     "TransientError",
     "VideoStatus",
     "VideofleetError",
-    "load_metadata",
     "make_engine",
     "metadata_obj",
     "now_ms",

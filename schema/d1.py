@@ -28,6 +28,7 @@ from cloudflare.types.d1.database_query_params import MultipleQueriesBatch
 from sqlalchemy.engine import Connection
 
 from schema.errors import D1Rejected, D1Unavailable
+from schema.metadata import MetadataColumn
 from schema.settings import Settings
 from schema.tables import tasks, videos
 
@@ -74,7 +75,7 @@ def upsert(table: sa.Table, row: Mapping[Any, Any]) -> Statement:
     """The idempotent, newest-wins upsert of one row of ``table`` (see the module docstring)."""
     columns = [column.name for column in table.columns]
     values = ", ".join("NULL" if row[name] is None else "?" for name in columns)
-    params = tuple(_as_text(row[name]) for name in columns if row[name] is not None)
+    params = tuple(_as_text(table.c[name], row[name]) for name in columns if row[name] is not None)
     newer = f"excluded.updated_at > {table.name}.updated_at"
     # Names come from the fleet's own Table objects, values travel as parameters.
     sql = (
@@ -94,7 +95,9 @@ def _assignments(columns: Sequence[str], *, keep: Sequence[str]) -> str:
     return ", ".join(f"{name} = excluded.{name}" for name in columns if name not in keep)
 
 
-def _as_text(value: Any) -> str:
+def _as_text(column: sa.Column[Any], value: Any) -> str:
+    if isinstance(column.type, MetadataColumn):
+        return str(column.type.process_bind_param(value, None))
     # bool is an int: D1 (SQLite) has no boolean, 1/0 is what it stores.
     return str(int(value)) if isinstance(value, bool) else str(value)
 

@@ -6,7 +6,6 @@ processes racing on the same task cannot both win.
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -14,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from schema.errors import IllegalTransition
+from schema.metadata import TaskMetadata, merge
 from schema.status import TaskStatus, sources_of
 from schema.tables import tasks
 
@@ -23,33 +23,12 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def load_metadata(text: str | None) -> dict[str, Any]:
-    """Parse the ``metadata`` TEXT column; an empty column is an empty document."""
-    if not text:
-        return {}
-    value = json.loads(text)
-    return value if isinstance(value, dict) else {}
-
-
-def merge_metadata(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
-    """Merge ``patch`` into ``base``; nested objects merge too, so steps add to each other."""
-    merged = dict(base)
-    for key, value in patch.items():
-        old = merged.get(key)
-        merged[key] = (
-            merge_metadata(old, value)
-            if isinstance(old, dict) and isinstance(value, dict)
-            else value
-        )
-    return merged
-
-
 def transition(
     conn: Connection,
     task_id: str,
     to: TaskStatus,
     *,
-    metadata_patch: dict[str, Any] | None = None,
+    metadata_patch: TaskMetadata | None = None,
     expect: dict[str, Any] | None = None,
     **values: Any,
 ) -> None:
@@ -68,8 +47,7 @@ def transition(
     if current is None or TaskStatus(current.status) not in sources_of(to):
         raise IllegalTransition(task_id, None if current is None else current.status, to)
     if metadata_patch is not None:
-        merged = merge_metadata(load_metadata(current.metadata), metadata_patch)
-        values["metadata"] = json.dumps(merged, sort_keys=True)
+        values["metadata"] = merge(current.metadata, metadata_patch)
     guards = [tasks.c[name].is_not_distinct_from(value) for name, value in (expect or {}).items()]
     result = conn.execute(
         sa.update(tasks)

@@ -4,12 +4,15 @@
 columns after ``retry_count`` are videofleet's additions (all nullable, so a D1 database can
 hold the same rows). Times are INTEGER milliseconds since the Unix epoch, UTC; on PostgreSQL
 they are BIGINT because milliseconds overflow a 32-bit INTEGER (SQLite's INTEGER is 64-bit).
-``metadata`` is a JSON document stored as TEXT on both databases, as D1 stores it.
+``metadata`` is a JSON document stored as TEXT on both databases, as D1 stores it
+(``schema.metadata`` declares it).
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
+
+from schema.metadata import MetadataColumn
 
 metadata_obj = sa.MetaData()
 
@@ -24,7 +27,7 @@ tasks = sa.Table(
     sa.Column("workflow_id", sa.Text),
     sa.Column("created_at", EpochMs, nullable=False),
     sa.Column("updated_at", EpochMs, nullable=False),
-    sa.Column("metadata", sa.Text),
+    sa.Column("metadata", MetadataColumn),
     sa.Column("error_message", sa.Text),
     sa.Column("retry_count", sa.Integer, server_default=sa.text("0")),
     # videofleet additions

@@ -55,8 +55,11 @@ PROBE_FIELDS = (
 def completion_summary(row: records.TaskRow) -> dict[str, Any]:
     """The JSON document a receiver gets for an ended task row."""
     meta = row.metadata
-    probe = meta.get("probe") or {}
-    thumbnails = meta.get("thumbnails") or {}
+    probe = (
+        {}
+        if meta.probe is None
+        else meta.probe.model_dump(mode="json", include=set(PROBE_FIELDS), exclude_unset=True)
+    )
     return {
         "event": f"task.{row.status.value}",
         "delivery_id": str(uuid.uuid4()),
@@ -66,11 +69,11 @@ def completion_summary(row: records.TaskRow) -> dict[str, Any]:
         "video_id": row.video_id,
         "status": row.status.value,
         "error_message": row.error_message,
-        "error_class": meta.get("error_class") if row.status is TaskStatus.FAILED else None,
+        "error_class": meta.error_class if row.status is TaskStatus.FAILED else None,
         "retry_count": row.retry_count,
-        "probe": {k: probe[k] for k in PROBE_FIELDS if k in probe} or None,
-        "thumbnails": list(thumbnails.get("keys") or []),
-        "timings_s": meta.get("timings_s") or {},
+        "probe": probe or None,
+        "thumbnails": list(meta.thumbnails.keys) if meta.thumbnails is not None else [],
+        "timings_s": dict(meta.timings_s),
         "ended_at_ms": now_ms(),
     }
 

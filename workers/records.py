@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from dataclasses import dataclass
@@ -13,7 +12,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from schema.db import insert_ignoring_conflicts, transient_db_errors
 from schema.errors import IllegalTransition, PermanentError
-from schema.lifecycle import load_metadata, merge_metadata, now_ms, transition
+from schema.lifecycle import now_ms, transition
+from schema.metadata import TaskMetadata, merge
 from schema.status import Step, TaskStatus, VideoStatus
 from schema.tables import tasks, videos
 
@@ -32,7 +32,7 @@ class TaskRow:
     status: TaskStatus
     video_id: str | None
     retry_count: int
-    metadata: dict[str, Any]
+    metadata: TaskMetadata
     error_message: str | None = None
     etag: str | None = None
 
@@ -53,7 +53,7 @@ def load(conn: Connection, task_id: str) -> TaskRow:
         status=TaskStatus(row.status),
         video_id=row.video_id,
         retry_count=row.retry_count or 0,
-        metadata=load_metadata(row.metadata),
+        metadata=row.metadata,
         error_message=row.error_message,
         etag=row.etag,
     )
@@ -68,20 +68,19 @@ def begin_step(engine: Engine, task_id: str, step: Step) -> TaskRow | None:
         row = load(conn, task_id)
         if row.status is TaskStatus.COMPLETED:
             return None
-        runs = dict(row.metadata.get("runs") or {})
-        runs[step.value] = int(runs.get(step.value, 0)) + 1
+        runs = {**row.metadata.runs, step.value: row.metadata.runs.get(step.value, 0) + 1}
         transition(
             conn,
             task_id,
             TaskStatus.PROCESSING,
             step=step.value,
             error_message=None,
-            metadata_patch={"runs": runs},
+            metadata_patch=TaskMetadata(runs=runs),
         )
         return row
 
 
-def save_step(engine: Engine, task_id: str, step: Step, patch: dict[str, Any]) -> None:
+def save_step(engine: Engine, task_id: str, step: Step, patch: TaskMetadata) -> None:
     """Record what ``step`` learnt, staying in ``processing``."""
     with transient_db_errors(), engine.begin() as conn:
         transition(conn, task_id, TaskStatus.PROCESSING, step=step.value, metadata_patch=patch)
@@ -130,7 +129,7 @@ def attach_video(engine: Engine, row: TaskRow, *, size_bytes: int) -> str:
 
 
 def complete(
-    engine: Engine, task_id: str, *, patch: dict[str, Any], thumbnail_url: str | None
+    engine: Engine, task_id: str, *, patch: TaskMetadata, thumbnail_url: str | None
 ) -> None:
     """Finish the task and mark its video ready, in one transaction."""
     with transient_db_errors(), engine.begin() as conn:
@@ -158,7 +157,7 @@ def fail(
     Raises:
         DatabaseUnavailable: the failure could not be written.
     """
-    patch = None if error_class is None else {"error_class": error_class}
+    patch = None if error_class is None else TaskMetadata(error_class=error_class)
     with transient_db_errors(), engine.begin() as conn:
         try:
             row = load(conn, task_id)
@@ -214,18 +213,16 @@ def count_retries(
         ).one_or_none()
         if row is None:
             return
-        metadata = load_metadata(row.metadata)
-        ledger = dict(metadata.get("retries") or {})
-        added = max(0, retries - int(ledger.get(message_id, 0)))
+        recorded = row.metadata.retries.get(message_id, 0)
+        added = max(0, retries - recorded)
         if added == 0 and reason is None:
             return
-        ledger[message_id] = max(retries, int(ledger.get(message_id, 0)))
-        patch: dict[str, Any] = {"retries": ledger}
+        patch = TaskMetadata(retries={**row.metadata.retries, message_id: max(retries, recorded)})
         if error_class is not None:
-            patch["last_retry_class"] = error_class
+            patch.last_retry_class = error_class
         values: dict[str, Any] = {
             "retry_count": (row.retry_count or 0) + added,
-            "metadata": json.dumps(merge_metadata(metadata, patch), sort_keys=True),
+            "metadata": merge(row.metadata, patch),
             "step": step.value,
             "updated_at": now_ms(),
         }

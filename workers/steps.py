@@ -10,10 +10,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
 
 from schema import derived_keys
 from schema.errors import NotAVideo, PermanentError, Superseded
+from schema.metadata import MediaInfo, Reads, TaskMetadata, Thumbnails
 from schema.settings import Settings
 from schema.status import Step
 from workers import records, storage
@@ -64,13 +64,12 @@ def validate(deps: Deps, task_id: str) -> bool:
         deps.engine,
         task_id,
         Step.VALIDATE,
-        {
-            "probe": info.as_dict(),
-            "timings_s": {Step.VALIDATE.value: _since(started)},
-            # Media work alone (probe, capture): the rest of a step is orchestration.
-            "media_s": {"probe": probe_s},
-            "reads": {"probe_requests": source.requests, "probe_bytes": source.bytes_read},
-        },
+        TaskMetadata(
+            probe=info,
+            timings_s={Step.VALIDATE.value: _since(started)},
+            media_s={"probe": probe_s},
+            reads=Reads(probe_requests=source.requests, probe_bytes=source.bytes_read),
+        ),
     )
     logger.info(
         "Task %s: %s is %s %dx%d, %.1f s",
@@ -115,10 +114,10 @@ def thumbnails(deps: Deps, task_id: str) -> bool:
     if row is None:
         return False
     deps.changed(row.video_key)
-    probe = row.metadata.get("probe") or {}
-    duration = float(probe.get("duration_s") or 0)
-    if duration <= 0:
+    probe = row.metadata.probe
+    if probe is None or probe.duration_s <= 0:
         raise PermanentError(f"Task {task_id}: no probe results; run it again from the start")
+    duration = probe.duration_s
     settings = deps.settings
     bucket = row.bucket or settings.s3_bucket
     times = plan_thumbnails(duration, settings.thumbnail_count)
@@ -149,22 +148,22 @@ def thumbnails(deps: Deps, task_id: str) -> bool:
         for index, thumb in enumerate(shot.shots)
     }
     keys = list(uploads)
-    patch: dict[str, Any] = {
-        "thumbnails": {
-            "keys": keys,
-            "times_s": times,
-            "frame_times_s": [t.frame_s for t in shot.shots],
-            "width_px": settings.thumbnail_width_px,
-            "poster_key": keys[shot.poster_index],
-            "blank": [t.blank for t in shot.shots],
-        },
-        "reads": {
-            "requests": shot.requests,
-            "bytes": shot.bytes_read,
-            "object_bytes": shot.object_bytes,
-            "decoded_frames": shot.decoded,
-        },
-    }
+    patch = TaskMetadata(
+        thumbnails=Thumbnails(
+            keys=keys,
+            times_s=times,
+            frame_times_s=[t.frame_s for t in shot.shots],
+            width_px=settings.thumbnail_width_px,
+            poster_key=keys[shot.poster_index],
+            blank=[t.blank for t in shot.shots],
+        ),
+        reads=Reads(
+            requests=shot.requests,
+            bytes=shot.bytes_read,
+            object_bytes=shot.object_bytes,
+            decoded_frames=shot.decoded,
+        ),
+    )
     if board is not None and shot.sprite_jpeg is not None and shot.vtt is not None:
         sprite_key = derived_keys.storyboard_key(
             prefix, row.video_key, storyboard.SPRITE_NAME, shot.sprite_jpeg
@@ -174,19 +173,18 @@ def thumbnails(deps: Deps, task_id: str) -> bool:
         vtt_key = derived_keys.storyboard_key(prefix, row.video_key, storyboard.VTT_NAME, vtt)
         uploads[sprite_key] = (shot.sprite_jpeg, storage.THUMBNAIL_CONTENT_TYPE)
         uploads[vtt_key] = (vtt, storyboard.VTT_CONTENT_TYPE)
-        patch["storyboard"] = {"sprite_key": sprite_key, "vtt_key": vtt_key, **board.as_dict()}
+        patch.storyboard = board.summary(sprite_key=sprite_key, vtt_key=vtt_key)
     storage.upload_many(deps.s3, bucket, uploads)
-    patch["timings_s"] = {Step.THUMBNAILS.value: _since(started)}
-    patch["media_s"] = {"capture": capture_s}
+    patch.timings_s = {Step.THUMBNAILS.value: _since(started)}
+    patch.media_s = {"capture": capture_s}
     records.save_step(deps.engine, task_id, Step.THUMBNAILS, patch)
     return True
 
 
 def _storyboard_plan(
-    settings: Settings, duration_s: float, probe: dict[str, Any]
+    settings: Settings, duration_s: float, probe: MediaInfo
 ) -> storyboard.StoryboardPlan:
-    display_w = int(probe.get("display_width") or probe.get("width") or 16)
-    display_h = int(probe.get("display_height") or probe.get("height") or 9)
+    display_w, display_h = probe.display_size
     tile_w = settings.storyboard_tile_width_px // 2 * 2
     tile_h = max(2, round(tile_w * display_h / display_w / 2) * 2)
     return storyboard.plan_storyboard(
@@ -205,14 +203,15 @@ def update(deps: Deps, task_id: str) -> bool:
     row = records.begin_step(deps.engine, task_id, Step.UPDATE)
     if row is None:
         return False
-    shots = row.metadata.get("thumbnails") or {}
-    keys = shots.get("keys") or []
-    # The poster is the first non-blank thumbnail (rows from before it was recorded: the first).
-    poster = shots.get("poster_key") or (keys[0] if keys else None)
-    timings = dict(row.metadata.get("timings_s") or {})
-    timings[Step.UPDATE.value] = _since(started)
+    shots = row.metadata.thumbnails
+    timings = {**row.metadata.timings_s, Step.UPDATE.value: _since(started)}
     timings["total"] = round(sum(v for k, v in timings.items() if k != "total"), 3)
-    records.complete(deps.engine, task_id, patch={"timings_s": timings}, thumbnail_url=poster)
+    records.complete(
+        deps.engine,
+        task_id,
+        patch=TaskMetadata(timings_s=timings),
+        thumbnail_url=shots.poster if shots is not None else None,
+    )
     deps.changed(row.video_key)
     logger.info("Task %s: completed in %.2f s", task_id, timings["total"])
     return True

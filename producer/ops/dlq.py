@@ -37,6 +37,7 @@ from schema.broker import (
 from schema.errors import BrokerUnavailable, IllegalTransition
 from schema.lifecycle import now_ms, transition
 from schema.message import TASK_NAMES
+from schema.metadata import TaskMetadata
 from schema.settings import Settings
 from schema.status import Step, TaskStatus, VideoStatus
 from schema.tables import tasks, videos
@@ -96,7 +97,7 @@ def fail_row(engine: Engine, letter: DeadLetter) -> bool:
                 TaskStatus.FAILED,
                 step=letter.step.value,
                 error_message=letter.reason,
-                metadata_patch={"error_class": DEAD_LETTER_ERROR_CLASS},
+                metadata_patch=TaskMetadata(error_class=DEAD_LETTER_ERROR_CLASS),
             )
         except IllegalTransition:
             return False

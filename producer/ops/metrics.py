@@ -46,8 +46,8 @@ from producer.web.deps import ResourcesDep
 from producer.web.ratelimit import client_ip
 from schema.broker import BrokerKind, broker_kind
 from schema.lanes import PRIORITY_STEPS, lane_of
-from schema.lifecycle import load_metadata
 from schema.message import QUEUE
+from schema.metadata import ERROR_CLASS_KEY, LAST_RETRY_CLASS_KEY, TaskMetadata
 from schema.status import STEPS, TaskStatus
 from schema.tables import tasks
 
@@ -90,16 +90,12 @@ def quantile(sorted_values: Sequence[float], q: float) -> float:
     return sorted_values[rank - 1]
 
 
-def step_durations(metadata_docs: Sequence[dict[str, Any]]) -> dict[str, list[float]]:
+def step_durations(metadata_docs: Sequence[TaskMetadata]) -> dict[str, list[float]]:
     """Sorted durations per step (and ``total``) from the rows' ``metadata.timings_s``."""
     durations: dict[str, list[float]] = defaultdict(list)
     for doc in metadata_docs:
-        timings = doc.get("timings_s")
-        if not isinstance(timings, dict):
-            continue
-        for step, seconds in timings.items():
-            if isinstance(seconds, int | float) and not isinstance(seconds, bool):
-                durations[str(step)].append(float(seconds))
+        for step, seconds in doc.timings_s.items():
+            durations[step].append(seconds)
     return {step: sorted(values) for step, values in durations.items()}
 
 
@@ -169,13 +165,13 @@ class FleetCollector(Collector):
                     sa.func.min(tasks.c.updated_at),
                 ).group_by(tasks.c.status)
             ).all()
-            error_class = _metadata_key(self._engine, "error_class").label("error_class")
+            error_class = _metadata_key(self._engine, ERROR_CLASS_KEY).label("error_class")
             failures = conn.execute(
                 sa.select(tasks.c.step, error_class, sa.func.count())
                 .where(tasks.c.status == TaskStatus.FAILED.value)
                 .group_by(tasks.c.step, error_class)
             ).all()
-            retry_class = _metadata_key(self._engine, "last_retry_class").label("retry_class")
+            retry_class = _metadata_key(self._engine, LAST_RETRY_CLASS_KEY).label("retry_class")
             retried = conn.execute(
                 sa.select(retry_class, sa.func.sum(tasks.c.retry_count))
                 .where(tasks.c.retry_count > 0)
@@ -207,7 +203,7 @@ class FleetCollector(Collector):
         for cls, count in retried:
             retries.add_metric([cls or UNKNOWN], count)
         yield retries
-        yield from self._duration_metrics([load_metadata(r.metadata) for r in recent])
+        yield from self._duration_metrics([r.metadata for r in recent])
 
     def _status_metrics(self, by_status: Sequence[Any], now_ms: int) -> Iterator[Metric]:
         counts = {s.value: 0 for s in TaskStatus}
@@ -238,7 +234,7 @@ class FleetCollector(Collector):
             value=age_s,
         )
 
-    def _duration_metrics(self, docs: Sequence[dict[str, Any]]) -> Iterator[Metric]:
+    def _duration_metrics(self, docs: Sequence[TaskMetadata]) -> Iterator[Metric]:
         durations = step_durations(docs)
         quantiles = GaugeMetricFamily(
             "videofleet_step_duration_seconds",

@@ -46,6 +46,7 @@ from schema.db import transient_db_errors
 from schema.errors import IllegalTransition, TransientError
 from schema.lanes import Lane
 from schema.lifecycle import now_ms, transition
+from schema.metadata import Recovery, TaskMetadata
 from schema.settings import Settings
 from schema.status import Step, TaskStatus, VideoStatus
 from schema.tables import tasks, videos
@@ -79,28 +80,6 @@ class RecoveryOutcome:
     attempts: int
     workflow_id: str | None = None
     detail: str = ""
-
-
-def first_unsaved_step(metadata: dict[str, Any]) -> Step:
-    """The first step whose result is not in the row: where a lost chain resumes (pure).
-
-    ``validate-video`` saves ``metadata.probe``, ``generate-thumbnails`` saves
-    ``metadata.thumbnails.keys``; ``update-database`` saves nothing a later step reads.
-    """
-    probe = metadata.get("probe") or {}
-    thumbs = metadata.get("thumbnails") or {}
-    if not probe.get("duration_s"):
-        return Step.VALIDATE
-    if not thumbs.get("keys"):
-        return Step.THUMBNAILS
-    return Step.UPDATE
-
-
-def recovery_attempts(metadata: dict[str, Any]) -> int:
-    """Recoveries since the task's last requeue: a requeue gives a task a fresh start (pure)."""
-    requeues = metadata.get("requeues") or []
-    since = max((int(r.get("at", 0)) for r in requeues), default=0)
-    return sum(1 for r in metadata.get("recoveries") or [] if int(r.get("at", 0)) >= since)
 
 
 def find_stale(engine: Engine, settings: Settings, *, now: int) -> list[TaskView]:
@@ -141,10 +120,10 @@ def recover_once(
 def _recover(
     engine: Engine, publisher: Publisher, view: TaskView, settings: Settings
 ) -> RecoveryOutcome:
-    step = first_unsaved_step(view.metadata)
-    attempts = recovery_attempts(view.metadata)
-    record = {"at": now_ms(), "status": view.status, "step": step.value}
-    recoveries = [*(view.metadata.get("recoveries") or []), record]
+    step = view.metadata.first_unsaved_step()
+    attempts = view.metadata.recoveries_since_requeue()
+    record = Recovery(at=now_ms(), status=view.status, step=step.value)
+    recoveries = [*view.metadata.recoveries, record]
     expect = {"updated_at": view.updated_at, "workflow_id": view.workflow_id}
     base = functools.partial(
         RecoveryOutcome, task_id=view.id, key=view.video_key, status=view.status, step=step
@@ -157,7 +136,9 @@ def _recover(
                     conn,
                     view.id,
                     TaskStatus.FAILED,
-                    metadata_patch={"recoveries": [*recoveries[:-1], {**record, "gave_up": True}]},
+                    metadata_patch=TaskMetadata(
+                        recoveries=[*recoveries[:-1], record.model_copy(update={"gave_up": True})]
+                    ),
                     expect=expect,
                     error_message=message,
                     step=step.value,
@@ -194,7 +175,7 @@ def _claim(
     view: TaskView,
     step: Step,
     workflow_id: str,
-    recoveries: list[dict[str, Any]],
+    recoveries: list[Recovery],
     expect: dict[str, Any],
 ) -> bool:
     """Put the task back to ``pending`` under a new chain id, unless it moved meanwhile."""
@@ -204,7 +185,7 @@ def _claim(
                 conn,
                 view.id,
                 TaskStatus.PENDING,
-                metadata_patch={"recoveries": recoveries},
+                metadata_patch=TaskMetadata(recoveries=recoveries),
                 expect=expect,
                 workflow_id=workflow_id,
                 step=step.value,

@@ -5,20 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from schema.lifecycle import load_metadata
-
 TASK_COLUMNS = ("key", "status", "duration", "display", "thumbs", "retries", "error")
 
 
 def task_summary(row: Any) -> tuple[str, ...]:
     """One table line for a task row: the facts a person checks first."""
-    meta = load_metadata(row.metadata)
-    probe = meta.get("probe") or {}
-    thumbs = (meta.get("thumbnails") or {}).get("keys") or []
-    duration = f"{probe['duration_s']:.2f} s" if "duration_s" in probe else "-"
-    display = (
-        f"{probe['display_width']}x{probe['display_height']}" if "display_width" in probe else "-"
-    )
+    probe, thumbnails = row.metadata.probe, row.metadata.thumbnails
+    thumbs = thumbnails.keys if thumbnails is not None else []
+    duration = f"{probe.duration_s:.2f} s" if probe is not None else "-"
+    display = "x".join(map(str, probe.display_size)) if probe is not None else "-"
     return (
         row.video_key,
         row.status,

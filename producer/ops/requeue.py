@@ -35,7 +35,8 @@ from producer.ops.taskquery import TaskFilter, TaskView, find_tasks
 from schema.errors import IllegalTransition
 from schema.lanes import Lane
 from schema.lifecycle import now_ms, transition
-from schema.status import Step, TaskStatus
+from schema.metadata import Requeue, TaskMetadata
+from schema.status import STEPS, Step, TaskStatus
 from schema.tables import tasks
 
 logger = logging.getLogger(__name__)
@@ -102,13 +103,7 @@ def resume_step(view: TaskView) -> Step:
         step = Step(view.step) if view.step else Step.VALIDATE
     except ValueError:
         return Step.VALIDATE
-    probe = view.metadata.get("probe") or {}
-    thumbs = view.metadata.get("thumbnails") or {}
-    if step is Step.UPDATE and not thumbs.get("keys"):
-        step = Step.THUMBNAILS
-    if step is Step.THUMBNAILS and not probe.get("duration_s"):
-        step = Step.VALIDATE
-    return step
+    return min(step, view.metadata.first_unsaved_step(), key=STEPS.index)
 
 
 def plan(view: TaskView, request: Request) -> Step | str:
@@ -148,20 +143,20 @@ def requeue_task(
     if request.dry_run:
         return base(RequeueResult.WOULD_REQUEUE, from_step=decision)
     workflow_id = str(uuid.uuid4())
-    record = {
-        "at": now_ms(),
-        "by": request.by,
-        "reason": request.reason,
-        "from_step": decision.value,
-        "error": view.error_message,
-    }
+    record = Requeue(
+        at=now_ms(),
+        by=request.by,
+        reason=request.reason,
+        from_step=decision.value,
+        error=view.error_message,
+    )
     try:
         with engine.begin() as conn:
             transition(
                 conn,
                 task_id,
                 TaskStatus.PENDING,
-                metadata_patch={"requeues": [*(view.metadata.get("requeues") or []), record]},
+                metadata_patch=TaskMetadata(requeues=[*view.metadata.requeues, record]),
                 expect={"updated_at": row.updated_at, "workflow_id": row.workflow_id},
                 workflow_id=workflow_id,
                 step=decision.value,

@@ -7,14 +7,16 @@ both the ``--json`` output and the HTTP API use.
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from schema.lifecycle import load_metadata, now_ms
+from schema.lifecycle import now_ms
+from schema.metadata import TaskMetadata, as_document
 from schema.status import TaskStatus
 from schema.tables import tasks
 
@@ -84,7 +86,7 @@ class TaskView:
     retry_count: int
     bucket: str | None
     video_id: str | None
-    metadata: dict[str, Any] = field(default_factory=dict)
+    metadata: TaskMetadata = field(default_factory=TaskMetadata)
 
     @classmethod
     def from_row(cls, row: Any) -> TaskView:
@@ -101,12 +103,13 @@ class TaskView:
             retry_count=row.retry_count or 0,
             bucket=row.bucket,
             video_id=row.video_id,
-            metadata=load_metadata(row.metadata),
+            metadata=row.metadata,
         )
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON-ready form."""
-        return asdict(self)
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return {**fields, "metadata": as_document(self.metadata)}
 
 
 def find_tasks(

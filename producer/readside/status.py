@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 
 from producer.readside.links import ObjectLinks
 from schema.errors import UploadNotFound
-from schema.lifecycle import load_metadata
+from schema.metadata import Storyboard, TaskMetadata, as_document
 from schema.settings import Settings
 from schema.tables import tasks, videos
 
@@ -44,13 +44,14 @@ def describe(
         ).one_or_none()
     bucket = (task.bucket if task is not None else None) or settings.s3_bucket
     links = ObjectLinks(s3, settings, bucket, now_s=now_s)
-    metadata = load_metadata(task.metadata) if task is not None else {}
-    thumbs = metadata.get("thumbnails") or {}
-    times = list(thumbs.get("times_s") or [])
+    metadata: TaskMetadata = task.metadata if task is not None else TaskMetadata()
+    thumbs = metadata.thumbnails
+    times = thumbs.times_s if thumbs is not None else []
     thumbnails = [
         {"key": key, "url": links.derived(key), "atS": times[i] if i < len(times) else None}
-        for i, key in enumerate(thumbs.get("keys") or [])
+        for i, key in enumerate(thumbs.keys if thumbs is not None else [])
     ]
+    document = as_document(metadata)
     return {
         "videoId": video.id,
         "key": video.r2_key,
@@ -69,25 +70,25 @@ def describe(
             "error": task.error_message,
             "retryCount": task.retry_count or 0,
         },
-        "metadata": {k: metadata[k] for k in ("probe", "timings_s") if k in metadata},
+        "metadata": {k: document[k] for k in ("probe", "timings_s") if k in document},
         "thumbnails": thumbnails,
-        "storyboard": _storyboard(metadata.get("storyboard"), links),
+        "storyboard": _storyboard(metadata.storyboard, links),
         "videoUrl": links.private(video.r2_key) if task is not None else None,
         "urlsExpireAt": links.window.expires_at_s * 1000,
     }
 
 
-def _storyboard(board: dict[str, Any] | None, links: ObjectLinks) -> dict[str, Any] | None:
+def _storyboard(board: Storyboard | None, links: ObjectLinks) -> dict[str, Any] | None:
     """The sprite and its WebVTT map, with the grid the page needs to show a tile."""
-    if not board or not board.get("sprite_key") or not board.get("vtt_key"):
+    if board is None:
         return None
     return {
-        "spriteUrl": links.derived(board["sprite_key"]),
-        "vttUrl": links.derived(board["vtt_key"]),
-        "tiles": board.get("tiles"),
-        "columns": board.get("columns"),
-        "rows": board.get("rows"),
-        "tileWidthPx": board.get("tile_width_px"),
-        "tileHeightPx": board.get("tile_height_px"),
-        "intervalS": board.get("interval_s"),
+        "spriteUrl": links.derived(board.sprite_key),
+        "vttUrl": links.derived(board.vtt_key),
+        "tiles": board.tiles,
+        "columns": board.columns,
+        "rows": board.rows,
+        "tileWidthPx": board.tile_width_px,
+        "tileHeightPx": board.tile_height_px,
+        "intervalS": board.interval_s,
     }

@@ -16,7 +16,7 @@ from playwright.sync_api import HttpCredentials, Page, expect
 from producer.dev.browser import chromium
 from producer.dev.devserver import serve
 from producer.dev.localstack import free_port
-from schema.lifecycle import load_metadata
+from schema.metadata import as_document
 from schema.settings import Settings
 from tests.integration.conftest import Fleet
 
@@ -84,7 +84,7 @@ def test_admin_requeues_a_failed_task_from_the_page_and_it_completes(
     print(f"screenshots: {before} {after}")
     done = fleet.row(failed.id)
     assert done.status == "completed"
-    [record] = load_metadata(done.metadata)["requeues"]
+    [record] = as_document(done.metadata)["requeues"]
     assert record["by"] == ADMIN[0]
     assert len(fleet.thumbnail_keys("thumbnails/uploads/during-outage.mp4/")) == 5
 
@@ -119,6 +119,6 @@ def test_admin_requeues_all_matching_tasks_after_confirming_their_number(
     assert dialogs == ["Requeue 2 matching task(s)?"]
     for key, task_id in ids.items():
         row = fleet.wait(task_id)
-        requeues = load_metadata(row.metadata).get("requeues") or []
+        requeues = as_document(row.metadata).get("requeues") or []
         assert len(requeues) == (1 if key.startswith("uploads/batch/") else 0), key
-    assert load_metadata(fleet.row(good.task_id).metadata).get("requeues") is None
+    assert as_document(fleet.row(good.task_id).metadata).get("requeues") is None

@@ -33,8 +33,8 @@ from producer.events.publish import ChainPublisher
 from producer.ops.metrics import render
 from producer.ops.rabbitdepth import read_depth
 from schema.broker import DEAD_LETTER_ERROR_CLASS
-from schema.lifecycle import load_metadata
 from schema.message import QUEUE
+from schema.metadata import as_document
 from schema.settings import Settings
 from schema.status import Step
 from tests.faults.rabbitnode import RabbitNode
@@ -147,7 +147,7 @@ def engine(faults_db: str) -> Iterator[Engine]:
 
 
 def _runs(fleet: Fleet, task_id: str) -> dict[str, int]:
-    return dict(load_metadata(fleet.row(task_id).metadata).get("runs") or {})
+    return dict(as_document(fleet.row(task_id).metadata).get("runs") or {})
 
 
 def test_worker_main_process_killed_its_step_runs_again_at_once_exactly_once(
@@ -234,9 +234,7 @@ def test_rabbitmq_killed_mid_run_loses_and_fails_nothing(
         time.sleep(0.5)
     rows = [fleet.row(i) for i in ids]
     assert [r.status for r in rows] == ["completed"] * count
-    reruns = sum(
-        n - 1 for r in rows for n in (load_metadata(r.metadata).get("runs") or {}).values()
-    )
+    reruns = sum(n - 1 for r in rows for n in (as_document(r.metadata).get("runs") or {}).values())
     print(f"{count} videos, {done_before} done before the kill, 0 lost, 0 failed, {reruns} reruns")
 
 
@@ -284,7 +282,7 @@ def test_poison_message_is_dead_lettered_after_the_limit_and_its_row_failed(
         "validate-video: dead-lettered (delivery_limit): "
         "the worker process was lost on each delivery"
     )
-    assert load_metadata(row.metadata)["error_class"] == DEAD_LETTER_ERROR_CLASS
+    assert as_document(row.metadata)["error_class"] == DEAD_LETTER_ERROR_CLASS
     # and `videofleet tasks list` and the metrics show it
     listing = CliRunner().invoke(main, ["tasks", "list", "--status", "failed"], env=fleets.env)
     assert poison.task_id in listing.output

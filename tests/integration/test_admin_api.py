@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from producer.web import create_app
-from schema.lifecycle import load_metadata
+from schema.metadata import as_document
 from schema.settings import Settings
 from tests.integration.conftest import Fleet
 
@@ -178,7 +178,7 @@ def test_requeue_through_the_api_records_the_admin_and_refuses_what_it_must(
     assert response.status_code == 200, response.text
     assert response.json()["from_step"] == "validate-video"
     fleet.wait(bad_ids[0])
-    [record] = load_metadata(fleet.row(bad_ids[0]).metadata)["requeues"]
+    [record] = as_document(fleet.row(bad_ids[0]).metadata)["requeues"]
     assert (record["by"], record["reason"]) == ("ops", "try again")
     # refusals
     completed = client.post(f"/admin/api/tasks/{good.task_id}/requeue", headers=auth)
@@ -196,7 +196,7 @@ def test_requeue_through_the_api_records_the_admin_and_refuses_what_it_must(
     assert all(o["from_step"] == "validate-video" for o in done["outcomes"])
     for task_id in bad_ids:
         fleet.wait(task_id)
-    counts = [len(load_metadata(fleet.row(i).metadata)["requeues"]) for i in bad_ids]
+    counts = [len(as_document(fleet.row(i).metadata)["requeues"]) for i in bad_ids]
     # the oldest failures went first; the task requeued a moment ago was not among them
     assert counts == [1, 1, 1]
     assert bad_ids[0] not in {o["task_id"] for o in done["outcomes"]}
@@ -217,7 +217,7 @@ def test_a_request_another_site_triggers_may_not_requeue(
         )
         # then it is refused and nothing changes
         assert response.status_code == 403, site
-    assert load_metadata(fleet.row(bad.task_id).metadata).get("requeues") is None
+    assert as_document(fleet.row(bad.task_id).metadata).get("requeues") is None
     # while reading stays possible, and the page itself (same-origin) may requeue
     reading = client.get("/admin/api/tasks", headers={**auth, "Sec-Fetch-Site": "cross-site"})
     assert reading.status_code == 200

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from producer.events.sources.r2 import parse_r2
-from schema.lifecycle import load_metadata
+from schema.metadata import as_document
 from tests.integration.conftest import Fleet
 from tests.integration.webhook_receiver import SECRET, WebhookReceiver, verify_signature
 
@@ -35,7 +35,7 @@ def test_completed_task_is_notified_again_after_a_refused_delivery_and_the_signa
         assert not verify_signature(SECRET, header, delivery.body.replace(b"completed", b"failed"))
     assert deliveries[0].body == deliveries[1].body
     payload = deliveries[-1].payload
-    meta = load_metadata(row.metadata)
+    meta = as_document(row.metadata)
     assert payload["event"] == "task.completed"
     assert deliveries[-1].headers["X-Videofleet-Delivery"] == payload["delivery_id"]
     assert payload["status"] == row.status == "completed"
@@ -69,4 +69,4 @@ def test_failed_task_is_notified_with_its_error_message_and_class(
     assert payload["error_message"].startswith("validate-video: ")
     assert payload["error_class"] == "NotAVideo"
     assert payload["thumbnails"] == []
-    assert load_metadata(row.metadata)["error_class"] == "NotAVideo"
+    assert as_document(row.metadata)["error_class"] == "NotAVideo"

@@ -16,8 +16,8 @@ from producer.ops.metrics import queue_keys
 from producer.ops.requeue import Request, RequeueResult, requeue_task
 from schema.d1 import execute, make_d1_client, upsert
 from schema.errors import D1Rejected, D1Unavailable
-from schema.lifecycle import load_metadata
 from schema.message import QUEUE
+from schema.metadata import as_document
 from schema.tables import tasks, videos
 from tests.cloudflare.workerd import D1Api
 from tests.integration.conftest import D1Fleet, videofleet
@@ -60,7 +60,7 @@ def test_completed_task_and_its_video_reach_d1_with_integer_null_and_json_column
     )
     assert task["retry_count"] == 0
     assert task["error_message"] is None
-    assert json.loads(task["metadata"]) == load_metadata(row.metadata)
+    assert json.loads(task["metadata"]) == as_document(row.metadata)
     assert len(json.loads(task["metadata"])["thumbnails"]["keys"]) == 5
     assert video["thumbnail_url"] == fleet_video.thumbnail_url is not None
     assert video["r2_key"] == "uploads/mirrored.mp4"

@@ -16,7 +16,8 @@ from producer.events.rules import EventRules
 from producer.events.sources import parse_body
 from schema.errors import BrokerUnavailable, PartialPublish
 from schema.lanes import Lane
-from schema.lifecycle import load_metadata, now_ms
+from schema.lifecycle import now_ms
+from schema.metadata import as_document
 from schema.settings import DEFAULT_INGEST_EXTENSIONS
 from schema.status import Step
 from schema.tables import videos
@@ -42,7 +43,7 @@ def deliver(fleet: Fleet, *bodies: Any) -> list[IngestOutcome]:
 
 def assert_ran_once(fleet: Fleet, task_id: str, steps: tuple[Step, ...]) -> Any:
     row = fleet.wait(task_id)
-    assert load_metadata(row.metadata)["runs"] == {s.value: 1 for s in steps}
+    assert as_document(row.metadata)["runs"] == {s.value: 1 for s in steps}
     return row
 
 

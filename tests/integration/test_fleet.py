@@ -13,7 +13,7 @@ import pytest
 
 from producer.dev import samples
 from producer.events.ingest import IngestResult
-from schema.lifecycle import load_metadata
+from schema.metadata import as_document
 from schema.status import Step
 from tests.integration.conftest import BUCKET, Fleet
 
@@ -43,7 +43,7 @@ def test_h264_upload_ends_completed_with_thumbnails_and_metadata(
     assert row.status == "completed", row.error_message
     assert row.workflow_id == outcome.workflow_id
     assert row.retry_count == 0
-    meta = load_metadata(row.metadata)
+    meta = as_document(row.metadata)
     probe = meta["probe"]
     assert probe["duration_s"] == pytest.approx(4.0, abs=0.1)
     assert (probe["display_width"], probe["display_height"]) == (320, 240)
@@ -89,7 +89,7 @@ def test_duplicate_notifications_create_one_task_and_one_chain_run(
     assert row.status == "completed"
     time.sleep(1.0)  # a second chain, had one been published, would have run by now
     assert len(fleet.rows()) == 1
-    meta = load_metadata(fleet.row(row.id).metadata)
+    meta = as_document(fleet.row(row.id).metadata)
     assert meta["runs"] == {s.value: 1 for s in Step}
     assert len(fleet.thumbnail_keys("thumbnails/uploads/dup.mp4/")) == 5
 
@@ -167,7 +167,7 @@ def test_worker_killed_during_thumbnails_completes_exactly_once(
     # then the requeued step completes the task once
     row = fleet.wait(outcome.task_id)
     assert row.status == "completed", row.error_message
-    meta = load_metadata(row.metadata)
+    meta = as_document(row.metadata)
     assert meta["runs"][Step.THUMBNAILS.value] == 2
     assert meta["runs"][Step.VALIDATE.value] == 1
     assert meta["runs"][Step.UPDATE.value] == 1

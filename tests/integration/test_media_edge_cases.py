@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from producer.dev import samples
 from schema.errors import VideoTooLarge
-from schema.lifecycle import load_metadata
+from schema.metadata import as_document
 from schema.settings import DEFAULT_MAX_VIDEO_PIXELS
 from schema.tables import videos
 from tests.integration.conftest import Fleet
@@ -168,13 +168,13 @@ def test_a_real_worker_completes_short_and_offset_videos_and_refuses_a_giant_fra
     rows = {name: fleet.wait(o.task_id) for name, o in outcomes.items()}
     assert rows["one-frame.mp4"].status == "completed"
     assert rows["clip-ts.mp4"].status == "completed"
-    assert load_metadata(rows["clip-ts.mp4"].metadata)["probe"]["container"] == "mpegts"
+    assert as_document(rows["clip-ts.mp4"].metadata)["probe"]["container"] == "mpegts"
     assert len(fleet.thumbnail_keys("thumbnails/uploads/clip-ts.mp4/")) == 5
     giant = rows["giant.mp4"]
     assert (giant.status, giant.retry_count) == ("failed", 0)
     assert "16000x16000" in giant.error_message
     assert "MAX_VIDEO_PIXELS" in giant.error_message
-    assert load_metadata(giant.metadata)["error_class"] == "VideoTooLarge"
+    assert as_document(giant.metadata)["error_class"] == "VideoTooLarge"
 
 
 def test_an_overwritten_key_is_processed_once_for_the_version_in_the_bucket(
@@ -192,9 +192,9 @@ def test_an_overwritten_key_is_processed_once_for_the_version_in_the_bucket(
     # then the older task ends superseded without work or retries, the newer one completes
     assert (old_row.status, old_row.retry_count) == ("failed", 0)
     assert old_row.error_message.startswith("validate-video: superseded: uploads/same.mp4")
-    assert load_metadata(old_row.metadata).get("probe") is None
+    assert as_document(old_row.metadata).get("probe") is None
     assert new_row.status == "completed"
-    assert load_metadata(new_row.metadata)["probe"]["duration_s"] == pytest.approx(3.0, abs=0.1)
+    assert as_document(new_row.metadata)["probe"]["duration_s"] == pytest.approx(3.0, abs=0.1)
 
 
 def test_a_key_overwritten_after_processing_gets_the_new_versions_size(

@@ -18,7 +18,7 @@ import pytest
 
 from producer.dev.samples import make_video
 from schema.errors import ObjectMissing, StorageUnavailable
-from schema.lifecycle import load_metadata
+from schema.metadata import as_document
 from schema.settings import DEFAULT_MAX_VIDEO_PIXELS
 from tests.integration.conftest import BUCKET, Fleet
 from tests.integration.media_bucket import LIMITS, Bucket
@@ -147,7 +147,7 @@ def test_chain_stores_a_non_black_poster_and_a_storyboard(fleet: Fleet, tmp_path
     (outcome,) = fleet.deliver(body)
     row = fleet.wait(outcome.task_id)
     assert row.status == "completed", row.error_message
-    meta = load_metadata(row.metadata)
+    meta = as_document(row.metadata)
     # then the poster is a real picture
     with fleet.engine.connect() as conn:
         poster = conn.exec_driver_sql("SELECT thumbnail_url FROM videos").scalar_one()

@@ -28,7 +28,8 @@ from producer.events.publish import ChainPublisher
 from producer.events.sources.r2 import parse_r2
 from producer.ops.inflight import Inflight
 from producer.ops.recovery import RecoveryResult, recover_once
-from schema.lifecycle import load_metadata, now_ms
+from schema.lifecycle import now_ms
+from schema.metadata import as_document
 from schema.settings import Settings
 from schema.status import Step
 from schema.tables import tasks
@@ -125,7 +126,7 @@ def test_producer_killed_between_commit_and_publish_is_published_by_the_redelive
     assert late.workflow_id != claimed
     done = fleet.wait(event.task_id)
     assert done.status == "completed", done.error_message
-    assert load_metadata(done.metadata)["runs"] == {s.value: 1 for s in Step}
+    assert as_document(done.metadata)["runs"] == {s.value: 1 for s in Step}
     # and a later duplicate of a published claim stays a duplicate, however late it comes
     _age(fleet, event.task_id, CLAIM_LEASE_S + 1)
     [again] = ingest(fleet.engine, fleet.publisher, [event])
@@ -167,7 +168,7 @@ def test_a_worker_whose_main_process_is_killed_mid_step_has_that_step_run_again_
         # then the step runs again on the other worker and the task completes, once
         row = fleet.wait(task_id)
     assert row.status == "completed", row.error_message
-    meta = load_metadata(row.metadata)
+    meta = as_document(row.metadata)
     assert meta["runs"] == {
         Step.VALIDATE.value: 1,
         Step.THUMBNAILS.value: 2,
@@ -203,7 +204,7 @@ def _restart_and_recover(fleet: Fleet, broker: RedisServer, h264_mp4: Path, tmp_
             [parse_r2(fleet.upload(h264_mp4, f"uploads/restart-{i}.mp4")) for i in range(2)],
         )
     fresh, probed = (o.task_id for o in outcomes)
-    probe = {"duration_s": 4.0, "display_width": 320, "display_height": 240}
+    probe = {"duration_s": 4.0, "width": 320, "height": 240}
     with fleet.engine.begin() as conn:
         conn.execute(
             sa.update(tasks)
@@ -232,5 +233,5 @@ def _restart_and_recover(fleet: Fleet, broker: RedisServer, h264_mp4: Path, tmp_
         assert recovered[probed].step is Step.THUMBNAILS
         rows = {task_id: fleet.wait(task_id) for task_id in (fresh, probed)}
     assert {r.status for r in rows.values()} == {"completed"}
-    assert load_metadata(rows[probed].metadata)["runs"] == {s.value: 1 for s in Step}
-    assert load_metadata(rows[fresh].metadata)["runs"] == {s.value: 1 for s in Step}
+    assert as_document(rows[probed].metadata)["runs"] == {s.value: 1 for s in Step}
+    assert as_document(rows[fresh].metadata)["runs"] == {s.value: 1 for s in Step}

@@ -18,7 +18,8 @@ from sqlalchemy.engine import Engine
 
 from schema.db import make_engine
 from schema.errors import DatabaseUnavailable, PermanentError, TransientError
-from schema.lifecycle import load_metadata, now_ms
+from schema.lifecycle import now_ms
+from schema.metadata import MediaInfo, TaskMetadata, Thumbnails, as_document
 from schema.status import Step, TaskStatus, VideoStatus
 from schema.tables import tasks, videos
 from tests.fleet import reset_database
@@ -99,7 +100,7 @@ def test_begin_step_moves_a_pending_task_to_processing_and_counts_each_start(
     row = _row(engine, tasks, task_id)
     assert row.status == TaskStatus.PROCESSING.value
     assert row.step == Step.VALIDATE.value
-    assert load_metadata(row.metadata)["runs"] == {Step.VALIDATE.value: 2}
+    assert as_document(row.metadata)["runs"] == {Step.VALIDATE.value: 2}
 
 
 def test_begin_step_on_a_completed_task_changes_nothing(engine: Engine) -> None:
@@ -119,15 +120,18 @@ def test_a_message_for_a_missing_task_is_a_permanent_error(engine: Engine) -> No
 def test_save_step_merges_what_each_step_learnt(engine: Engine) -> None:
     task_id = _task(engine, status=TaskStatus.PROCESSING, metadata='{"runs": {"a": 1}}')
 
-    records.save_step(engine, task_id, Step.VALIDATE, {"probe": {"duration_s": 4.0}})
-    records.save_step(engine, task_id, Step.THUMBNAILS, {"probe": {"video_codec": "h264"}})
+    probe = MediaInfo(duration_s=4.0, width=320, height=240)
+    records.save_step(engine, task_id, Step.VALIDATE, TaskMetadata(probe=probe))
+    thumbs = Thumbnails(keys=["thumbnails/x/000.jpg"])
+    records.save_step(engine, task_id, Step.THUMBNAILS, TaskMetadata(thumbnails=thumbs))
 
     row = _row(engine, tasks, task_id)
     assert row.status == TaskStatus.PROCESSING.value
     assert row.step == Step.THUMBNAILS.value
-    assert load_metadata(row.metadata) == {
+    assert as_document(row.metadata) == {
         "runs": {"a": 1},
-        "probe": {"duration_s": 4.0, "video_codec": "h264"},
+        "probe": {"duration_s": 4.0, "width": 320, "height": 240},
+        "thumbnails": {"keys": ["thumbnails/x/000.jpg"]},
     }
 
 
@@ -173,12 +177,15 @@ def test_complete_ends_the_task_and_makes_its_video_ready_in_one_go(engine: Engi
     )
 
     records.complete(
-        engine, task_id, patch={"timings_s": {"total": 1.5}}, thumbnail_url="thumbnails/x/000.jpg"
+        engine,
+        task_id,
+        patch=TaskMetadata(timings_s={"total": 1.5}),
+        thumbnail_url="thumbnails/x/000.jpg",
     )
 
     task = _row(engine, tasks, task_id)
     assert (task.status, task.error_message) == (TaskStatus.COMPLETED.value, None)
-    assert load_metadata(task.metadata) == {"timings_s": {"total": 1.5}}
+    assert as_document(task.metadata) == {"timings_s": {"total": 1.5}}
     video = _row(engine, videos, video_id)
     assert (video.status, video.thumbnail_url) == (
         VideoStatus.READY.value,
@@ -206,7 +213,7 @@ def test_fail_records_the_step_the_reason_and_the_class(engine: Engine) -> None:
         Step.VALIDATE.value,
         "validate-video: not a video",
     )
-    assert load_metadata(task.metadata)["error_class"] == "NotAVideo"
+    assert as_document(task.metadata)["error_class"] == "NotAVideo"
     assert _row(engine, videos, video_id).status == VideoStatus.FAILED.value
 
 
@@ -245,7 +252,7 @@ def test_each_retry_is_counted_once_with_the_latest_reason_and_class(engine: Eng
         "storage error 2",
         Step.THUMBNAILS.value,
     )
-    metadata = load_metadata(task.metadata)
+    metadata = as_document(task.metadata)
     assert metadata["probe"] == {"x": 1}
     assert metadata["last_retry_class"] == "StorageUnavailable"
 

@@ -28,7 +28,8 @@ from producer.events.sources.r2 import parse_r2
 from producer.ops.inflight import Inflight
 from producer.ops.recovery import RecoveryResult, find_stale, recover_once
 from schema.errors import BrokerUnavailable
-from schema.lifecycle import load_metadata, now_ms
+from schema.lifecycle import now_ms
+from schema.metadata import as_document
 from schema.settings import Settings
 from schema.status import Step
 from schema.tables import tasks
@@ -67,7 +68,7 @@ def _left_in_thumbnails_by_a_dead_worker(
     task_id = _ingest_while_broker_is_down(fleet, path, key)
     stuck_for_s = fleet.settings.recovery_pending_after_s + 5
     metadata = {
-        "probe": {"duration_s": 4.0, "display_width": 320, "display_height": 240},
+        "probe": {"duration_s": 4.0, "width": 320, "height": 240},
         "runs": {Step.VALIDATE.value: 1, Step.THUMBNAILS.value: 1},
         "recoveries": [
             {"at": _ago_ms(3600 - i), "status": "processing", "step": Step.THUMBNAILS.value}
@@ -119,7 +120,7 @@ def test_pending_task_whose_chain_was_never_published_is_published_once_and_comp
     row = fleet.wait(task_id)
     assert row.status == "completed", row.error_message
     assert row.workflow_id == republished[0].workflow_id
-    meta = load_metadata(row.metadata)
+    meta = as_document(row.metadata)
     assert meta["runs"] == {s.value: 1 for s in Step}
     [record] = meta["recoveries"]
     assert (record["status"], record["step"]) == ("pending", Step.VALIDATE.value)
@@ -144,7 +145,7 @@ def test_processing_task_without_a_live_chain_is_republished_from_its_first_unsa
     assert outcome.attempts == 1
     row = fleet.wait(task_id)
     assert row.status == "completed", row.error_message
-    meta = load_metadata(row.metadata)
+    meta = as_document(row.metadata)
     assert meta["runs"] == {
         Step.VALIDATE.value: 1,
         Step.THUMBNAILS.value: 2,
@@ -171,7 +172,7 @@ def test_task_stuck_more_often_than_allowed_fails_with_an_explanation(
     row = fleet.row(task_id)
     assert row.status == "failed"
     assert row.error_message == "stuck in generate-thumbnails 3 times; gave up"
-    recoveries = load_metadata(row.metadata)["recoveries"]
+    recoveries = as_document(row.metadata)["recoveries"]
     assert len(recoveries) == 3
     assert recoveries[-1]["gave_up"] is True
 
@@ -203,7 +204,7 @@ def test_task_waiting_out_a_retry_backoff_is_alive_not_stuck(fleet: Fleet, h264_
     assert stale_seen > 0
     row = fleet.wait(published.task_id)
     assert row.status == "completed", row.error_message
-    assert load_metadata(row.metadata).get("recoveries") is None
+    assert as_document(row.metadata).get("recoveries") is None
 
 
 def test_recover_command_sweeps_once_and_reports_what_it_did(fleet: Fleet, h264_mp4: Path) -> None:

@@ -19,7 +19,8 @@ from producer.ops.inflight import Inflight
 from producer.ops.recovery import recover_once
 from producer.ops.requeue import Request, RequeueResult, requeue_task
 from schema.errors import BrokerUnavailable
-from schema.lifecycle import load_metadata, now_ms
+from schema.lifecycle import now_ms
+from schema.metadata import as_document
 from schema.status import Step
 from schema.tables import tasks
 from tests.integration.conftest import Fleet
@@ -70,7 +71,7 @@ def test_task_failed_by_a_storage_outage_is_requeued_by_the_cli_and_completes(
     assert row.error_message is None
     assert row.workflow_id != failed.workflow_id
     assert row.retry_count == 3  # the whole history of retries, requeues do not reset it
-    meta = load_metadata(row.metadata)
+    meta = as_document(row.metadata)
     [record] = meta["requeues"]
     assert record["by"] == "ann"
     assert record["reason"] == "storage is back"
@@ -103,7 +104,7 @@ def test_task_that_failed_in_thumbnails_resumes_there_and_keeps_its_probe(
     assert result.from_step is Step.THUMBNAILS
     row = fleet.wait(failed.id)
     assert row.status == "completed", row.error_message
-    meta = load_metadata(row.metadata)
+    meta = as_document(row.metadata)
     assert meta["runs"][Step.VALIDATE.value] == 1
     assert meta["runs"][Step.UPDATE.value] == 1
     assert meta["probe"]["duration_s"] == pytest.approx(40.0, abs=0.1)
@@ -129,7 +130,7 @@ def test_two_admins_requeueing_the_same_task_at_once_start_one_chain(
     assert sorted(o.result for o in outcomes) == [RequeueResult.REFUSED, RequeueResult.REQUEUED]
     fleet.wait(failed.id)
     time.sleep(1.0)  # a second chain, had one been published, would have run by now
-    meta = load_metadata(fleet.row(failed.id).metadata)
+    meta = as_document(fleet.row(failed.id).metadata)
     assert meta["runs"][Step.VALIDATE.value] == 2
     assert len(meta["requeues"]) == 1
 
@@ -147,7 +148,7 @@ def test_requeue_whose_publish_fails_stays_requeued_and_the_recovery_sweep_publi
     # then the requeue stands: pending without a chain, never back to failed behind its back
     after = fleet.row(failed.id)
     assert (after.status, after.workflow_id, after.step) == ("pending", None, "validate-video")
-    assert len(load_metadata(after.metadata)["requeues"]) == 1
+    assert len(as_document(after.metadata)["requeues"]) == 1
     # and once the broker answers, the recovery sweep publishes it and it runs again
     with fleet.engine.begin() as conn:
         conn.execute(
@@ -161,7 +162,7 @@ def test_requeue_whose_publish_fails_stays_requeued_and_the_recovery_sweep_publi
     assert outcome.step is Step.VALIDATE
     row = fleet.wait(failed.id)
     assert row.status == "failed"
-    assert load_metadata(row.metadata)["runs"][Step.VALIDATE.value] == 2
+    assert as_document(row.metadata)["runs"][Step.VALIDATE.value] == 2
 
 
 def test_completed_task_is_requeued_only_with_force_and_then_from_the_start(
@@ -184,7 +185,7 @@ def test_completed_task_is_requeued_only_with_force_and_then_from_the_start(
     assert again.result is RequeueResult.REFUSED
     row = fleet.wait(outcome.task_id)
     assert row.status == "completed"
-    assert load_metadata(row.metadata)["runs"] == {s.value: 2 for s in Step}
+    assert as_document(row.metadata)["runs"] == {s.value: 2 for s in Step}
 
 
 def test_bulk_requeue_by_error_text_shows_a_dry_run_then_requeues_with_progress(
@@ -201,12 +202,12 @@ def test_bulk_requeue_by_error_text_shows_a_dry_run_then_requeues_with_progress(
     assert dry.exit_code == 0, dry.output
     assert sum(line.startswith("would-requeue ") for line in dry.stdout.splitlines()) == 6
     assert "6 would-requeue" in dry.stdout
-    assert all(load_metadata(fleet.row(i).metadata).get("requeues") is None for i in ids)
+    assert all(as_document(fleet.row(i).metadata).get("requeues") is None for i in ids)
     # then requeues at most four of them
     done = runner.invoke(main, [*args, "--limit", "4", "--reason", "bulk"], env=fleet.env)
     assert done.exit_code == 0, done.output
     assert "4 requeued" in done.stdout
-    requeued = [i for i in ids if load_metadata(fleet.row(i).metadata).get("requeues")]
+    requeued = [i for i in ids if as_document(fleet.row(i).metadata).get("requeues")]
     assert len(requeued) == 4
     # and, once those failed again, all six, with a progress bar on stderr
     for task_id in ids:
@@ -218,7 +219,7 @@ def test_bulk_requeue_by_error_text_shows_a_dry_run_then_requeues_with_progress(
     for task_id in ids:
         fleet.wait(task_id)
     assert fleet.row(ok.task_id).status == "completed"
-    assert len(load_metadata(fleet.row(ok.task_id).metadata).get("requeues") or []) == 0
+    assert len(as_document(fleet.row(ok.task_id).metadata).get("requeues") or []) == 0
 
 
 def test_tasks_commands_find_tasks_by_status_prefix_age_and_show_one(

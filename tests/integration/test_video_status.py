@@ -60,7 +60,7 @@ def _finish(api: Api, video_id: str, *, status: str = "ready") -> None:
         key = conn.execute(sa.select(videos.c.r2_key).where(videos.c.id == video_id)).scalar_one()
         prefix = f"thumbnails/{key}/"
         metadata = {
-            "probe": {"duration_s": 10.0, "display_width": 320, "display_height": 240},
+            "probe": {"duration_s": 10.0, "width": 320, "height": 240},
             "thumbnails": {
                 "keys": [f"{prefix}{i:03d}.{i:016x}.jpg" for i in range(3)],
                 "times_s": [1.0, 5.0, 9.0],

@@ -8,11 +8,13 @@ import pytest
 from pydantic import ValidationError
 
 from producer.ops.inflight import root_id, task_message_id
-from producer.ops.recovery import first_unsaved_step, recovery_attempts
 from producer.ops.requeue import Request, plan, resume_step
 from producer.ops.taskquery import TaskFilter, TaskView, parse_age
+from schema.metadata import TaskMetadata, from_document
 from schema.settings import Settings
 from schema.status import Step
+
+PROBE = {"duration_s": 4.0, "width": 320, "height": 240}
 
 
 def _view(status: str = "failed", step: str | None = None, **metadata: object) -> TaskView:
@@ -28,7 +30,7 @@ def _view(status: str = "failed", step: str | None = None, **metadata: object) -
         retry_count=0,
         bucket="bkt",
         video_id=None,
-        metadata=dict(metadata),
+        metadata=TaskMetadata.model_validate(metadata),
     )
 
 
@@ -62,17 +64,17 @@ def test_an_empty_filter_has_no_clauses_and_each_field_adds_one() -> None:
 
 
 def test_failed_task_resumes_at_its_failed_step_when_earlier_results_exist() -> None:
-    view = _view(step="generate-thumbnails", probe={"duration_s": 4.0})
+    view = _view(step="generate-thumbnails", probe=PROBE)
     assert plan(view, Request(by="ann")) is Step.THUMBNAILS
     assert plan(view, Request(by="ann", from_start=True)) is Step.VALIDATE
 
 
 def test_resume_falls_back_to_an_earlier_step_when_its_input_is_missing() -> None:
     assert resume_step(_view(step="generate-thumbnails")) is Step.VALIDATE
-    assert resume_step(_view(step="update-database", probe={"duration_s": 4.0})) is Step.THUMBNAILS
+    assert resume_step(_view(step="update-database", probe=PROBE)) is Step.THUMBNAILS
     assert resume_step(_view(step=None)) is Step.VALIDATE
     assert resume_step(_view(step="no-such-step")) is Step.VALIDATE
-    done = _view(step="update-database", probe={"duration_s": 4.0}, thumbnails={"keys": ["k"]})
+    done = _view(step="update-database", probe=PROBE, thumbnails={"keys": ["k"]})
     assert resume_step(done) is Step.UPDATE
 
 
@@ -91,18 +93,22 @@ def test_recoveries_count_only_since_the_last_requeue() -> None:
         "recoveries": [{"at": 10}, {"at": 20}, {"at": 40}],
         "requeues": [{"at": 30, "by": "ann"}],
     }
-    assert recovery_attempts(meta) == 1
-    assert recovery_attempts({"recoveries": [{"at": 1}, {"at": 2}]}) == 2
-    assert recovery_attempts({}) == 0
+    assert TaskMetadata.model_validate(meta).recoveries_since_requeue() == 1
+    two = TaskMetadata.model_validate({"recoveries": [{"at": 1}, {"at": 2}]})
+    assert two.recoveries_since_requeue() == 2
+    assert TaskMetadata().recoveries_since_requeue() == 0
 
 
 def test_a_lost_chain_resumes_at_the_first_step_without_a_saved_result() -> None:
-    probe = {"probe": {"duration_s": 3.0}}
-    assert first_unsaved_step({}) is Step.VALIDATE
-    assert first_unsaved_step({"probe": {}}) is Step.VALIDATE
-    assert first_unsaved_step(probe) is Step.THUMBNAILS
-    assert first_unsaved_step(probe | {"thumbnails": {"keys": []}}) is Step.THUMBNAILS
-    assert first_unsaved_step(probe | {"thumbnails": {"keys": ["a.jpg"]}}) is Step.UPDATE
+    def first_unsaved(document: dict[str, object]) -> Step:
+        return from_document(document).first_unsaved_step()
+
+    probe = {"probe": PROBE}
+    assert first_unsaved({}) is Step.VALIDATE
+    assert first_unsaved({"probe": {}}) is Step.VALIDATE  # unreadable: as good as missing
+    assert first_unsaved(probe) is Step.THUMBNAILS
+    assert first_unsaved(probe | {"thumbnails": {"keys": []}}) is Step.THUMBNAILS
+    assert first_unsaved(probe | {"thumbnails": {"keys": ["a.jpg"]}}) is Step.UPDATE
 
 
 def test_task_message_ids_are_read_from_unacked_messages() -> None:

@@ -8,7 +8,8 @@ import pytest
 import sqlalchemy as sa
 
 from schema.errors import IllegalTransition
-from schema.lifecycle import load_metadata, merge_metadata, transition
+from schema.lifecycle import transition
+from schema.metadata import TaskMetadata, as_document
 from schema.status import ALLOWED, TaskStatus
 from schema.tables import metadata_obj, tasks
 
@@ -67,10 +68,10 @@ def test_unknown_task_cannot_change(conn: sa.Connection) -> None:
 
 
 def test_metadata_patches_merge_nested_documents(conn: sa.Connection) -> None:
-    transition(conn, "t1", TaskStatus.PROCESSING, metadata_patch={"timings_s": {"a": 1}, "x": 1})
-    transition(conn, "t1", TaskStatus.PROCESSING, metadata_patch={"timings_s": {"b": 2}})
-    assert load_metadata(_row(conn).metadata) == {"timings_s": {"a": 1, "b": 2}, "x": 1}
-    assert merge_metadata({"a": {"b": 1}}, {"a": 2}) == {"a": 2}
+    first = TaskMetadata.model_validate({"timings_s": {"a": 1}, "x": 1})
+    transition(conn, "t1", TaskStatus.PROCESSING, metadata_patch=first)
+    transition(conn, "t1", TaskStatus.PROCESSING, metadata_patch=TaskMetadata(timings_s={"b": 2}))
+    assert as_document(_row(conn).metadata) == {"timings_s": {"a": 1, "b": 2}, "x": 1}
 
 
 def test_every_status_can_be_left_or_is_final_by_design() -> None:

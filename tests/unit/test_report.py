@@ -6,17 +6,24 @@ import json
 from types import SimpleNamespace
 
 from producer.ops.report import TASK_COLUMNS, format_table, task_summary
+from schema.metadata import decode
 
 
 def test_completed_row_shows_probe_facts_and_thumbnail_count() -> None:
     meta = {
-        "probe": {"duration_s": 4.0, "display_width": 240, "display_height": 320},
+        "probe": {
+            "duration_s": 4.0,
+            "width": 320,
+            "height": 240,
+            "display_width": 240,
+            "display_height": 320,
+        },
         "thumbnails": {"keys": ["a", "b"]},
     }
     row = SimpleNamespace(
         video_key="uploads/a.mp4",
         status="completed",
-        metadata=json.dumps(meta),
+        metadata=decode(json.dumps(meta)),
         retry_count=1,
         error_message="retrying: old news",
     )
@@ -27,7 +34,7 @@ def test_failed_row_shows_its_error_and_dashes_for_unknowns() -> None:
     row = SimpleNamespace(
         video_key="k",
         status="failed",
-        metadata=None,
+        metadata=decode(None),
         retry_count=None,
         error_message="validate-video: the object is empty (0 bytes)",
     )

@@ -12,7 +12,7 @@ from celery.exceptions import Reject
 from sqlalchemy.engine import Engine
 
 from schema.errors import NotAVideo, PermanentError, StorageUnavailable
-from schema.lifecycle import load_metadata
+from schema.metadata import as_document
 from schema.settings import DEFAULT_WORKER_MAX_MEMORY_PER_CHILD_KIB, Settings
 from schema.status import Step
 from schema.storage import make_s3_client
@@ -116,7 +116,7 @@ def engine() -> Iterator[Engine]:
 def _retries(engine: Engine) -> tuple[int, dict[str, int]]:
     with engine.connect() as conn:
         row = conn.execute(sa.select(tasks).where(tasks.c.id == "t1")).one()
-    return row.retry_count, load_metadata(row.metadata)["retries"]
+    return row.retry_count, as_document(row.metadata)["retries"]
 
 
 def test_each_retry_is_counted_once_however_often_it_is_written(engine: Engine) -> None:
@@ -137,7 +137,7 @@ def test_each_retry_is_counted_once_however_often_it_is_written(engine: Engine) 
     with engine.connect() as conn:
         row = conn.execute(sa.select(tasks).where(tasks.c.id == "t1")).one()
     assert row.error_message == "retrying: down"
-    assert load_metadata(row.metadata)["last_retry_class"] == "StorageUnavailable"
+    assert as_document(row.metadata)["last_retry_class"] == "StorageUnavailable"
 
 
 def test_a_retry_the_broker_refused_puts_the_message_back(

@@ -11,6 +11,7 @@ import pytest
 
 from schema.errors import WebhookExpired
 from schema.lifecycle import now_ms
+from schema.metadata import from_document
 from schema.settings import Settings
 from schema.status import TaskStatus
 from tests.integration.webhook_receiver import verify_signature
@@ -63,15 +64,24 @@ def test_summary_carries_the_probe_thumbnails_and_timings_of_the_row() -> None:
         status=TaskStatus.COMPLETED,
         video_id="v1",
         retry_count=1,
-        metadata={
-            "probe": {"duration_s": 4.0, "video_codec": "h264", "streams": ["noise"]},
-            "thumbnails": {"keys": ["thumbnails/uploads/a.mp4/000.jpg"]},
-            "timings_s": {"validate-video": 0.2, "total": 0.2},
-            "error_class": "left over from an earlier failure",
-        },
+        metadata=from_document(
+            {
+                "probe": {
+                    "duration_s": 4.0,
+                    "width": 320,
+                    "height": 240,
+                    "video_codec": "h264",
+                    "streams": ["noise"],
+                },
+                "thumbnails": {"keys": ["thumbnails/uploads/a.mp4/000.jpg"]},
+                "timings_s": {"validate-video": 0.2, "total": 0.2},
+                "error_class": "left over from an earlier failure",
+            }
+        ),
     )
     summary = json.loads(encode(completion_summary(row)))
     assert summary["event"] == "task.completed"
+    # what the receiver is promised: the known fields, not the row's extra keys or its sizes
     assert summary["probe"] == {"duration_s": 4.0, "video_codec": "h264"}
     assert summary["thumbnails"] == ["thumbnails/uploads/a.mp4/000.jpg"]
     assert summary["timings_s"] == {"validate-video": 0.2, "total": 0.2}

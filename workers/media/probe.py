@@ -10,40 +10,17 @@ from __future__ import annotations
 
 import io
 import logging
-from dataclasses import asdict, dataclass
 from fractions import Fraction
-from typing import Any
 
 import av
 import av.error
 from av.video.stream import VideoStream
 
 from schema.errors import NotAVideo, VideoTooLarge
+from schema.metadata import MediaInfo
 from workers.media import formats, frames
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class MediaInfo:
-    """What validation learns about a video; stored as ``metadata.probe``."""
-
-    duration_s: float
-    width: int
-    height: int
-    display_width: int
-    display_height: int
-    rotation: int
-    video_codec: str
-    audio_codec: str | None
-    frame_rate: float | None
-    bit_rate: int | None
-    size_bytes: int | None
-    container: str
-
-    def as_dict(self) -> dict[str, Any]:
-        """Return the JSON-ready form stored in the task's metadata."""
-        return asdict(self)
 
 
 def probe(

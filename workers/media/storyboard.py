@@ -18,6 +18,8 @@ from av.video.format import VideoFormat
 from av.video.frame import VideoFrame
 from av.video.reformatter import VideoReformatter
 
+from schema.metadata import Storyboard
+
 SPRITE_NAME = "storyboard.jpg"
 VTT_NAME = "storyboard.vtt"
 VTT_CONTENT_TYPE = "text/vtt"
@@ -50,16 +52,18 @@ class StoryboardPlan:
         """The times to seek to, one per tile, in order."""
         return [tile.at_s for tile in self.tiles]
 
-    def as_dict(self) -> dict[str, object]:
-        """The JSON-ready summary stored in the task's metadata."""
-        return {
-            "tiles": len(self.tiles),
-            "columns": self.columns,
-            "rows": self.rows,
-            "tile_width_px": self.tile_width,
-            "tile_height_px": self.tile_height,
-            "interval_s": self.interval_s,
-        }
+    def summary(self, *, sprite_key: str, vtt_key: str) -> Storyboard:
+        """What the task's metadata records of the stored storyboard."""
+        return Storyboard(
+            sprite_key=sprite_key,
+            vtt_key=vtt_key,
+            tiles=len(self.tiles),
+            columns=self.columns,
+            rows=self.rows,
+            tile_width_px=self.tile_width,
+            tile_height_px=self.tile_height,
+            interval_s=self.interval_s,
+        )
 
 
 def plan_storyboard(
