@@ -57,5 +57,10 @@ class ObjectEvent:
 
 def task_id_for(bucket: str, key: str, etag: str | None) -> str:
     """Derive the deterministic task id of an object version."""
-    normalised = (etag or "").strip('"').lower()
+    normalised = normal_etag(etag or "")
     return str(uuid.uuid5(_TASK_ID_NAMESPACE, f"{bucket}\x00{key}\x00{normalised}"))
+
+
+def normal_etag(etag: str) -> str:
+    """An ETag as notifications spell it: no quotes, lower case (S3 quotes it in headers)."""
+    return etag.strip().strip('"').lower()

@@ -1,10 +1,15 @@
-"""The worker's reads and writes of task and video rows; status changes go via ``transition``."""
+"""The worker's reads and writes of task and video rows; status changes go via ``transition``.
+
+One write per step boundary: a step's start (``begin_step``, which counts its run) and its end
+(``save_step``, ``save_validated``, ``complete``); the update step is its own end.
+"""
 
 from __future__ import annotations
 
 import logging
+import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -86,63 +91,94 @@ def save_step(engine: Engine, task_id: str, step: Step, patch: TaskMetadata) -> 
         transition(conn, task_id, TaskStatus.PROCESSING, step=step.value, metadata_patch=patch)
 
 
-def attach_video(engine: Engine, row: TaskRow, *, size_bytes: int) -> str:
-    """Find the task's ``videos`` row, creating it for objects uploaded straight to the bucket.
+def save_validated(engine: Engine, row: TaskRow, patch: TaskMetadata, *, size_bytes: int) -> None:
+    """Record the probe and link the task to its ``videos`` row, in one transaction.
 
     Raises:
         PermanentError: the task names a video id whose row does not exist (the design's
             "Video <id> not found").
     """
     with transient_db_errors(), engine.begin() as conn:
-        if row.video_id is not None:
-            found = conn.execute(sa.select(videos.c.id).where(videos.c.id == row.video_id)).scalar()
-            if found is None:
-                raise PermanentError(f"Video {row.video_id} not found")
-            video_id = row.video_id
-        else:
-            now = now_ms()
-            insert_ignoring_conflicts(
-                conn,
-                videos,
-                {
-                    "id": str(uuid.uuid5(_VIDEO_ID_NAMESPACE, row.video_key)),
-                    "r2_key": row.video_key,
-                    "filename": row.video_key.rsplit("/", 1)[-1],
-                    "size_bytes": size_bytes,
-                    "status": VideoStatus.PROCESSING.value,
-                    "created_at": now,
-                    "updated_at": now,
-                },
-                conflict_columns=("r2_key",),
-            )
-            video_id = conn.execute(
-                sa.select(videos.c.id).where(videos.c.r2_key == row.video_key)
-            ).scalar_one()
-        # The size of the version being processed: an overwritten key's row follows its bytes.
-        conn.execute(
-            sa.update(videos)
-            .where(videos.c.id == video_id)
-            .values(status=VideoStatus.PROCESSING.value, size_bytes=size_bytes, updated_at=now_ms())
+        video_id = _attach_video(conn, row, size_bytes=size_bytes)
+        transition(
+            conn,
+            row.id,
+            TaskStatus.PROCESSING,
+            step=Step.VALIDATE.value,
+            video_id=video_id,
+            metadata_patch=patch,
         )
-        conn.execute(sa.update(tasks).where(tasks.c.id == row.id).values(video_id=video_id))
-        return video_id
 
 
-def complete(
-    engine: Engine, task_id: str, *, patch: TaskMetadata, thumbnail_url: str | None
-) -> None:
-    """Finish the task and mark its video ready, in one transaction."""
+def _attach_video(conn: Connection, row: TaskRow, *, size_bytes: int) -> str:
+    """The task's ``videos`` row, created for objects uploaded straight to the bucket."""
+    if row.video_id is not None:
+        found = conn.execute(sa.select(videos.c.id).where(videos.c.id == row.video_id)).scalar()
+        if found is None:
+            raise PermanentError(f"Video {row.video_id} not found")
+        video_id = row.video_id
+    else:
+        now = now_ms()
+        insert_ignoring_conflicts(
+            conn,
+            videos,
+            {
+                "id": str(uuid.uuid5(_VIDEO_ID_NAMESPACE, row.video_key)),
+                "r2_key": row.video_key,
+                "filename": row.video_key.rsplit("/", 1)[-1],
+                "size_bytes": size_bytes,
+                "status": VideoStatus.PROCESSING.value,
+                "created_at": now,
+                "updated_at": now,
+            },
+            conflict_columns=("r2_key",),
+        )
+        video_id = conn.execute(
+            sa.select(videos.c.id).where(videos.c.r2_key == row.video_key)
+        ).scalar_one()
+    # The size of the version being processed: an overwritten key's row follows its bytes.
+    conn.execute(
+        sa.update(videos)
+        .where(videos.c.id == video_id)
+        .values(status=VideoStatus.PROCESSING.value, size_bytes=size_bytes, updated_at=now_ms())
+    )
+    return video_id
+
+
+def complete(engine: Engine, task_id: str, *, started: float) -> TaskRow | None:
+    """Finish the task and mark its video ready, in one transaction; None if it had completed.
+
+    The update step has no separate start: this one write counts its run, adds its time
+    (since ``started``, a ``time.monotonic()`` value) and the total to ``timings_s``, and sets
+    the first thumbnail as the video's poster. Returns the row as completed.
+    """
     with transient_db_errors(), engine.begin() as conn:
         row = load(conn, task_id)
-        transition(conn, task_id, TaskStatus.COMPLETED, metadata_patch=patch, error_message=None)
+        if row.status is TaskStatus.COMPLETED:
+            return None
+        meta = row.metadata
+        timings = {**meta.timings_s, Step.UPDATE.value: round(time.monotonic() - started, 3)}
+        timings["total"] = round(sum(v for k, v in timings.items() if k != "total"), 3)
+        patch = TaskMetadata(
+            runs={**meta.runs, Step.UPDATE.value: meta.runs.get(Step.UPDATE.value, 0) + 1},
+            timings_s=timings,
+        )
+        transition(
+            conn,
+            task_id,
+            TaskStatus.COMPLETED,
+            step=Step.UPDATE.value,
+            metadata_patch=patch,
+            error_message=None,
+        )
         if row.video_id is not None:
+            poster = meta.thumbnails.poster if meta.thumbnails is not None else None
             conn.execute(
                 sa.update(videos)
                 .where(videos.c.id == row.video_id)
-                .values(
-                    status=VideoStatus.READY.value, thumbnail_url=thumbnail_url, updated_at=now_ms()
-                )
+                .values(status=VideoStatus.READY.value, thumbnail_url=poster, updated_at=now_ms())
             )
+        return replace(row, status=TaskStatus.COMPLETED, metadata=merge(meta, patch))
 
 
 def fail(

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 
 from schema import derived_keys
-from schema.errors import NotAVideo, PermanentError, Superseded
+from schema.errors import NotAVideo, PermanentError
 from schema.metadata import MediaInfo, Reads, TaskMetadata, Thumbnails
 from schema.settings import Settings
 from schema.status import Step
@@ -32,7 +32,11 @@ FFMPEG_SHARE_OF_STEP = 0.8
 
 
 def validate(deps: Deps, task_id: str) -> bool:
-    """Probe the object and link the task to its video row; False if the task already ended."""
+    """Probe the object and link the task to its video row; False if the task already ended.
+
+    No HEAD: the probe's first range request tells the size and the version (``RangeSource``
+    refuses another version than the task's with ``Superseded``).
+    """
     started = time.monotonic()
     row = records.begin_step(deps.engine, task_id, Step.VALIDATE)
     if row is None:
@@ -40,10 +44,6 @@ def validate(deps: Deps, task_id: str) -> bool:
     deps.changed(row.video_key)
     settings = deps.settings
     bucket = row.bucket or settings.s3_bucket
-    head = storage.object_head(deps.s3, bucket, row.video_key)
-    _check_version(row.video_key, wanted=row.etag, found=head.etag)
-    if head.size == 0:
-        raise NotAVideo("the object is empty (0 bytes)", video_key=row.video_key)
     url = storage.presigned_get(deps.s3, bucket, row.video_key, expires_s=settings.presign_expiry_s)
     probe_started = time.monotonic()
     source = _read_limits(settings).source(
@@ -51,25 +51,28 @@ def validate(deps: Deps, task_id: str) -> bool:
         video_key=row.video_key,
         pool=storage.http_pool(),
         deadline=started + _ffmpeg_budget_s(deps),
+        etag=row.etag,
     )
+    size = source.total_size()
+    if size == 0:
+        raise NotAVideo("the object is empty (0 bytes)", video_key=row.video_key)
     info = probe(
         source.cursor(),
         video_key=row.video_key,
-        size_bytes=head.size,
+        size_bytes=size,
         max_pixels=settings.max_video_pixels,
     )
     probe_s = _since(probe_started)
-    records.attach_video(deps.engine, row, size_bytes=head.size)
-    records.save_step(
+    records.save_validated(
         deps.engine,
-        task_id,
-        Step.VALIDATE,
+        row,
         TaskMetadata(
             probe=info,
             timings_s={Step.VALIDATE.value: _since(started)},
             media_s={"probe": probe_s},
             reads=Reads(probe_requests=source.requests, probe_bytes=source.bytes_read),
         ),
+        size_bytes=size,
     )
     logger.info(
         "Task %s: %s is %s %dx%d, %.1f s",
@@ -81,20 +84,6 @@ def validate(deps: Deps, task_id: str) -> bool:
         info.duration_s,
     )
     return True
-
-
-def _check_version(video_key: str, *, wanted: str | None, found: str) -> None:
-    """Refuse to process another version than the one the task's notification named.
-
-    An overwritten key's older notification can arrive late, and a made-up eTag names no
-    version at all: either way the bytes in the bucket belong to another task.
-    """
-    if wanted and found and storage.normal_etag(wanted) != found:
-        raise Superseded(
-            f"superseded: {video_key} now holds another version (ETag {found}, this task was"
-            f" for {storage.normal_etag(wanted)}); that version is processed by its own task",
-            video_key=video_key,
-        )
 
 
 def _read_limits(settings: Settings) -> ReadLimits:
@@ -137,6 +126,7 @@ def thumbnails(deps: Deps, task_id: str) -> bool:
         deadline=started + _ffmpeg_budget_s(deps),
         decoders=settings.thumbnail_decoders,
         max_pixels=settings.max_video_pixels,
+        etag=row.etag,
     )
     capture_s = _since(capture_started)
     prefix = settings.thumbnails_prefix
@@ -198,22 +188,17 @@ def _storyboard_plan(
 
 
 def update(deps: Deps, task_id: str) -> bool:
-    """Complete the task and mark its video ready with the first thumbnail as its poster."""
+    """Complete the task and mark its video ready with the first thumbnail as its poster.
+
+    One transaction, no separate start: the step only writes, so a crash before it commits
+    leaves the row as the thumbnails step saved it, and recovery resumes here.
+    """
     started = time.monotonic()
-    row = records.begin_step(deps.engine, task_id, Step.UPDATE)
+    row = records.complete(deps.engine, task_id, started=started)
     if row is None:
         return False
-    shots = row.metadata.thumbnails
-    timings = {**row.metadata.timings_s, Step.UPDATE.value: _since(started)}
-    timings["total"] = round(sum(v for k, v in timings.items() if k != "total"), 3)
-    records.complete(
-        deps.engine,
-        task_id,
-        patch=TaskMetadata(timings_s=timings),
-        thumbnail_url=shots.poster if shots is not None else None,
-    )
     deps.changed(row.video_key)
-    logger.info("Task %s: completed in %.2f s", task_id, timings["total"])
+    logger.info("Task %s: completed in %.2f s", task_id, row.metadata.timings_s["total"])
     return True
 
 

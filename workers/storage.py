@@ -1,10 +1,9 @@
-"""The worker's view of the bucket: look at an object, hand ffmpeg a URL, store thumbnails."""
+"""The worker's view of the bucket: sign a URL for the range reader, store derived objects."""
 
 from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import urllib3
@@ -18,33 +17,6 @@ if TYPE_CHECKING:
 THUMBNAIL_CONTENT_TYPE = "image/jpeg"
 # Thumbnails and storyboards live under content-versioned keys: any cache may keep them a year.
 IMMUTABLE_CACHE_CONTROL = "public, max-age=31536000, immutable"
-
-
-@dataclass(frozen=True, slots=True)
-class ObjectHead:
-    """What a HEAD request tells: the size, and the ETag naming the version in the bucket."""
-
-    size: int
-    etag: str
-
-
-def object_head(s3: S3Client, bucket: str, key: str) -> ObjectHead:
-    """HEAD the object.
-
-    Raises:
-        ObjectMissing: there is no such object.
-        StorageUnavailable: the endpoint failed.
-    """
-    try:
-        head = s3.head_object(Bucket=bucket, Key=key)
-    except (BotoCoreError, ClientError) as exc:
-        raise storage_error(exc, video_key=key) from exc
-    return ObjectHead(size=int(head["ContentLength"]), etag=normal_etag(head.get("ETag", "")))
-
-
-def normal_etag(etag: str) -> str:
-    """An ETag as notifications spell it: no quotes, lower case (S3 quotes it in headers)."""
-    return etag.strip().strip('"').lower()
 
 
 def presigned_get(s3: S3Client, bucket: str, key: str, *, expires_s: int) -> str:

@@ -146,6 +146,17 @@ def _empty(engine: Engine) -> None:
             conn.execute(table.delete())
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """A migrated, empty database of either dialect."""
+    if request.param == "postgresql":
+        yield request.getfixturevalue("transports_engine")
+        return
+    engine = reset_database(f"sqlite:///{tmp_path}/records.db")
+    yield engine
+    engine.dispose()
+
+
 @pytest.fixture(scope="module")
 def bucket(s3_server: S3Server) -> Iterator[Bucket]:
     proxy = CountingProxy(s3_server.port)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,8 +31,15 @@ LIMITS = ReadLimits(
 )
 
 
+_METHODS = ("GET", "HEAD", "PUT", "POST", "DELETE")
+
+
 class CountingProxy:
-    """A TCP proxy counting the bytes moto sent back and the GET requests it was asked."""
+    """A TCP proxy counting the bytes moto sent back and the requests it was asked, by method.
+
+    A request line is recognised by ``"<METHOD> /"`` in what the client sent: the bodies sent
+    through it (small JPEGs, WebVTT) do not contain one by chance in practice.
+    """
 
     def __init__(self, upstream_port: int) -> None:
         self._upstream = upstream_port
@@ -39,6 +47,7 @@ class CountingProxy:
         self.port = self._listener.getsockname()[1]
         self.bytes_sent = 0
         self.requests = 0
+        self.methods: Counter[str] = Counter()
         self._lock = threading.Lock()
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -46,6 +55,7 @@ class CountingProxy:
         with self._lock:
             self.bytes_sent = 0
             self.requests = 0
+            self.methods.clear()
 
     def close(self) -> None:
         self._listener.close()
@@ -68,7 +78,10 @@ class CountingProxy:
                     if downstream:
                         self.bytes_sent += len(data)
                     else:
-                        self.requests += data.count(b"GET /")
+                        for method in _METHODS:
+                            if found := data.count(f"{method} /".encode()):
+                                self.methods[method] += found
+                        self.requests = self.methods["GET"]
         except OSError:
             pass
         finally:

@@ -131,7 +131,10 @@ def test_storage_outage_that_outlasts_the_retries_fails_with_an_explanation(
     row = fleet.wait(outcome.task_id)
     assert row.status == "failed"
     assert row.retry_count == 3
-    assert row.error_message.startswith("validate-video: gave up after 3 retries: storage error")
+    assert row.error_message == (
+        "validate-video: gave up after 3 retries: storage error reading uploads/gone.mp4:"
+        " cannot connect to the endpoint"
+    )
 
 
 def _pool_processes(fleet: Fleet) -> list[psutil.Process]:

@@ -6,6 +6,7 @@ the steps use; a few go through a real worker, where the row is what a user sees
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -15,12 +16,15 @@ import pytest
 import sqlalchemy as sa
 
 from producer.dev import samples
-from schema.errors import VideoTooLarge
+from schema.errors import NotAVideo, VideoTooLarge
 from schema.metadata import as_document
 from schema.settings import DEFAULT_MAX_VIDEO_PIXELS
 from schema.tables import videos
 from tests.integration.conftest import Fleet
 from tests.integration.media_bucket import Bucket
+from workers.media.probe import probe
+
+PIXELS = DEFAULT_MAX_VIDEO_PIXELS
 
 pytestmark = pytest.mark.integration
 
@@ -79,6 +83,18 @@ def test_a_video_of_a_few_frames_gets_its_thumbnails(
     # then there are five thumbnails (the same frame is fine) from inside the video
     assert len(shots) == 5
     assert all(0 <= s.frame_s <= info.duration_s for s in shots)
+
+
+def test_a_giant_frame_s_refusal_does_not_follow_the_process_to_the_next_file(
+    tmp_path: Path, h264_mp4: Path
+) -> None:
+    giant = _giant_png_frame(tmp_path / "giant.mp4").read_bytes()
+    half = h264_mp4.read_bytes()[:5000]  # an MP4 cut short: not a video, and not too large
+    with pytest.raises(VideoTooLarge):
+        probe(io.BytesIO(giant), video_key="giant", size_bytes=None, max_pixels=PIXELS)
+    # then the next open in the same process sees its own ffmpeg messages only
+    with pytest.raises(NotAVideo, match="not a readable"):
+        probe(io.BytesIO(half), video_key="half", size_bytes=None, max_pixels=PIXELS)
 
 
 def test_a_giant_frame_is_refused_at_validation_before_it_is_decoded(

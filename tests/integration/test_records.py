@@ -7,8 +7,8 @@ and reads the rows back: the steps' persistence is checked without Celery in bet
 from __future__ import annotations
 
 import socket
+import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,24 +19,12 @@ from sqlalchemy.engine import Engine
 from schema.db import make_engine
 from schema.errors import DatabaseUnavailable, PermanentError, TransientError
 from schema.lifecycle import now_ms
-from schema.metadata import MediaInfo, TaskMetadata, Thumbnails, as_document
+from schema.metadata import MediaInfo, TaskMetadata, Thumbnails, as_document, encode
 from schema.status import Step, TaskStatus, VideoStatus
 from schema.tables import tasks, videos
-from tests.fleet import reset_database
 from workers import records
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    """A migrated, empty database of either dialect."""
-    if request.param == "postgresql":
-        yield request.getfixturevalue("transports_engine")
-        return
-    engine = reset_database(f"sqlite:///{tmp_path}/records.db")
-    yield engine
-    engine.dispose()
 
 
 def _task(engine: Engine, *, status: TaskStatus = TaskStatus.PENDING, **values: Any) -> str:
@@ -135,11 +123,22 @@ def test_save_step_merges_what_each_step_learnt(engine: Engine) -> None:
     }
 
 
+PROBED = TaskMetadata(probe=MediaInfo(duration_s=4.0, width=320, height=240))
+
+
+def _validated(engine: Engine, task_id: str) -> str:
+    """Save a probe through ``save_validated``; the task's video id afterwards."""
+    records.save_validated(engine, _begun(engine, task_id), PROBED, size_bytes=101)
+    video_id = _row(engine, tasks, task_id).video_id
+    assert video_id is not None
+    return str(video_id)
+
+
 def test_direct_uploads_of_one_key_share_one_videos_row(engine: Engine) -> None:
     first = _task(engine, status=TaskStatus.PROCESSING)
     second = _task(engine, status=TaskStatus.PROCESSING, etag="1" * 32)
 
-    ids = [records.attach_video(engine, _begun(engine, t), size_bytes=101) for t in (first, second)]
+    ids = [_validated(engine, t) for t in (first, second)]
 
     assert ids[0] == ids[1]
     video = _row(engine, videos, ids[0])
@@ -149,14 +148,15 @@ def test_direct_uploads_of_one_key_share_one_videos_row(engine: Engine) -> None:
         101,
         VideoStatus.PROCESSING.value,
     )
-    assert {_row(engine, tasks, t).video_id for t in (first, second)} == {ids[0]}
+    # and the probe went in with the link, in the same write
+    assert as_document(_row(engine, tasks, first).metadata)["probe"]["width"] == 320
 
 
 def test_an_uploaded_video_row_is_used_and_moves_to_processing(engine: Engine) -> None:
     video_id = _video(engine)
     task_id = _task(engine, status=TaskStatus.PROCESSING, video_id=video_id)
 
-    assert records.attach_video(engine, _begun(engine, task_id), size_bytes=101) == video_id
+    assert _validated(engine, task_id) == video_id
 
     assert _row(engine, videos, video_id).status == VideoStatus.PROCESSING.value
     with engine.connect() as conn:
@@ -164,33 +164,53 @@ def test_an_uploaded_video_row_is_used_and_moves_to_processing(engine: Engine) -
 
 
 def test_a_task_naming_a_missing_video_fails_as_the_design_says(engine: Engine) -> None:
-    row = _begun(engine, _task(engine, status=TaskStatus.PROCESSING, video_id="gone"))
+    task_id = _task(engine, status=TaskStatus.PROCESSING, video_id="gone")
+    row = _begun(engine, task_id)
 
     with pytest.raises(PermanentError, match="Video gone not found"):
-        records.attach_video(engine, row, size_bytes=101)
+        records.save_validated(engine, row, PROBED, size_bytes=101)
+    # and nothing of the probe was written
+    assert "probe" not in as_document(_row(engine, tasks, task_id).metadata)
 
 
 def test_complete_ends_the_task_and_makes_its_video_ready_in_one_go(engine: Engine) -> None:
     video_id = _video(engine, status=VideoStatus.PROCESSING)
     task_id = _task(
-        engine, status=TaskStatus.PROCESSING, video_id=video_id, error_message="a retry"
+        engine,
+        status=TaskStatus.PROCESSING,
+        video_id=video_id,
+        error_message="a retry",
+        metadata=encode(
+            TaskMetadata(
+                thumbnails=Thumbnails(keys=["thumbnails/x/000.jpg", "thumbnails/x/001.jpg"]),
+                timings_s={Step.VALIDATE.value: 0.5, Step.THUMBNAILS.value: 1.0},
+                runs={Step.VALIDATE.value: 1, Step.THUMBNAILS.value: 1},
+            )
+        ),
     )
 
-    records.complete(
-        engine,
-        task_id,
-        patch=TaskMetadata(timings_s={"total": 1.5}),
-        thumbnail_url="thumbnails/x/000.jpg",
-    )
+    done = records.complete(engine, task_id, started=time.monotonic())
 
     task = _row(engine, tasks, task_id)
-    assert (task.status, task.error_message) == (TaskStatus.COMPLETED.value, None)
-    assert as_document(task.metadata) == {"timings_s": {"total": 1.5}}
+    assert (task.status, task.step, task.error_message) == (
+        TaskStatus.COMPLETED.value,
+        Step.UPDATE.value,
+        None,
+    )
+    meta = as_document(task.metadata)
+    assert meta["runs"] == {s.value: 1 for s in Step}
+    timings = meta["timings_s"]
+    assert timings["total"] == pytest.approx(1.5 + timings[Step.UPDATE.value], abs=0.002)
     video = _row(engine, videos, video_id)
     assert (video.status, video.thumbnail_url) == (
         VideoStatus.READY.value,
         "thumbnails/x/000.jpg",
     )
+    # the row handed back is the completed one; completing again is a redelivery: no write
+    assert done is not None
+    assert done.status is TaskStatus.COMPLETED
+    assert records.complete(engine, task_id, started=time.monotonic()) is None
+    assert _row(engine, tasks, task_id).updated_at == task.updated_at
 
 
 def test_fail_records_the_step_the_reason_and_the_class(engine: Engine) -> None:

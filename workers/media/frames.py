@@ -583,6 +583,13 @@ def _pixel_limit_hit(logs: list[tuple[int, str, str]]) -> tuple[int, int] | None
     return None
 
 
+# PyAV holds back a message equal to the one before and emits it (as "repeated") when the next
+# different one arrives, whichever open that is: a giant frame's pixel-limit error would land in
+# the next container's capture and refuse an innocent file as too large. Every message is
+# delivered when it is logged instead (logging is on only while a container opens).
+av.logging.set_skip_repeated(False)
+
+
 @contextmanager
 def _ffmpeg_errors() -> Iterator[list[tuple[int, str, str]]]:
     """Collect ffmpeg's error lines from this thread: the pixel limit is reported nowhere else.

@@ -29,10 +29,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import urllib3
-from urllib3.exceptions import HTTPError
+from urllib3.exceptions import HTTPError, MaxRetryError, NewConnectionError
 from urllib3.util.retry import Retry
 
-from schema.errors import ObjectMissing, StorageUnavailable
+from schema.errors import ObjectMissing, StorageUnavailable, Superseded
+from schema.message import normal_etag
 from schema.settings import DEFAULT_S3_MAX_ATTEMPTS
 
 logger = logging.getLogger(__name__)
@@ -107,12 +108,14 @@ class ReadLimits:
         video_key: str,
         pool: urllib3.PoolManager,
         deadline: float | None = None,
+        etag: str | None = None,
     ) -> RangeSource:
         """A ``RangeSource`` over ``url`` within these limits."""
         return RangeSource(
             url,
             video_key=video_key,
             pool=pool,
+            etag=etag,
             block_bytes=self.block_bytes,
             max_request_bytes=self.max_request_bytes,
             cache_bytes=self.cache_bytes,
@@ -129,6 +132,11 @@ class RangeSource:
     ``time.monotonic()`` value) stops a read, and its retries, past the step's budget, and
     ``cancel`` stops every cursor at its next fetch (a sibling failed, or the step was
     interrupted).
+
+    Every response names the version it came from (its ``ETag``): the first one fixes it (or
+    ``etag``, the version the task was created for, does), and a response from any other version
+    raises ``Superseded``, so a step never mixes two versions' bytes and needs no HEAD to know
+    which version it reads. The first response also tells the size (``total_size``).
     Thread-safe: cursors in several threads share one source.
     """
 
@@ -144,8 +152,11 @@ class RangeSource:
         timeout_s: float = 30.0,
         deadline: float | None = None,
         max_attempts: int = DEFAULT_S3_MAX_ATTEMPTS,
+        etag: str | None = None,
     ) -> None:
         self.url = url
+        # The version read: the task's if it named one, else the first response's.
+        self.etag: str | None = normal_etag(etag) if etag else None
         self.video_key = video_key
         self._pool = pool
         self.block_bytes = block_bytes
@@ -228,7 +239,7 @@ class RangeSource:
             )
         except HTTPError as exc:
             raise StorageUnavailable(
-                f"reading {key} failed: {exc.__class__.__name__}", video_key=key
+                f"storage error reading {key}: {_why(exc)}", video_key=key
             ) from exc
         data = bytes(response.data)
         retried = response.retries.history if response.retries is not None else ()
@@ -236,17 +247,45 @@ class RangeSource:
             self.requests += 1 + len(retried)
             self.bytes_read += len(data)
         if response.status == 404:
-            raise ObjectMissing(f"object {key} disappeared while being read", video_key=key)
+            what = "does not exist" if self.size is None else "disappeared while being read"
+            raise ObjectMissing(f"object {key} {what}", video_key=key)
         if response.status == 416:
+            # Nothing at ``start``: past the end, or (from 0) an empty object.
+            total = _total_size(response.headers.get("Content-Range"), None)
+            self.size = total if total is not None else (0 if start == 0 else self.size)
             return b""
         if response.status in _TRANSIENT_STATUSES or response.status not in (200, 206):
-            raise StorageUnavailable(f"reading {key} failed: HTTP {response.status}", video_key=key)
+            raise StorageUnavailable(
+                f"storage error reading {key}: HTTP {response.status}", video_key=key
+            )
+        self._check_version(response.headers.get("ETag"))
         if response.status == 200:
             # A server that ignores Range sends everything: keep only the asked-for part.
             self.size = len(data)
             return data[start : end + 1]
         self.size = _total_size(response.headers.get("Content-Range"), self.size)
         return data
+
+    def _check_version(self, header: str | None) -> None:
+        """Fix the version on the first response; refuse bytes of any other version.
+
+        An overwritten key's older notification can arrive late, a made-up eTag names no
+        version at all, and a key can be overwritten between two range requests: either way
+        the bytes belong to another task.
+        """
+        found = normal_etag(header or "")
+        if not found:
+            return
+        with self._lock:
+            if self.etag is None:
+                self.etag = found
+            if found == self.etag:
+                return
+        raise Superseded(
+            f"superseded: {self.video_key} now holds another version (ETag {found}, this task"
+            f" was for {self.etag}); that version is processed by its own task",
+            video_key=self.video_key,
+        )
 
 
 class RangeReader(io.RawIOBase):
@@ -359,6 +398,14 @@ class RangeReader(io.RawIOBase):
         data = self._source.fetch(self._pos, length)
         self._next_sequential = self._pos + len(data)
         return data
+
+
+def _why(exc: HTTPError) -> str:
+    """What went wrong in a few words: the last attempt's cause, not urllib3's retry wrapper."""
+    cause = exc.reason if isinstance(exc, MaxRetryError) and exc.reason is not None else exc
+    if isinstance(cause, NewConnectionError):
+        return "cannot connect to the endpoint"
+    return cause.__class__.__name__
 
 
 def _total_size(content_range: str | None, known: int | None) -> int | None:

@@ -156,6 +156,7 @@ def capture(
     max_pixels: int,
     deadline: float | None = None,
     decoders: int = 1,
+    etag: str | None = None,
 ) -> Capture:
     """Seek to every thumbnail and storyboard time, reading the object once.
 
@@ -167,9 +168,10 @@ def capture(
 
     Raises:
         NotAVideo: the object cannot be decoded.
-        ObjectMissing / StorageUnavailable: from the reader.
+        ObjectMissing / StorageUnavailable / Superseded: from the reader (``etag`` is the
+            version to read).
     """
-    source = limits.source(url, video_key=video_key, pool=pool, deadline=deadline)
+    source = limits.source(url, video_key=video_key, pool=pool, deadline=deadline, etag=etag)
     started = time.monotonic()
     work = plan_pictures(times, board)
     runs = max(1, min(decoders, len(work)))
