@@ -56,14 +56,15 @@ def _timed(calls: dict[str, list[float]], name: str, fn: Callable[..., Any]) -> 
     return timed
 
 
-def _pending_task(engine: sa.engine.Engine, key: str, etag: str) -> str:
+def pending_task(engine: sa.engine.Engine, *, bucket: str, key: str, etag: str) -> str:
+    """Insert the row ingest leaves for one object version: pending, naming its ETag."""
     task_id = str(uuid.uuid4())
     with engine.begin() as conn:
         conn.execute(
             sa.insert(tasks).values(
                 id=task_id,
                 video_key=key,
-                bucket=BUCKET,
+                bucket=bucket,
                 etag=etag,
                 status=TaskStatus.PENDING.value,
                 created_at=now_ms(),
@@ -120,7 +121,7 @@ def main() -> None:
                     timings.clear()
             key = f"steps/{i:03d}.mp4"
             etag = s3.put_object(Bucket=BUCKET, Key=key, Body=data)["ETag"].strip('"')
-            task_id = _pending_task(engine, key, etag)
+            task_id = pending_task(engine, bucket=BUCKET, key=key, etag=etag)
             for name, step in (
                 ("validate", steps.validate),
                 ("thumbnails", steps.thumbnails),

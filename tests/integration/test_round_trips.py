@@ -7,7 +7,6 @@ transactions that wrote; the proxy counts the requests the store was asked, by m
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,9 +16,9 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
+from bench.steps import pending_task
 from schema.changes import ChangeMarks
 from schema.errors import NotAVideo, Superseded
-from schema.lifecycle import now_ms
 from schema.metadata import TaskMetadata
 from schema.settings import Settings
 from schema.status import Step, TaskStatus, VideoStatus
@@ -78,22 +77,8 @@ def deps(engine: Engine, bucket: Bucket) -> Deps:
 
 def _task(engine: Engine, bucket: Bucket, key: str) -> str:
     """The row ingest leaves for the object now under ``key``: pending, naming its version."""
-    etag = bucket.s3.head_object(Bucket=BUCKET, Key=key)["ETag"].strip('"')
-    task_id = str(uuid.uuid4())
-    now = now_ms()
-    with engine.begin() as conn:
-        conn.execute(
-            sa.insert(tasks).values(
-                id=task_id,
-                video_key=key,
-                bucket=BUCKET,
-                etag=etag,
-                status=TaskStatus.PENDING.value,
-                created_at=now,
-                updated_at=now,
-            )
-        )
-    return task_id
+    etag = bucket.s3.head_object(Bucket=BUCKET, Key=key)["ETag"]
+    return pending_task(engine, bucket=BUCKET, key=key, etag=etag.strip('"'))
 
 
 def _metadata(engine: Engine, task_id: str) -> TaskMetadata:

@@ -11,19 +11,14 @@ from schema.errors import IllegalTransition
 from schema.lifecycle import transition
 from schema.metadata import TaskMetadata, as_document
 from schema.status import ALLOWED, TaskStatus
-from schema.tables import metadata_obj, tasks
+from schema.tables import tasks
+from tests.unit.tasktable import one_task_row
 
 
 @pytest.fixture
 def conn() -> Iterator[sa.Connection]:
-    engine = sa.create_engine("sqlite://")
-    metadata_obj.create_all(engine)
-    with engine.begin() as connection:
-        connection.execute(
-            tasks.insert().values(id="t1", video_key="k", created_at=1, updated_at=1)
-        )
+    with one_task_row() as connection:
         yield connection
-    engine.dispose()
 
 
 def _row(conn: sa.Connection) -> sa.Row[tuple[object, ...]]:

@@ -20,7 +20,8 @@ from schema.metadata import (
     merge,
 )
 from schema.status import Step, TaskStatus
-from schema.tables import metadata_obj, tasks
+from schema.tables import tasks
+from tests.unit.tasktable import one_task_row
 
 # A row as the first release wrote it (0ff976a): no poster, blank flags, reads or media times.
 FIRST_RELEASE_ROW = {
@@ -108,20 +109,8 @@ def test_encoding_is_key_sorted_json_of_what_was_set() -> None:
 
 @pytest.fixture
 def conn() -> Iterator[sa.Connection]:
-    engine = sa.create_engine("sqlite://")
-    metadata_obj.create_all(engine)
-    with engine.begin() as connection:
-        connection.execute(
-            tasks.insert().values(
-                id="t1",
-                video_key="k",
-                created_at=1,
-                updated_at=1,
-                metadata=json.dumps(FIRST_RELEASE_ROW),
-            )
-        )
+    with one_task_row(metadata=json.dumps(FIRST_RELEASE_ROW)) as connection:
         yield connection
-    engine.dispose()
 
 
 def test_the_column_reads_typed_documents_and_stores_text(conn: sa.Connection) -> None:
