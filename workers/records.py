@@ -149,8 +149,9 @@ def complete(engine: Engine, task_id: str, *, started: float) -> TaskRow | None:
     """Finish the task and mark its video ready, in one transaction; None if it had completed.
 
     The update step has no separate start: this one write counts its run, adds its time
-    (since ``started``, a ``time.monotonic()`` value) and the total to ``timings_s``, and sets
-    the first thumbnail as the video's poster. Returns the row as completed.
+    (since ``started``, a ``time.monotonic()`` value) and the total to ``timings_s``, and makes
+    the poster (``Thumbnails.poster``) the video's ``thumbnail_url``. Returns the row as
+    completed.
     """
     with transient_db_errors(), engine.begin() as conn:
         row = load(conn, task_id)
