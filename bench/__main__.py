@@ -21,7 +21,10 @@ FULL = [
     ["bench.readside"],
 ]
 # The fleet's smoke sizes: the burst and the backfill at a tenth (see bench/README.md).
-QUICK_FLEET = "--chains 5 --videos 10 --burst 100 --backfill 100 --uploads 5 --upload-interval-s 1"
+QUICK_FLEET = (
+    "--chains 5 --videos 10 --burst 100 --backfill 100 --uploads 5 --upload-interval-s 1"
+    " --versus 100"
+)
 QUICK = [
     ["bench.media"],
     ["bench.thumbs", "--rounds", "2", "--skip-naive"],

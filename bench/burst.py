@@ -47,7 +47,6 @@ CLIP_S = 3
 BURST_BATCH = 100
 FIRST_COMPLETION_TARGET_S = 5.0
 P50_OF_DRAIN_TARGET = 0.55
-THROUGHPUT_TARGET = 1.5
 UPLOAD_P50_TARGET_S = 5.0
 MODES = {"fifo": False, "lanes": True}
 VIDEOFLEET = [sys.executable, "-m", "producer"]
@@ -285,8 +284,11 @@ def backfill(
 
 
 def burst_targets(fifo: dict[str, float], lanes: dict[str, float]) -> list[Target]:
-    """The burst's three targets, measured with lanes on (FIFO is the baseline beside them)."""
-    ratio = lanes["videos/min"] / fifo["videos/min"]
+    """The burst's latency targets, measured with lanes on (FIFO is the baseline beside them).
+
+    Its throughput target compares today's code with the code before issue 12
+    (``bench.baseline``): lanes reorder the same work, they cannot make more of it.
+    """
     return [
         Target(
             f"time to first completion < {FIRST_COMPLETION_TARGET_S:.0f} s",
@@ -297,13 +299,6 @@ def burst_targets(fifo: dict[str, float], lanes: dict[str, float]) -> list[Targe
             f"p50 notification -> completed <= {P50_OF_DRAIN_TARGET}x drain time",
             f"{lanes['p50 / drain']:.2f}x (FIFO {fifo['p50 / drain']:.2f}x)",
             lanes["p50 / drain"] <= P50_OF_DRAIN_TARGET,
-        ),
-        Target(
-            f"videos/min >= {THROUGHPUT_TARGET}x FIFO's",
-            f"{lanes['videos/min']:.0f} vs {fifo['videos/min']:.0f} = {ratio:.2f}x; worker CPU"
-            f" per video {lanes['worker CPU s/video']:.3f} vs {fifo['worker CPU s/video']:.3f} s"
-            " (lanes reorder the work, they do not shrink it)",
-            ratio >= THROUGHPUT_TARGET,
         ),
     ]
 

@@ -11,14 +11,16 @@ a bare no-op worker, PostgreSQL) on each broker, then:
   notification's ingest to the task row's ``completed`` time;
 - all at once: the same clips delivered at once, for the videos per minute the workers sustain;
 - on Redis only (``bench.burst``), FIFO beside priority lanes: a burst of 1,000 3-second clips
-  notified at once, and upload-API videos arriving during a 1,000-video poller backfill.
+  notified at once, and upload-API videos arriving during a 1,000-video poller backfill;
+- on Redis only (``bench.baseline``), the same burst through the webhook on today's tree and on
+  the code before issue 12, each version's own worker and server: the throughput target.
 
 It ends with every target as ``[PASS]`` or ``[FAIL]``. With ``--broker both`` (the default) it
 runs on Redis, then on RabbitMQ (a vhost of the local RabbitMQ, recreated with rabbitmqctl),
 and prints both side by side. The Redis database is flushed at the start: point
 ``--broker-url`` at a Redis database of your own (the bare chain stamps its end there on either
-broker). Sizes: ``--chains``, ``--videos``, ``--burst``, ``--backfill``, ``--uploads`` (0 skips a
-part).
+broker). Sizes: ``--chains``, ``--videos``, ``--burst``, ``--backfill``, ``--uploads``,
+``--versus`` (0 skips a part).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import statistics
 import time
 from contextlib import ExitStack
 
-from bench import burst, media
+from bench import baseline, burst, media
 from bench.burst import MODES, Target
 from bench.fleetstack import Fleet, now_ms
 from producer.dev.localstack import rabbitmq_url
@@ -152,6 +154,15 @@ def main() -> None:
                 figures[name] |= {f"burst {k}": v for k, v in once.items() if "latency" not in k}
             if name == "redis":
                 targets += _deep_queues(fleet, args, lanes)
+    if args.versus and "redis" in brokers:
+        targets.append(
+            baseline.versus(
+                rev=args.baseline_rev,
+                videos=args.versus,
+                broker_url=args.broker_url,
+                database_url=args.database_url,
+            )
+        )
     if len(figures) > 1 and all(figures.values()):
         _side_by_side(figures)
     for scenario in ("burst", "backfill"):
@@ -212,6 +223,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--upload-interval-s", type=float, default=2.0, help="seconds between those uploads"
     )
+    parser.add_argument(
+        "--versus",
+        type=int,
+        default=1000,
+        help="clips a round in the burst beside the code before issue 12 (bench.baseline)",
+    )
+    parser.add_argument("--baseline-rev", default=baseline.BASELINE_REV, help="that code's commit")
     return parser
 
 

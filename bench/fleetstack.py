@@ -9,13 +9,14 @@ uploads, ingests and reads the task rows.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 import sqlalchemy as sa
@@ -36,6 +37,9 @@ from schema.settings import Settings
 from schema.status import TaskStatus
 from schema.storage import make_s3_client
 from schema.tables import tasks
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 BUCKET = "bench"
 ENDED = ("completed", "failed")
@@ -59,18 +63,12 @@ class Fleet:
     def __init__(
         self, stack: ExitStack, *, broker_url: str, database_url: str, stamp_redis_url: str
     ) -> None:
-        port = free_port()
-        self.moto = localstack.spawn(
-            stack,
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            log=LOGDIR / "moto.log",
-        )
-        localstack.wait_listening("127.0.0.1", port, what="moto")
+        self.moto, endpoint = start_moto(stack, log=LOGDIR / "moto.log")
         self.env = {
             **os.environ,
             "DATABASE_URL": database_url,
             "BROKER_URL": broker_url,
-            "S3_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+            "S3_ENDPOINT_URL": endpoint,
             "S3_BUCKET": BUCKET,
             "LOG_LEVEL": "WARNING",
             "BENCH_STAMP_REDIS_URL": stamp_redis_url,
@@ -99,32 +97,17 @@ class Fleet:
         # The bare chain's queue must be declared as the no-op worker declares it (quorum).
         self.celery.conf.update(celery_broker_config(self.settings))
         stack.callback(self.celery.close)
-        self._wait_ready("bench-fleet@", "bench-noop@")
+        wait_ready(self.celery, "bench-fleet@", "bench-noop@")
         self.publisher = stack.enter_context(ChainPublisher(self.settings))
         self.redis = redis.Redis.from_url(stamp_redis_url)
-
-    def _wait_ready(self, *names: str) -> None:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            replies = [k for reply in self.celery.control.ping(timeout=0.5) for k in reply]
-            if all(any(r.startswith(n) for r in replies) for n in names):
-                return
-        raise SystemExit(f"workers {names} did not start; see {LOGDIR}")
 
     def upload(self, path: Path, key: str) -> dict[str, Any]:
         """Put ``path`` under ``key``; return the R2 notification R2 would send for it."""
         return self.upload_many(path, [key])[0]
 
     def upload_many(self, path: Path, keys: list[str]) -> list[dict[str, Any]]:
-        """One file under many keys, a few PUTs at a time; the notifications in key order."""
-        data = path.read_bytes()
-
-        def put(key: str) -> dict[str, Any]:
-            etag = self.s3.put_object(Bucket=BUCKET, Key=key, Body=data)["ETag"].strip('"')
-            return r2_notification(key, size=len(data), etag=etag)
-
-        with ThreadPoolExecutor(UPLOAD_THREADS) as pool:
-            return list(pool.map(put, keys))
+        """One file under many keys; the notifications in key order."""
+        return upload_many(self.s3, path, keys)
 
     def worker_cpu_s(self) -> float:
         """CPU seconds used so far by the fleet worker and its pool processes."""
@@ -207,6 +190,37 @@ class Fleet:
         while (stamp := self.redis.get(f"bench:noop:{chain_id}")) is None:
             time.sleep(POLL_S)
         return int(stamp) - started
+
+
+def start_moto(stack: ExitStack, *, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """moto's S3 server as a child process (the stack stops it), and its endpoint URL."""
+    port = free_port()
+    args = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    proc = localstack.spawn(stack, args, log=log)
+    localstack.wait_listening("127.0.0.1", port, what="moto")
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def wait_ready(celery: Celery, *names: str) -> None:
+    """Wait until a worker whose name starts with each of ``names`` answers a ping."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        replies = [k for reply in celery.control.ping(timeout=0.5) for k in reply]
+        if all(any(r.startswith(n) for r in replies) for n in names):
+            return
+    raise SystemExit(f"workers {names} did not start; see {LOGDIR}")
+
+
+def upload_many(s3: S3Client, path: Path, keys: list[str]) -> list[dict[str, Any]]:
+    """One file under many keys, a few PUTs at a time; the notifications in key order."""
+    data = path.read_bytes()
+
+    def put(key: str) -> dict[str, Any]:
+        etag = s3.put_object(Bucket=BUCKET, Key=key, Body=data)["ETag"].strip('"')
+        return r2_notification(key, size=len(data), etag=etag)
+
+    with ThreadPoolExecutor(UPLOAD_THREADS) as pool:
+        return list(pool.map(put, keys))
 
 
 def r2_notification(key: str, *, size: int, etag: str) -> dict[str, Any]:

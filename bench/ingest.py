@@ -126,6 +126,15 @@ def cpu_s(proc: psutil.Process) -> float:
 
 
 def prepare_database(url: str) -> None:
+    ensure_database(url)
+    engine = make_engine(url)
+    drop_tables(engine)
+    upgrade(engine)
+    engine.dispose()
+
+
+def ensure_database(url: str) -> None:
+    """Create ``url``'s PostgreSQL database when it is missing (SQLite creates its own)."""
     parsed = sa.engine.make_url(url)
     if parsed.get_backend_name() == "postgresql":
         admin = make_engine(parsed.set(database="postgres").render_as_string(hide_password=False))
@@ -136,10 +145,6 @@ def prepare_database(url: str) -> None:
             if found is None:
                 conn.execute(sa.text(f'CREATE DATABASE "{parsed.database}"'))
         admin.dispose()
-    engine = make_engine(url)
-    drop_tables(engine)
-    upgrade(engine)
-    engine.dispose()
 
 
 def drop_tables(engine: sa.Engine) -> None:

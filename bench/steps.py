@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import functools
 import statistics
-import sys
 import time
 import uuid
 from collections import defaultdict
@@ -24,7 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from bench import media
-from bench.fleetstack import LOGDIR, fresh_database
+from bench.fleetstack import LOGDIR, fresh_database, start_moto
 from producer.dev import localstack
 from schema.changes import ChangeMarks
 from schema.lifecycle import now_ms
@@ -97,13 +96,10 @@ def main() -> None:
         for name in names:
             setattr(module, name, _timed(calls, name, getattr(module, name)))
     with ExitStack() as stack:
-        port = localstack.free_port()
-        server = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
-        localstack.spawn(stack, server, log=LOGDIR / "steps-moto.log")
-        localstack.wait_listening("127.0.0.1", port, what="moto")
+        _, endpoint = start_moto(stack, log=LOGDIR / "steps-moto.log")
         settings = Settings(
             database_url=args.database_url,
-            s3_endpoint_url=f"http://127.0.0.1:{port}",
+            s3_endpoint_url=endpoint,
             s3_bucket=BUCKET,
             status_cache_enabled=False,
         )

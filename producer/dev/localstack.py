@@ -75,7 +75,12 @@ def wait_listening(
 
 
 def spawn(
-    stack: ExitStack, args: list[str], *, log: Path, env: dict[str, str] | None = None
+    stack: ExitStack,
+    args: list[str],
+    *,
+    log: Path,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start a long-running child whose output goes to ``log``; the stack stops it."""
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -85,6 +90,7 @@ def spawn(
         stdout=out,
         stderr=subprocess.STDOUT,
         env=env,
+        cwd=cwd,
         start_new_session=True,
         preexec_fn=_terminate_with_parent,
     )
@@ -217,8 +223,12 @@ def start_worker(
     concurrency: int = 2,
     env: dict[str, str] | None = None,
     app: str = "workers",
+    cwd: Path | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Run ``celery -A <app> worker`` on the ``video-events`` queue as a child process."""
+    """Run ``celery -A <app> worker`` on the ``video-events`` queue as a child process.
+
+    ``cwd`` is where ``app`` is imported from: another checkout's tree runs that version.
+    """
     args = [
         sys.executable,
         "-m",
@@ -236,4 +246,4 @@ def start_worker(
         "INFO",
         "-E",
     ]
-    return spawn(stack, args, log=logdir / f"{name}.log", env=env)
+    return spawn(stack, args, log=logdir / f"{name}.log", env=env, cwd=cwd)
