@@ -31,6 +31,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx2
 import redis
@@ -38,7 +39,7 @@ import sqlalchemy as sa
 from celery import Celery
 
 from bench.burst import BURST_BATCH, CLIP_S, Target, clip
-from bench.cpumeter import CpuMeter, print_shares
+from bench.cpumeter import CpuMeter, listening_pid, print_shares
 from bench.fleetstack import (
     BUCKET,
     BURST_POLL_S,
@@ -184,10 +185,11 @@ class Stand:
             celery = Celery(broker=self.broker_url, set_as_current=False)
             stack.callback(celery.close)
             wait_ready(celery, f"baseline-{version}@")
-            meter = CpuMeter(
-                trees={WORKER: worker.pid, SERVE: serve.pid, "moto (S3)": moto.pid},
-                engine=engine,
-            )
+            trees = {WORKER: worker.pid, SERVE: serve.pid, "moto (S3)": moto.pid}
+            broker_port = urlsplit(self.broker_url).port or 6379
+            if (redis_pid := listening_pid(broker_port)) is not None:
+                trees["redis-server"] = redis_pid
+            meter = CpuMeter(trees=trees, engine=engine)
             meter.start()
             started = now_ms()
             for batch in webhook_batches(notifications):

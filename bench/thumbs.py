@@ -48,7 +48,7 @@ from bench.fileserver import FileServer
 from schema.settings import DEFAULT_MAX_VIDEO_PIXELS, Settings
 from workers.media import probe as worker_media
 from workers.media import storyboard
-from workers.media.frames import encode_jpeg, output_size
+from workers.media.pictures import encode_jpeg, output_size
 from workers.media.rangereader import RangeSource, ReadLimits
 from workers.media.thumbnails import capture
 

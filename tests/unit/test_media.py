@@ -5,7 +5,7 @@ from __future__ import annotations
 from fractions import Fraction
 from types import SimpleNamespace
 
-from workers.media.frames import sample_aspect
+from workers.media.containers import sample_aspect
 from workers.media.probe import display_size, plan_thumbnails
 
 

@@ -6,7 +6,7 @@ import threading
 
 import av
 
-from workers.media.frames import KeyframePictures, Picture
+from workers.media.pictures import KeyframePictures, Picture
 from workers.media.storyboard import plan_storyboard
 from workers.media.thumbnails import THUMB, TILE, Want, plan_pictures
 

@@ -8,7 +8,7 @@ from fractions import Fraction
 
 import pytest
 
-from workers.media.frames import output_size
+from workers.media.pictures import output_size
 from workers.media.probe import plan_thumbnails
 from workers.media.rangereader import _total_size
 from workers.media.storyboard import plan_storyboard, vtt_text

@@ -5,8 +5,9 @@ inside the file: an HLS playlist fetches its segment and key URLs, an ffconcat s
 and URLs, an image sequence reads files, an MP4 data reference points outside the file. Left to
 probing, a crafted upload makes a worker send requests wherever its author likes. So the format
 is decided here, from magic bytes, against an allow-list of single-file containers, and the
-demuxer is then forced to it (``workers.media.frames.open_source``): a playlist, a script or an
-image is never handed to a demuxer that would follow it, and is refused as not a video.
+demuxer is then forced to it (``workers.media.containers.open_container``): a playlist, a
+script or an image is never handed to a demuxer that would follow it, and is refused as not a
+video.
 """
 
 from __future__ import annotations

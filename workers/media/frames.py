@@ -13,16 +13,11 @@ many bytes the keyframe takes, so it is fetched in one request of about its size
 from __future__ import annotations
 
 import dataclasses
-import functools
 import io
-import itertools
 import logging
 import math
-import operator
-import re
-import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
@@ -35,20 +30,13 @@ from av.video.frame import VideoFrame
 from av.video.reformatter import VideoReformatter
 from av.video.stream import VideoStream
 
-from schema.errors import NotAVideo, VideoTooLarge
-from workers.media import formats
+from schema.errors import NotAVideo
+from workers.media import containers
+from workers.media.pictures import KeyframePictures, Picture, luma_stats, output_size, to_display
 from workers.media.rangereader import RangeReader
 
 logger = logging.getLogger(__name__)
 
-# A picture darker than this mean luma (0-255) or flatter than this standard deviation is
-# "blank": a fade, a black leader, a title card's empty background.
-BLANK_MEAN_LUMA = 28.0
-BLANK_MIN_CONTRAST = 6.0
-# The demuxer's own buffer. Small, so that a keyframe larger than it is read directly: one
-# request of exactly its size, not a buffer's worth past its end.
-IO_BUFFER_BYTES = 16 * 1024
-STATS_WIDTH_PX = 64
 # How far before a time an accurate decode starts, tried in turn when a seek lands past the
 # time; None is the first frame.
 SEEK_BACKOFF_S: tuple[float | None, ...] = (0.0, 1.0, 4.0, 16.0, None)
@@ -59,9 +47,6 @@ _SEEKS_BY_INDEX = frozenset({"mov", "matroska"})
 KEYFRAME_SPAN_MARGIN = 0.25
 # A keyframe this far after its time still counts as "at" it (timestamps are rounded to 1 ms).
 _AT_TOLERANCE_S = 0.001
-# PyAV reports the display matrix angle counterclockwise (libavutil's convention), as ffmpeg's
-# autorotate reads it: 90 means turn the picture a quarter counterclockwise.
-_TRANSPOSE = {90: ("transpose=cclock",), 180: ("hflip", "vflip"), 270: ("transpose=clock",)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,91 +59,6 @@ class _Towards:
     frame: VideoFrame | None
     exhausted: bool
     overshot: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Picture:
-    """A decoded picture at display orientation and square pixels, scaled to the output width."""
-
-    at_s: float
-    frame_s: float
-    frame: VideoFrame
-    mean_luma: float
-    contrast: float
-    method: str
-
-    @property
-    def blank(self) -> bool:
-        """Whether the picture is too dark or too flat to stand for the video."""
-        return self.mean_luma < BLANK_MEAN_LUMA or self.contrast < BLANK_MIN_CONTRAST
-
-
-def output_size(
-    width: int, height: int, *, sar: Fraction, rotation: int, width_px: int
-) -> tuple[int, int]:
-    """The even output size of a picture shown ``width_px`` wide at its display aspect ratio."""
-    display_w = width * (sar if sar > 0 else 1)
-    display_h = Fraction(height)
-    if rotation % 180 == 90:
-        display_w, display_h = display_h, display_w
-    out_h = max(2, round(width_px * display_h / display_w / 2) * 2)
-    return max(2, width_px // 2 * 2), out_h
-
-
-def luma_stats(
-    frame: VideoFrame, *, reformatter: VideoReformatter | None = None
-) -> tuple[float, float]:
-    """Mean and standard deviation of the luma, measured on a 64-pixel-wide gray copy.
-
-    A blank picture is blank at any size; the tiny copy keeps this pure-Python sum cheap.
-    ``reformatter`` keeps its scaler between pictures (see ``FrameSource``).
-    """
-    width = min(frame.width, STATS_WIDTH_PX)
-    height = max(1, round(frame.height * width / frame.width))
-    gray = (reformatter or VideoReformatter()).reformat(frame, width, height, format="gray")
-    plane = gray.planes[0]
-    data, stride = bytes(plane), plane.line_size
-    values = b"".join(data[row * stride : row * stride + width] for row in range(height))
-    count = len(values)
-    mean = sum(values) / count
-    variance = max(sum(map(operator.mul, values, values)) / count - mean * mean, 0.0)
-    return mean, math.sqrt(variance)
-
-
-@dataclass(slots=True)
-class _Slot:
-    ready: threading.Event
-    picture: Picture | None = None
-
-
-class KeyframePictures:
-    """Keyframe pictures by the keyframe's timestamp, shared by every container of one capture.
-
-    Thumbnails and storyboard tiles come from one plan over one video, so a thumbnail that lands
-    on a tile's keyframe, or a blank thumbnail's search that wanders onto one, gets the picture
-    decoded first instead of decoding the keyframe again. With several decoders in threads the
-    second waits for the first. Pictures are at output width, so a capture's few dozen are small.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._slots: dict[int, _Slot] = {}
-
-    def get(self, pts: int, make: Callable[[], Picture | None]) -> Picture | None:
-        """The picture of the keyframe at ``pts``: made by ``make`` once, whatever it gave."""
-        with self._lock:
-            slot = self._slots.get(pts)
-            mine = slot is None
-            if slot is None:
-                slot = self._slots[pts] = _Slot(threading.Event())
-        if not mine:
-            slot.ready.wait()
-            return slot.picture
-        try:
-            slot.picture = make()
-        finally:
-            slot.ready.set()
-        return slot.picture
 
 
 class FrameSource:
@@ -190,7 +90,7 @@ class FrameSource:
             if stream.index != self._stream.index:
                 stream.discard = Discard.all
         self._width_px = width_px
-        self._sar = sample_aspect(self._stream)
+        self._sar = containers.sample_aspect(self._stream)
         # Times are on the video's own timeline: 0 is its first frame, whatever offset the
         # container puts before it (MPEG-TS clocks, MP4 edit lists, audio that leads).
         start, time_base = self._stream.start_time, self._stream.time_base
@@ -209,7 +109,7 @@ class FrameSource:
     @property
     def duration_s(self) -> float:
         """The video's duration by the one rule of ``playable_duration_s`` (0 when unknown)."""
-        return playable_duration_s(self._container)
+        return containers.playable_duration_s(self._container)
 
     def picture_at(self, at_s: float, *, max_distance_s: float) -> Picture | None:
         """The keyframe at or before ``at_s``; an accurate decode when that yields nothing.
@@ -434,8 +334,7 @@ class FrameSource:
         scaled = self._scaler.reformat(
             frame, out_h if turned else out_w, out_w if turned else out_h, format="yuvj420p"
         )
-        if rotation in _TRANSPOSE:
-            scaled = _rotate(scaled, _TRANSPOSE[rotation])
+        scaled = to_display(scaled, rotation)
         mean, contrast = luma_stats(scaled, reformatter=self._stats_scaler)
         frame_s = float(frame.time) - self._origin_s if frame.time is not None else math.nan
         if math.isnan(frame_s):
@@ -463,7 +362,7 @@ def open_source(
         VideoTooLarge: its frames have more than ``max_pixels`` pixels.
         ObjectMissing / StorageUnavailable: from the reader.
     """
-    container = open_container(reader, video_key=video_key, max_pixels=max_pixels)
+    container = containers.open_container(reader, video_key=video_key, max_pixels=max_pixels)
     try:
         yield FrameSource(
             container,
@@ -474,199 +373,3 @@ def open_source(
         )
     finally:
         container.close()
-
-
-def open_container(
-    reader: io.RawIOBase, *, video_key: str, max_pixels: int
-) -> av.container.InputContainer:
-    """The allow-listed, no-nested-opens PyAV container behind ``open_source``."""
-    head = reader.read(formats.HEAD_BYTES) or b""
-    reader.seek(0)
-    if not head:
-        raise NotAVideo("the object is empty", video_key=video_key)
-    kind = formats.sniff(head)
-    if kind is None:
-        raise NotAVideo(
-            "not a video: the content is no container this fleet reads "
-            f"({', '.join(c.label for c in formats.ALLOWED)})",
-            video_key=video_key,
-        )
-    if kind is formats.MP4 and isinstance(reader, RangeReader):
-        _read_index_ahead(reader, head)
-    nested: list[str] = []
-    with _ffmpeg_errors() as logs:
-        try:
-            container = av.open(
-                reader,
-                mode="r",
-                format=kind.demuxer,
-                buffer_size=IO_BUFFER_BYTES,
-                options={"max_pixels": str(max_pixels)},
-                io_open=functools.partial(_refuse_nested_open, nested),
-            )
-        except (av.error.FFmpegError, _NestedOpenRefused) as exc:
-            raise _open_failure(exc, kind, logs, nested, video_key, max_pixels) from exc
-    if nested:
-        container.close()
-        raise _nested_failure(kind, video_key)
-    too_large = _pixel_limit_hit(logs)
-    if too_large is not None:
-        container.close()
-        width, height = too_large
-        raise VideoTooLarge(video_key=video_key, width=width, height=height, max_pixels=max_pixels)
-    return container
-
-
-def _read_index_ahead(reader: RangeReader, head: bytes) -> None:
-    """Let the reader fetch an MP4's index in one request instead of a doubling run.
-
-    At the front, the ``moov`` box and a block after it (the first packets the demuxer reads
-    next); at the end, the rest of the file, when that is no more than one request.
-    """
-    span = formats.mp4_index_span(head, size=reader.size)
-    if span is None:
-        return
-    start, end = span
-    if reader.size is not None and end < reader.size:
-        end = min(end + reader.block_bytes, reader.size)
-    if end - start <= reader.max_request_bytes:
-        reader.read_ahead(start, end)
-
-
-class _NestedOpenRefused(OSError):
-    """Raised into ffmpeg when a demuxer tries to open anything but the object itself."""
-
-
-def _refuse_nested_open(attempts: list[str], url: str, flags: int, options: object) -> None:
-    # Only the fact is kept: the URL is the uploader's text and may name internal hosts.
-    attempts.append(url)
-    raise _NestedOpenRefused("nested open refused")
-
-
-def _open_failure(
-    exc: Exception,
-    kind: formats.Container,
-    logs: list[tuple[int, str, str]],
-    nested: list[str],
-    video_key: str,
-    max_pixels: int,
-) -> NotAVideo:
-    too_large = _pixel_limit_hit(logs)
-    if too_large is not None:
-        width, height = too_large
-        return VideoTooLarge(video_key=video_key, width=width, height=height, max_pixels=max_pixels)
-    if nested:
-        return _nested_failure(kind, video_key)
-    # ffmpeg's own last error line says why ("moov atom not found"); its error code only says
-    # "Invalid data found when processing input".
-    said = [" ".join(message.split()) for _level, _name, message in logs if message.strip()]
-    code = exc.strerror if isinstance(exc, av.error.FFmpegError) and exc.strerror else None
-    reason = said[-1] if said else code or "unreadable"
-    return NotAVideo(f"not a readable {kind.label} video: {reason}", video_key=video_key)
-
-
-def _nested_failure(kind: formats.Container, video_key: str) -> NotAVideo:
-    return NotAVideo(
-        f"not a video: the {kind.label} file refers to other files or URLs", video_key=video_key
-    )
-
-
-_PIXEL_LIMIT_RE = re.compile(r"Picture size (\d+)x(\d+) exceeds specified max pixel count")
-
-
-def _pixel_limit_hit(logs: list[tuple[int, str, str]]) -> tuple[int, int] | None:
-    """The frame size a decoder refused for ``max_pixels`` (ffmpeg says so only in its log)."""
-    for _level, _name, message in logs:
-        match = _PIXEL_LIMIT_RE.search(message)
-        if match:
-            return int(match[1]), int(match[2])
-    return None
-
-
-# PyAV holds back a message equal to the one before and emits it (as "repeated") when the next
-# different one arrives, whichever open that is: a giant frame's pixel-limit error would land in
-# the next container's capture and refuse an innocent file as too large. Every message is
-# delivered when it is logged instead (logging is on only while a container opens).
-av.logging.set_skip_repeated(False)
-
-
-@contextmanager
-def _ffmpeg_errors() -> Iterator[list[tuple[int, str, str]]]:
-    """Collect ffmpeg's error lines from this thread: the pixel limit is reported nowhere else.
-
-    PyAV forwards no ffmpeg log by default; it is switched on only while a container opens, so
-    decoders' chatter about damaged frames does not flood the worker's log.
-    """
-    previous = av.logging.get_level()
-    av.logging.set_level(av.logging.ERROR)
-    try:
-        with av.logging.Capture(local=True) as logs:
-            yield logs
-    finally:
-        av.logging.set_level(previous)
-
-
-def sample_aspect(stream: VideoStream) -> Fraction:
-    """The one rule for a picture's shape: the container's sample aspect ratio, else the codec's.
-
-    It is ffmpeg's own guess (``av_guess_sample_aspect_ratio``), what players show; the probe,
-    the thumbnails and the storyboard all use it, so their display sizes agree.
-    """
-    for ratio in (stream.sample_aspect_ratio, stream.codec_context.sample_aspect_ratio):
-        if ratio:
-            return Fraction(ratio)
-    return Fraction(1)
-
-
-def playable_duration_s(container: av.container.InputContainer) -> float:
-    """How long the video really plays: what its streams say, else what the container says.
-
-    A container header can claim anything (an MP4 whose ``mvhd`` says 49.7 days over a 3-second
-    track); the streams' own durations are measured from their samples, so they win.
-    """
-    streams = [*container.streams.video, *container.streams.audio]
-    measured = [
-        float(s.duration * s.time_base) for s in streams if s.duration and s.time_base is not None
-    ]
-    if measured:
-        return max(measured)
-    return container.duration / av.time_base if container.duration else 0.0
-
-
-def _rotate(frame: VideoFrame, filters: tuple[str, ...]) -> VideoFrame:
-    """Turn a small frame to display orientation with ffmpeg's transpose/flip filters."""
-    graph = av.filter.Graph()
-    time_base = Fraction(1, 1000)
-    nodes = [
-        graph.add_buffer(
-            width=frame.width, height=frame.height, format=frame.format, time_base=time_base
-        )
-    ]
-    for spec in filters:
-        name, _, args = spec.partition("=")
-        nodes.append(graph.add(name, args or None))
-    nodes.append(graph.add("buffersink"))
-    for upstream, downstream in itertools.pairwise(nodes):
-        upstream.link_to(downstream)
-    graph.configure()
-    frame.pts = 0
-    frame.time_base = time_base
-    graph.push(frame)
-    out = graph.pull()
-    assert isinstance(out, VideoFrame)
-    return out
-
-
-def encode_jpeg(frame: VideoFrame, *, quality: int) -> bytes:
-    """Encode one frame as a baseline JPEG (``quality`` is ffmpeg's ``-q:v``, 2 best, 31 worst)."""
-    codec = av.CodecContext.create("mjpeg", "w")
-    assert isinstance(codec, av.VideoCodecContext)
-    codec.width, codec.height = frame.width, frame.height
-    codec.pix_fmt = "yuvj420p"
-    codec.time_base = Fraction(1, 25)
-    codec.qscale = True
-    codec.global_quality = quality * 118  # FF_QP2LAMBDA: what ``-q:v`` sets
-    frame = frame.reformat(format="yuvj420p")
-    frame.pts = 0
-    packets = codec.encode(frame) + codec.encode(None)
-    return b"".join(bytes(packet) for packet in packets)

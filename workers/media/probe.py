@@ -1,7 +1,7 @@
 """Media facts and plans: probing a video in-process and planning where thumbnails are cut.
 
 ``probe`` reads the object through the same bounded, retrying range reader as the thumbnails
-(``workers.media.rangereader``), opened by ``workers.media.frames.open_container``: only
+(``workers.media.rangereader``), opened by ``workers.media.containers.open_container``: only
 allow-listed containers, no nested opens, a pixel limit before any frame is decoded. Planning is
 pure.
 """
@@ -18,7 +18,7 @@ from av.video.stream import VideoStream
 
 from schema.errors import NotAVideo, VideoTooLarge
 from schema.metadata import MediaInfo
-from workers.media import formats, frames
+from workers.media import containers, formats
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ def probe(
         VideoTooLarge: frames above ``max_pixels``.
         ObjectMissing / StorageUnavailable: from the reader (never a fact about the file).
     """
-    container = frames.open_container(reader, video_key=video_key, max_pixels=max_pixels)
+    container = containers.open_container(reader, video_key=video_key, max_pixels=max_pixels)
     try:
         return describe(
             container, video_key=video_key, size_bytes=size_bytes, max_pixels=max_pixels
@@ -60,12 +60,12 @@ def describe(
         raise NotAVideo("the video stream has no picture size", video_key=video_key)
     if width * height > max_pixels:
         raise VideoTooLarge(video_key=video_key, width=width, height=height, max_pixels=max_pixels)
-    duration = frames.playable_duration_s(container)
+    duration = containers.playable_duration_s(container)
     if duration <= 0:
         raise NotAVideo("the video has no duration", video_key=video_key)
     rotation = _first_frame_rotation(container, video, video_key=video_key)
     display_w, display_h = display_size(
-        width, height, sar=frames.sample_aspect(video), rotation=rotation
+        width, height, sar=containers.sample_aspect(video), rotation=rotation
     )
     audio = next(iter(container.streams.audio), None)
     rate = video.average_rate or video.guessed_rate

@@ -22,7 +22,8 @@ from typing import NamedTuple
 import urllib3
 
 from workers.media import storyboard
-from workers.media.frames import FrameSource, KeyframePictures, Picture, encode_jpeg, open_source
+from workers.media.frames import FrameSource, open_source
+from workers.media.pictures import KeyframePictures, Picture, encode_jpeg
 from workers.media.rangereader import ReadLimits
 
 logger = logging.getLogger(__name__)
