@@ -93,9 +93,14 @@ class Drain:
 def extract(rev: str, dest: Path) -> Path:
     """The tree of commit ``rev`` of this repository, unpacked under ``dest``."""
     archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", "--format=tar", rev], check=True, capture_output=True
-    ).stdout
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        ["git", "-C", str(ROOT), "archive", "--format=tar", rev], check=False, capture_output=True
+    )
+    if archive.returncode != 0:
+        raise SystemExit(
+            f"cannot unpack the baseline {rev}: {archive.stderr.decode().strip()}"
+            " (a shallow clone lacks it: git fetch --unshallow)"
+        )
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
         tar.extractall(dest, filter="data")
     return dest
 
