@@ -3,11 +3,11 @@
 Issue 12 asks for videos/min "at least 1.5x today's in the same harness": two versions of the
 fleet, not two settings of one (FIFO beside lanes on today's code only reorders the same work;
 see ``bench.burst``). So this bench extracts the baseline commit (``git archive``; by default
-the last commit before issue 12's first change) into a directory and runs, one version at a
+``BASELINE_REV``, the code the issue describes) into a directory and runs, one version at a
 time, that version's own worker (``celery -A workers worker -c 2``: two processes) and its own
-``videofleet serve``, each started from its own tree, on one moto S3 server, one Redis broker
-(flushed) and one PostgreSQL database (emptied, then migrated by that version's
-``videofleet migrate``).
+``videofleet serve``, each started from its own tree. Every round gets a fresh moto S3
+server, the one Redis broker flushed, and the one PostgreSQL database emptied and then migrated
+by that version's ``videofleet migrate``.
 
 What the two share is the fleet's outside only: N uploads of the same 3-second clip, notified
 to ``POST /webhook/events`` in Queue-consumer batches of 100 (``{"messages": [...]}``), and
@@ -206,6 +206,8 @@ class Stand:
                     raise SystemExit(f"{version}: webhook answered {answer.status_code} {refused}")
             drain = self._wait(engine, prefix, videos=videos, started_ms=started)
             shares = meter.stop()
+        if not drain.completed_ms:
+            raise SystemExit(f"{version}: no video completed; see {LOGDIR}")
         self._report(version, code, drain, shares)
         return drain
 
