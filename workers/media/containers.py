@@ -31,7 +31,16 @@ IO_BUFFER_BYTES = 16 * 1024
 def open_container(
     reader: io.RawIOBase, *, video_key: str, max_pixels: int
 ) -> av.container.InputContainer:
-    """The allow-listed, no-nested-opens PyAV container behind ``open_source``."""
+    """``reader`` opened as the allowed container its first bytes say it is.
+
+    The probe and every frame source open uploads here, so no demuxer ever sees a format the
+    allow-list does not name or reads a byte from anywhere but ``reader``.
+
+    Raises:
+        NotAVideo: empty, not an allowed container, or not readable as the one it claims.
+        VideoTooLarge: a decoder refused its frames for ``max_pixels``.
+        ObjectMissing / StorageUnavailable: from the reader.
+    """
     head = reader.read(formats.HEAD_BYTES) or b""
     reader.seek(0)
     if not head:
