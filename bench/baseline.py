@@ -292,7 +292,7 @@ def main() -> None:
     )
     parser.add_argument("--rev", default=BASELINE_REV, help="the baseline commit")
     parser.add_argument("--videos", type=int, default=500, help="clips per round (4 rounds)")
-    parser.add_argument("--broker-url", default="redis://127.0.0.1:6379/13", help="flushed")
+    parser.add_argument("--broker-url", default="redis://127.0.0.1:6379/12", help="flushed")
     parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL, help="emptied")
     args = parser.parse_args()
     versus(
