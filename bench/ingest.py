@@ -413,7 +413,7 @@ def bench_kombu_loop(broker_url: str, events: int) -> Measurement:
                     "root_id": task_id,
                     "argsrepr": repr((task_id,)),
                 }
-                producer.events.publish(
+                producer.publish(
                     ([task_id], kwargs, {**embed, "chain": chain}),
                     exchange=exchange,
                     routing_key=routing_key,
