@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 import subprocess
 import sys
 import tarfile
@@ -45,6 +44,7 @@ from bench.fleetstack import (
     BURST_POLL_S,
     ENDED,
     LOGDIR,
+    fleet_env,
     now_ms,
     start_moto,
     upload_many,
@@ -161,17 +161,14 @@ class Stand:
         prefix = f"{version}-{round_no}/"
         with ExitStack() as stack:
             moto, endpoint = start_moto(stack, log=LOGDIR / "baseline-moto.log")
-            env = {
-                **os.environ,
-                "PYTHONPATH": str(code),
-                "DATABASE_URL": self.database_url,
-                "BROKER_URL": self.broker_url,
-                "S3_ENDPOINT_URL": endpoint,
-                "S3_BUCKET": BUCKET,
-                "LOG_LEVEL": "WARNING",
-                "WEBHOOK_TOKEN": WEBHOOK_TOKEN,
-                "ACCESS_DISABLED": "true",
-            }
+            env = fleet_env(
+                database_url=self.database_url,
+                broker_url=self.broker_url,
+                endpoint=endpoint,
+                PYTHONPATH=str(code),
+                WEBHOOK_TOKEN=WEBHOOK_TOKEN,
+                ACCESS_DISABLED="true",
+            )
             subprocess.run(
                 [sys.executable, "-m", "producer", "migrate"],
                 cwd=code, env=env, check=True, stdout=subprocess.DEVNULL,

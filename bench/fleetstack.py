@@ -64,15 +64,12 @@ class Fleet:
         self, stack: ExitStack, *, broker_url: str, database_url: str, stamp_redis_url: str
     ) -> None:
         self.moto, endpoint = start_moto(stack, log=LOGDIR / "moto.log")
-        self.env = {
-            **os.environ,
-            "DATABASE_URL": database_url,
-            "BROKER_URL": broker_url,
-            "S3_ENDPOINT_URL": endpoint,
-            "S3_BUCKET": BUCKET,
-            "LOG_LEVEL": "WARNING",
-            "BENCH_STAMP_REDIS_URL": stamp_redis_url,
-        }
+        self.env = fleet_env(
+            database_url=database_url,
+            broker_url=broker_url,
+            endpoint=endpoint,
+            BENCH_STAMP_REDIS_URL=stamp_redis_url,
+        )
         self.settings = Settings(
             **{k.lower(): v for k, v in self.env.items() if k.lower() in Settings.model_fields}
         )
@@ -190,6 +187,19 @@ class Fleet:
         while (stamp := self.redis.get(f"bench:noop:{chain_id}")) is None:
             time.sleep(POLL_S)
         return int(stamp) - started
+
+
+def fleet_env(*, database_url: str, broker_url: str, endpoint: str, **extra: str) -> dict[str, str]:
+    """The environment every fleet process of a bench gets: its database, broker and S3."""
+    return {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "BROKER_URL": broker_url,
+        "S3_ENDPOINT_URL": endpoint,
+        "S3_BUCKET": BUCKET,
+        "LOG_LEVEL": "WARNING",
+        **extra,
+    }
 
 
 def start_moto(stack: ExitStack, *, log: Path) -> tuple[subprocess.Popen[bytes], str]:
